@@ -1,0 +1,67 @@
+package api
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+)
+
+// snapshotsBody is the JSON answer of GET /v1/snapshots.
+type snapshotsBody struct {
+	Snapshots []any `json:"snapshots"`
+}
+
+// followersBody is the JSON answer of GET /v1/followers.
+type followersBody struct {
+	Followers []FollowerInfo `json:"followers"`
+}
+
+// statusBody returns s as it is encoded: with a "progress" object even when there is none.
+func statusBody(s Status) Status {
+	if s.Progress == nil {
+		s.Progress = &Progress{}
+	}
+	return s
+}
+
+// serveReadyz answers 200 with the status object when the node is ready, else 503 with it.
+func (h *handler) serveReadyz(w http.ResponseWriter) {
+	s := h.node.Status()
+	status := http.StatusServiceUnavailable
+	if s.State == StateReady {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, statusBody(s))
+}
+
+// serveSnapshots answers POST (take a snapshot now, 201 with its manifest) and GET (the manifests, newest first).
+func (h *handler) serveSnapshots(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost {
+		m, err := h.cfg.Snapshots.CreateSnapshot(r.Context())
+		if err != nil {
+			h.writeFailure(w, r, "create snapshot", err)
+			return
+		}
+		writeJSON(w, http.StatusCreated, m)
+		return
+	}
+	list, err := h.cfg.Snapshots.ListSnapshots(r.Context())
+	if err != nil {
+		h.writeFailure(w, r, "list snapshots", err)
+		return
+	}
+	if list == nil {
+		list = []any{}
+	}
+	writeJSON(w, http.StatusOK, snapshotsBody{Snapshots: list})
+}
+
+// serveFollowers answers GET /v1/followers, sorted by id.
+func (h *handler) serveFollowers(w http.ResponseWriter) {
+	fs := h.cfg.Followers.Followers()
+	if fs == nil {
+		fs = []FollowerInfo{}
+	}
+	slices.SortFunc(fs, func(a, b FollowerInfo) int { return strings.Compare(a.ID, b.ID) })
+	writeJSON(w, http.StatusOK, followersBody{Followers: fs})
+}

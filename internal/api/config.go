@@ -1,0 +1,90 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/replikv/replikv/internal/metrics"
+	"go.uber.org/zap"
+)
+
+// Defaults and limits of the handler.
+const (
+	// DefaultReadTimeout is the longest wait of a strong or min_seq read without a timeout parameter.
+	DefaultReadTimeout = 5 * time.Second
+	// DefaultMaxReadTimeout is the largest timeout parameter a read may ask for.
+	DefaultMaxReadTimeout = 5 * time.Minute
+	// DefaultWriteTimeout bounds a write from the handler's side.
+	DefaultWriteTimeout = 30 * time.Second
+	// DefaultListLimit is the page size of a list without a limit parameter.
+	DefaultListLimit = 1000
+	// MaxListLimit is the largest limit parameter of a list.
+	MaxListLimit = 10000
+	// HeaderSeq is the header every answer carries: the answering node's applied sequence.
+	HeaderSeq = "Replikv-Seq"
+)
+
+// Config is the handler's configuration. Node and exactly one write path (Writer on a leader, Redirector on a
+// follower) are required; the rest is optional.
+type Config struct {
+	// Node serves status, reads and consistency waits. Required.
+	Node Node
+	// Writer is the leader's write path. When set, Redirector is ignored.
+	Writer Writer
+	// Redirector sends a follower's writers to the leader (307). Used when Writer is nil.
+	Redirector Redirector
+	// Snapshots serves /v1/snapshots (leader only). Nil answers 404 "leader-only endpoint".
+	Snapshots Snapshotter
+	// Followers serves /v1/followers (leader only). Nil answers 404 "leader-only endpoint".
+	Followers FollowerLister
+	// AuthToken, when not empty, is required as "Authorization: Bearer <token>" on every /v1/ request. It is never
+	// logged.
+	AuthToken string
+	// Metrics receives read and write latencies and serves /metrics. Nil disables both (/metrics answers 404).
+	Metrics *metrics.Metrics
+	// Logger is the handler's logger; nil means zap.NewNop().
+	Logger *zap.Logger
+	// ReadTimeout is the wait of strong and min_seq reads without a timeout parameter. Zero means
+	// DefaultReadTimeout.
+	ReadTimeout time.Duration
+	// MaxReadTimeout is the largest accepted timeout parameter; larger ones answer 400. Zero means
+	// DefaultMaxReadTimeout.
+	MaxReadTimeout time.Duration
+	// WriteTimeout bounds each call to Writer.Write; past it the answer is 504 timeout. It must exceed the leader's
+	// --sync-timeout so that unconfirmed sync writes answer 202. Zero means DefaultWriteTimeout.
+	WriteTimeout time.Duration
+}
+
+// errConfig is wrapped by every configuration error of NewHandler.
+var errConfig = errors.New("invalid config")
+
+// withDefaults checks c and fills the zero fields with defaults.
+func (c Config) withDefaults() (Config, error) {
+	if c.Node == nil {
+		return c, fmt.Errorf("api: %w: Node is required", errConfig)
+	}
+	if c.Writer == nil && c.Redirector == nil {
+		return c, fmt.Errorf("api: %w: Writer (leader) or Redirector (follower) is required", errConfig)
+	}
+	if c.ReadTimeout < 0 || c.MaxReadTimeout < 0 || c.WriteTimeout < 0 {
+		return c, fmt.Errorf("api: %w: negative timeout", errConfig)
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = DefaultReadTimeout
+	}
+	if c.MaxReadTimeout == 0 {
+		c.MaxReadTimeout = DefaultMaxReadTimeout
+	}
+	if c.ReadTimeout > c.MaxReadTimeout {
+		return c, fmt.Errorf("api: %w: ReadTimeout %s exceeds MaxReadTimeout %s", errConfig, c.ReadTimeout,
+			c.MaxReadTimeout)
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	return c, nil
+}

@@ -1,0 +1,144 @@
+package api
+
+import (
+	"context"
+	"time"
+
+	"github.com/replikv/replikv/internal/apply"
+)
+
+// Roles and states of the status object, as the contract spells them.
+const (
+	RoleLeader   = "leader"
+	RoleFollower = "follower"
+
+	StateStarting   = "starting"
+	StateRestoring  = "restoring"
+	StateCatchingUp = "catching_up"
+	StateReady      = "ready"
+	StateDegraded   = "degraded"
+	StateFailed     = "failed"
+)
+
+// Progress is the onboarding progress of a follower: BytesDone and BytesTotal while restoring, TargetSeq while
+// catching up. The handler always emits the "progress" object, as {} when there is nothing to report, so clients can
+// read its fields without checking for its presence.
+type Progress struct {
+	BytesDone  int64  `json:"bytes_done,omitempty"`
+	BytesTotal int64  `json:"bytes_total,omitempty"`
+	TargetSeq  uint64 `json:"target_seq,omitempty"`
+}
+
+// Status is the status object of GET /v1/status and /readyz. State is one of the State* constants; /readyz answers
+// 200 only when it is StateReady. Error is set in the degraded and failed states. A nil Progress is emitted as {}.
+type Status struct {
+	Role        string    `json:"role"`
+	ID          string    `json:"id"`
+	State       string    `json:"state"`
+	AppliedSeq  uint64    `json:"applied_seq"`
+	LogLastSeq  uint64    `json:"log_last_seq"`
+	Lag         uint64    `json:"lag"`
+	SnapshotSeq uint64    `json:"snapshot_seq"`
+	Progress    *Progress `json:"progress,omitempty"`
+	Error       string    `json:"error,omitempty"`
+}
+
+// Item is one entry of a list page. Value is nil unless values were asked for.
+type Item struct {
+	Key     []byte
+	Version uint64
+	Value   []byte
+}
+
+// View is a consistent point-in-time view of the store: every method answers from the same state, at sequence Seq.
+// A View is used by one request (one goroutine) and closed once; the handler always calls Close.
+type View interface {
+	// Seq is the applied sequence of the view; it is the Replikv-Seq of every read served from it.
+	Seq() uint64
+	// Get returns the value and version of key. The error wraps ErrNotFound (= apply.ErrNotFound) when the key is
+	// absent. The returned slice may be retained by the caller until Close.
+	Get(key []byte) (value []byte, version uint64, err error)
+	// List returns at most limit items (limit >= 1) whose keys start with prefix and are strictly greater than
+	// after (nil after = from the start), in byte order of the key; values only when values is true. next is the key
+	// to pass as after for the following page, and is empty when no item follows.
+	List(prefix, after []byte, limit int, values bool) (items []Item, next []byte, err error)
+	// Digest returns the number of live keys and the state digest (lower-case hex SHA-256, see the contract).
+	Digest() (keys uint64, digest string, err error)
+	// Close releases the view. It is called exactly once.
+	Close() error
+}
+
+// Node is what every role provides to the handler. All methods are safe for concurrent use.
+type Node interface {
+	// Status returns the current status object.
+	Status() Status
+	// Applied returns the last applied log sequence; it is the Replikv-Seq of answers not served from a view.
+	Applied() uint64
+	// View opens a point-in-time view of the store. It returns an error wrapping ErrUnavailable when no store is
+	// open (e.g. in the middle of a re-bootstrap).
+	View(ctx context.Context) (View, error)
+	// WaitApplied blocks until the node has applied seq, and returns nil then. It returns ctx.Err() when ctx ends
+	// first, and may return ErrUnavailable when the node can no longer get there (e.g. it failed).
+	WaitApplied(ctx context.Context, seq uint64) error
+	// StrongTarget returns the replication log's last sequence as of now: a follower asks NATS, a leader returns its
+	// applied sequence. The handler retries failures with a backoff until the read's timeout, so an implementation
+	// should fail (or honor ctx) rather than block past ctx.
+	StrongTarget(ctx context.Context) (uint64, error)
+}
+
+// WriteRequest is one validated write: Key passed apply.ValidateKey and Value (nil for a delete) is at most
+// apply.MaxValueLen bytes. The Writer may retain Key and Value.
+type WriteRequest struct {
+	Op    apply.Op
+	Key   []byte
+	Value []byte
+	Cond  apply.Cond
+}
+
+// WriteResult is the outcome of a committed write. Version is the log sequence of the write. When SyncRequired
+// (the leader runs with --sync-followers K > 0), Replicated is the number of ready followers that confirmed it and
+// Confirmed whether that reached K before the sync timeout; the answer is then 202 when !Confirmed, else 200.
+type WriteResult struct {
+	Version      uint64
+	Replicated   int
+	SyncRequired bool
+	Confirmed    bool
+}
+
+// Writer is the leader's write path. Write returns only once the write is committed (in the log and applied
+// locally) or has failed. Errors, compared with errors.Is: apply.ErrPrecondition (412), apply.ErrNotFound (404, delete
+// of an absent key), ErrNotLeader (503 not_leader), ErrUnavailable (503 unavailable), ctx's deadline (504 timeout:
+// the write's outcome is unknown). Safe for concurrent use.
+type Writer interface {
+	Write(ctx context.Context, req WriteRequest) (WriteResult, error)
+}
+
+// Redirector is the follower's write path. LeaderURL returns the leader's advertised base URL (scheme, host and
+// port, no path), or an error wrapping ErrNoLeader when no live leader is known. Safe for concurrent use.
+type Redirector interface {
+	LeaderURL(ctx context.Context) (string, error)
+}
+
+// Snapshotter is the leader's snapshot control. The manifests it returns are encoded as JSON as they are. Errors:
+// ErrSnapshotBusy (409), ErrNotLeader (503 not_leader), ErrUnavailable (503). Safe for concurrent use.
+type Snapshotter interface {
+	// CreateSnapshot takes a snapshot now and returns its manifest once it is stored.
+	CreateSnapshot(ctx context.Context) (any, error)
+	// ListSnapshots returns the manifests of the stored snapshots, newest first.
+	ListSnapshots(ctx context.Context) ([]any, error)
+}
+
+// FollowerInfo is one follower as the leader last heard of it. LastSeen is encoded in RFC 3339.
+type FollowerInfo struct {
+	ID         string    `json:"id"`
+	State      string    `json:"state"`
+	AppliedSeq uint64    `json:"applied_seq"`
+	Lag        uint64    `json:"lag"`
+	LastSeen   time.Time `json:"last_seen"`
+}
+
+// FollowerLister is the leader's view of its followers. Followers returns a slice the caller may keep and reorder;
+// the handler sorts it by ID. Safe for concurrent use.
+type FollowerLister interface {
+	Followers() []FollowerInfo
+}

@@ -1,0 +1,223 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Backoff of the StrongTarget retries.
+const (
+	strongBackoffMin = 5 * time.Millisecond
+	strongBackoffMax = 250 * time.Millisecond
+)
+
+// Read kinds, the "kind" label of the read latency metric.
+const (
+	kindGet    = "get"
+	kindList   = "list"
+	kindDigest = "digest"
+)
+
+// listItem is one item of a list answer; Value is present only with values=true.
+type listItem struct {
+	Key     string  `json:"key"`
+	Version uint64  `json:"version"`
+	Value   *[]byte `json:"value,omitempty"`
+}
+
+// listBody is the JSON answer of a list.
+type listBody struct {
+	Items []listItem `json:"items"`
+	Next  string     `json:"next"`
+	Seq   uint64     `json:"seq"`
+}
+
+// digestBody is the JSON answer of /v1/digest.
+type digestBody struct {
+	Seq    uint64 `json:"seq"`
+	Keys   uint64 `json:"keys"`
+	Digest string `json:"digest"`
+}
+
+// serveGet answers GET and HEAD of one key with its raw value.
+func (h *handler) serveGet(w *responseWriter, r *http.Request, escapedKey string) {
+	defer h.observeRead(kindGet, w, time.Now())
+	key, err := parseKey(escapedKey)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, CodeInvalidKey, msgInvalidKey)
+		return
+	}
+	view, ok := h.openView(w, r, nil)
+	if !ok {
+		return
+	}
+	defer h.closeView(view)
+	value, version, err := view.Get(key)
+	if err != nil {
+		h.writeFailure(w, r, kindGet, err)
+		return
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/octet-stream")
+	hdr.Set("Content-Length", strconv.Itoa(len(value)))
+	hdr.Set("ETag", etag(version))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(value) // the client may be gone; nothing to do about it
+	}
+}
+
+// serveList answers GET /v1/kv.
+func (h *handler) serveList(w *responseWriter, r *http.Request) {
+	defer h.observeRead(kindList, w, time.Now())
+	var opts listOptions
+	view, ok := h.openView(w, r, func(q url.Values) (err error) {
+		opts, err = parseListOptions(q)
+		return err
+	})
+	if !ok {
+		return
+	}
+	defer h.closeView(view)
+	items, next, err := view.List(opts.prefix, opts.after, opts.limit, opts.values)
+	if err != nil {
+		h.writeFailure(w, r, kindList, err)
+		return
+	}
+	body := listBody{Items: make([]listItem, len(items)), Next: string(next), Seq: view.Seq()}
+	for i := range items {
+		it := &items[i]
+		body.Items[i] = listItem{Key: string(it.Key), Version: it.Version}
+		if opts.values {
+			if it.Value == nil {
+				it.Value = []byte{} // encode "" rather than null
+			}
+			body.Items[i].Value = &it.Value
+		}
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// serveDigest answers GET /v1/digest from one view.
+func (h *handler) serveDigest(w *responseWriter, r *http.Request) {
+	defer h.observeRead(kindDigest, w, time.Now())
+	view, ok := h.openView(w, r, nil)
+	if !ok {
+		return
+	}
+	defer h.closeView(view)
+	keys, digest, err := view.Digest()
+	if err != nil {
+		h.writeFailure(w, r, kindDigest, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, digestBody{Seq: view.Seq(), Keys: keys, Digest: digest})
+}
+
+// openView parses the read's query (the consistency parameters, and the rest with extra when not nil), waits for
+// the consistency asked for, and opens a view whose sequence becomes the answer's Replikv-Seq. On failure it has
+// answered and returns false.
+func (h *handler) openView(w http.ResponseWriter, r *http.Request, extra func(url.Values) error) (View, bool) {
+	q, err := parseQuery(r.URL.RawQuery)
+	var opts readOptions
+	if err == nil {
+		opts, err = parseReadOptions(q, h.cfg.ReadTimeout, h.cfg.MaxReadTimeout)
+	}
+	if err == nil && extra != nil {
+		err = extra(q)
+	}
+	if err != nil {
+		h.writeRequestError(w, err)
+		return nil, false
+	}
+	if opts.waits() {
+		if err := h.waitConsistent(r.Context(), opts); err != nil {
+			h.writeFailure(w, r, "wait", err)
+			return nil, false
+		}
+	}
+	view, err := h.node.View(r.Context())
+	if err != nil {
+		h.writeFailure(w, r, "view", err)
+		return nil, false
+	}
+	setSeq(w.Header(), view.Seq())
+	return view, true
+}
+
+// closeView closes a view, logging a failure (the answer is already on its way).
+func (h *handler) closeView(v View) {
+	if err := v.Close(); err != nil {
+		h.log.Warn("close view", zap.Error(err))
+	}
+}
+
+// waitConsistent waits, for at most opts.timeout, until the node has applied the strong target and opts.minSeq. It
+// returns an error wrapping context.DeadlineExceeded on timeout (504).
+//
+// A failing StrongTarget (a follower cut off from NATS) is retried with a capped backoff until the timeout rather
+// than answered 503 at once: the follower may be reconnecting, and the client asked to wait that long.
+func (h *handler) waitConsistent(ctx context.Context, opts readOptions) error {
+	ctx, cancel := context.WithTimeout(ctx, opts.timeout)
+	defer cancel()
+	target := opts.minSeq
+	if opts.strong {
+		t, err := h.strongTarget(ctx)
+		if err != nil {
+			return err
+		}
+		target = max(target, t)
+	}
+	if target == 0 {
+		return nil
+	}
+	if err := h.node.WaitApplied(ctx, target); err != nil {
+		return fmt.Errorf("api: wait for %d: %w", target, err)
+	}
+	return nil
+}
+
+// strongTarget calls Node.StrongTarget until it succeeds or ctx ends.
+func (h *handler) strongTarget(ctx context.Context) (uint64, error) {
+	backoff := strongBackoffMin
+	var timer *time.Timer
+	for {
+		t, err := h.node.StrongTarget(ctx)
+		if err == nil {
+			return t, nil
+		}
+		if ctx.Err() != nil {
+			if !errors.Is(ctx.Err(), context.Canceled) {
+				h.log.Warn("strong read: log position unavailable until timeout", zap.Error(err))
+			}
+			return 0, fmt.Errorf("api: strong target: %w", ctx.Err())
+		}
+		h.log.Debug("strong read: log position unavailable, retrying", zap.Error(err))
+		if timer == nil {
+			timer = time.NewTimer(backoff)
+			defer timer.Stop()
+		} else {
+			timer.Reset(backoff)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("api: strong target: %w", ctx.Err())
+		case <-timer.C:
+		}
+		backoff = min(2*backoff, strongBackoffMax)
+	}
+}
+
+// observeRead records a read's latency by kind and status.
+func (h *handler) observeRead(kind string, w *responseWriter, start time.Time) {
+	if h.cfg.Metrics != nil {
+		h.cfg.Metrics.ReadDuration.WithLabelValues(kind, strconv.Itoa(w.status)).Observe(time.Since(start).Seconds())
+	}
+}

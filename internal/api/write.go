@@ -1,0 +1,162 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/replikv/replikv/internal/apply"
+	"go.uber.org/zap"
+)
+
+// writeBody is the JSON answer of a successful write. Replicated is present only when the leader syncs followers.
+type writeBody struct {
+	Key        string `json:"key"`
+	Version    uint64 `json:"version"`
+	Replicated *int   `json:"replicated,omitempty"`
+}
+
+// serveKey handles /v1/kv/{key} for every method.
+func (h *handler) serveKey(w *responseWriter, r *http.Request, escapedKey string) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		h.serveGet(w, r, escapedKey)
+	case http.MethodPut:
+		h.serveWrite(w, r, apply.OpPut, escapedKey)
+	case http.MethodDelete:
+		h.serveWrite(w, r, apply.OpDelete, escapedKey)
+	default:
+		allowMethod(w, r, allowKey)
+	}
+}
+
+// serveWrite handles PUT and DELETE: validates the key and preconditions, then writes on a leader or redirects on a
+// follower. Nothing reaches the Writer before the whole request has been validated.
+func (h *handler) serveWrite(w *responseWriter, r *http.Request, op apply.Op, escapedKey string) {
+	start := time.Now()
+	defer h.observeWrite(op, w, start)
+
+	key, err := parseKey(escapedKey)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, CodeInvalidKey, msgInvalidKey)
+		return
+	}
+	cond, err := parseCond(r.Header)
+	if err != nil {
+		h.writeRequestError(w, err)
+		return
+	}
+	if h.cfg.Writer == nil {
+		h.redirect(w, r)
+		return
+	}
+	var value []byte
+	if op == apply.OpPut {
+		if value, err = readValue(w.ResponseWriter, r); err != nil {
+			h.writeRequestError(w, err)
+			return
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.WriteTimeout)
+	defer cancel()
+	res, err := h.cfg.Writer.Write(ctx, WriteRequest{Op: op, Key: key, Value: value, Cond: cond})
+	if err != nil {
+		h.writeFailure(w, r, op.String(), err)
+		return
+	}
+	body := writeBody{Key: string(key), Version: res.Version}
+	status := http.StatusOK
+	if res.SyncRequired {
+		body.Replicated = &res.Replicated
+		if !res.Confirmed {
+			status = http.StatusAccepted
+		}
+	}
+	if op == apply.OpPut {
+		w.Header().Set("ETag", etag(res.Version))
+	}
+	writeJSON(w, status, body)
+}
+
+// redirect answers a follower's write with 307 to the same path and query on the leader. The body is never read.
+func (h *handler) redirect(w http.ResponseWriter, r *http.Request) {
+	base, err := h.cfg.Redirector.LeaderURL(r.Context())
+	if err == nil && base == "" {
+		err = ErrNoLeader
+	}
+	if err != nil {
+		if !errors.Is(err, ErrNoLeader) && !errors.Is(err, context.Canceled) {
+			h.log.Warn("leader lookup failed", zap.Error(err))
+			err = ErrUnavailable
+		}
+		h.writeFailure(w, r, "redirect", err)
+		return
+	}
+	target := r.RequestURI
+	if !strings.HasPrefix(target, "/") { // absolute-form request target: rebuild path and query
+		target = r.URL.EscapedPath()
+		if r.URL.RawQuery != "" {
+			target += "?" + r.URL.RawQuery
+		}
+	}
+	w.Header().Set("Location", strings.TrimRight(base, "/")+target)
+	w.WriteHeader(http.StatusTemporaryRedirect)
+}
+
+// readValue reads the request body as a value: at most apply.MaxValueLen bytes, never reading more than one byte
+// past the limit. A declared or actual length above the limit returns apply.ErrValueTooLarge.
+func readValue(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if r.ContentLength > apply.MaxValueLen {
+		return nil, apply.ErrValueTooLarge
+	}
+	body := r.Body
+	if r.ContentLength >= 0 {
+		buf := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(body, buf); err != nil {
+			return nil, badRequest("request body shorter than its Content-Length")
+		}
+		return buf, nil
+	}
+	buf, err := io.ReadAll(body)
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, apply.ErrValueTooLarge
+		}
+		return nil, badRequest("cannot read request body")
+	}
+	if buf == nil {
+		buf = []byte{}
+	}
+	return buf, nil
+}
+
+// writeRequestError answers a parse failure: 400 invalid_request with the parser's message, 413 for a value over
+// the limit.
+func (h *handler) writeRequestError(w http.ResponseWriter, err error) {
+	if errors.Is(err, apply.ErrValueTooLarge) {
+		writeError(w, http.StatusRequestEntityTooLarge, CodeValueTooLarge, msgValueTooLarge)
+		return
+	}
+	if re, ok := errors.AsType[*requestError](err); ok {
+		writeError(w, http.StatusBadRequest, CodeInvalidRequest, re.msg)
+		return
+	}
+	writeError(w, http.StatusBadRequest, CodeInvalidRequest, "bad request")
+}
+
+// etag formats a version as the ETag header value.
+func etag(version uint64) string {
+	return `"` + strconv.FormatUint(version, 10) + `"`
+}
+
+// observeWrite records a write's latency by operation and status.
+func (h *handler) observeWrite(op apply.Op, w *responseWriter, start time.Time) {
+	if h.cfg.Metrics != nil {
+		h.cfg.Metrics.WriteDuration.WithLabelValues(op.String(), strconv.Itoa(w.status)).
+			Observe(time.Since(start).Seconds())
+	}
+}

@@ -1,0 +1,414 @@
+// Package config parses the binaries' flags and REPLIKV_* environment variables into validated configurations.
+//
+// Every flag can also be set by an environment variable: REPLIKV_ + the flag name in upper case with '-' as '_'.
+// A flag given on the command line wins over the environment. An invalid value is reported as an error naming the
+// flag; the binaries exit with code 2 on it.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ErrUsage marks an invalid command line or environment value. The binaries exit with code 2 on it.
+var ErrUsage = errors.New("usage error")
+
+// ErrHelp is returned when -h or --help was asked for; usage has been printed and the binary exits 0.
+var ErrHelp = flag.ErrHelp
+
+// EnvPrefix is the prefix of every environment variable that sets a flag.
+const EnvPrefix = "REPLIKV_"
+
+// Common holds the settings both binaries take.
+type Common struct {
+	// DataDir holds local state (the store, the embedded NATS data, the leader id); created if missing.
+	DataDir string
+	// HTTPAddr is the HTTP API listen address; port 0 picks a free port.
+	HTTPAddr string
+	// NATSURL lists the NATS servers, comma-separated. Empty on the leader runs an embedded server.
+	NATSURL string
+	// Stream is the JetStream stream name of the replication log.
+	Stream string
+	// Snapshots is the snapshot store: file:///abs/dir or s3://bucket/prefix.
+	Snapshots string
+	// S3Endpoint is host:port of an S3-compatible server; empty means AWS.
+	S3Endpoint string
+	// S3Insecure uses plain HTTP to the S3 endpoint.
+	S3Insecure bool
+	// S3Region is the S3 region.
+	S3Region string
+	// AuthToken, when set, is required as a Bearer token on every /v1/ request. Never logged.
+	AuthToken string
+	// LogLevel is debug, info, warn or error.
+	LogLevel string
+	// AWS credentials, read from the AWS_* environment only (never from flags). Never logged.
+	AWSAccessKeyID, AWSSecretAccessKey, AWSSessionToken string
+}
+
+// Leader is the leader's configuration.
+type Leader struct {
+	Common
+	// NATSListen is the client address of the embedded NATS server (only without NATSURL); port 0 picks a free port.
+	NATSListen string
+	// NATSSyncInterval is the embedded JetStream's fsync interval; 0 keeps the server default (2 minutes).
+	NATSSyncInterval time.Duration
+	// NATSSyncAlways makes the embedded JetStream fsync every write before acknowledging it.
+	NATSSyncAlways bool
+	// AdvertiseURL is the URL followers send writers to; empty means http:// + the bound HTTP address.
+	AdvertiseURL string
+	// SnapshotInterval is how often a snapshot is taken if the log moved; 0 means only on demand.
+	SnapshotInterval time.Duration
+	// SnapshotKeep is how many snapshots are kept in the store; at least 2.
+	SnapshotKeep int
+	// SyncFollowers is how many ready followers must apply a write before it is confirmed; 0 = asynchronous.
+	SyncFollowers int
+	// SyncTimeout is how long a write waits for SyncFollowers before answering 202.
+	SyncTimeout time.Duration
+	// StreamReplicas is the replica count used when the stream is created (1 for a single server, 3 for a cluster).
+	StreamReplicas int
+}
+
+// Follower is the follower's configuration.
+type Follower struct {
+	Common
+	// ID is the unique follower id shown by the leader; derived from the host name and data dir when empty.
+	ID string
+	// ReadyLag is how many log entries behind the follower may be and still report ready.
+	ReadyLag uint64
+}
+
+type parser struct {
+	fs *flag.FlagSet
+	// checks run after parsing, in order; each names its flag.
+	checks []func() error
+}
+
+func newParser(name string, stderr io.Writer) *parser {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return &parser{fs: fs}
+}
+
+func (p *parser) check(fn func() error) { p.checks = append(p.checks, fn) }
+
+// EnvName returns the environment variable that sets flag name.
+func EnvName(name string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// parse parses args, then fills every flag not given on the command line from the environment, then validates.
+func (p *parser) parse(args []string, getenv func(string) string) error {
+	p.fs.Usage = func() {
+		fmt.Fprintf(p.fs.Output(), "Usage of %s:\n", p.fs.Name())
+		p.fs.VisitAll(func(f *flag.Flag) {
+			fmt.Fprintf(p.fs.Output(), "  --%s (env %s, default %q)\n    \t%s\n", f.Name, EnvName(f.Name), f.DefValue, f.Usage)
+		})
+	}
+	if err := p.fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ErrHelp
+		}
+		return fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	if p.fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", ErrUsage, p.fs.Arg(0))
+	}
+	set := map[string]bool{}
+	p.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var envErr error
+	p.fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || envErr != nil {
+			return
+		}
+		if v := getenv(EnvName(f.Name)); v != "" {
+			if err := p.fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("%w: invalid value for --%s from %s: %w", ErrUsage, f.Name, EnvName(f.Name), err)
+			}
+		}
+	})
+	if envErr != nil {
+		return envErr
+	}
+	for _, c := range p.checks {
+		if err := c(); err != nil {
+			return fmt.Errorf("%w: %w", ErrUsage, err)
+		}
+	}
+	return nil
+}
+
+func (p *parser) common(c *Common, role string, defaultHTTP, defaultNATS string, getenv func(string) string) {
+	fs := p.fs
+	fs.StringVar(&c.DataDir, "data-dir", "./data/"+role, "local state; created if missing")
+	fs.StringVar(&c.HTTPAddr, "http-addr", defaultHTTP, "HTTP API listen address; port 0 picks a free port")
+	natsHelp := "the NATS server(s), comma-separated"
+	if role == "leader" {
+		natsHelp += "; empty runs an embedded NATS server"
+	}
+	fs.StringVar(&c.NATSURL, "nats-url", defaultNATS, natsHelp)
+	fs.StringVar(&c.Stream, "stream", "REPLIKV", "JetStream stream name")
+	defSnap := "./data/snapshots"
+	if abs, err := filepath.Abs(defSnap); err == nil {
+		defSnap = abs
+	}
+	fs.StringVar(&c.Snapshots, "snapshots", "file://"+defSnap, "snapshot store: file:///abs/dir or s3://bucket/prefix")
+	fs.StringVar(&c.S3Endpoint, "s3-endpoint", "", "host:port of an S3-compatible server; empty = AWS")
+	fs.BoolVar(&c.S3Insecure, "s3-insecure", false, "plain HTTP to the S3 endpoint")
+	fs.StringVar(&c.S3Region, "s3-region", "us-east-1", "S3 region")
+	fs.StringVar(&c.AuthToken, "auth-token", "", "when set, every /v1/ request needs Authorization: Bearer <token>")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+
+	p.check(func() error {
+		if strings.TrimSpace(c.DataDir) == "" {
+			return errors.New("--data-dir must not be empty")
+		}
+		return nil
+	})
+	p.check(func() error { return checkHostPort("--http-addr", c.HTTPAddr) })
+	p.check(func() error {
+		if role == "follower" && c.NATSURL == "" {
+			return errors.New("--nats-url must not be empty")
+		}
+		return checkNATSURLs("--nats-url", c.NATSURL)
+	})
+	p.check(func() error { return CheckStream(c.Stream) })
+	p.check(func() error { return checkSnapshotsURL(c.Snapshots) })
+	p.check(func() error {
+		if c.S3Endpoint == "" {
+			return nil
+		}
+		return checkHostPort("--s3-endpoint", c.S3Endpoint)
+	})
+	p.check(func() error {
+		if c.S3Region == "" {
+			return errors.New("--s3-region must not be empty")
+		}
+		return nil
+	})
+	p.check(func() error {
+		switch c.LogLevel {
+		case "debug", "info", "warn", "error":
+			return nil
+		}
+		return fmt.Errorf("--log-level: %q is not one of debug, info, warn, error", c.LogLevel)
+	})
+	p.check(func() error {
+		c.AWSAccessKeyID = getenv("AWS_ACCESS_KEY_ID")
+		c.AWSSecretAccessKey = getenv("AWS_SECRET_ACCESS_KEY")
+		c.AWSSessionToken = getenv("AWS_SESSION_TOKEN")
+		return nil
+	})
+}
+
+// ParseLeader parses the leader's flags and environment. Errors wrap ErrUsage (exit 2) or are ErrHelp (exit 0).
+func ParseLeader(args []string, getenv func(string) string, stderr io.Writer) (Leader, error) {
+	var c Leader
+	p := newParser("leader", stderr)
+	p.common(&c.Common, "leader", "127.0.0.1:8080", "", getenv)
+	fs := p.fs
+	fs.StringVar(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "client address of the embedded NATS server (only without --nats-url); port 0 picks a free port")
+	syncFlag := &natsSync{}
+	fs.Var(syncFlag, "nats-sync-interval", "embedded JetStream fsync: 'default' (server default, 2m: acknowledged writes may not be on disk yet), 'always' (fsync every write), or a duration")
+	fs.StringVar(&c.AdvertiseURL, "advertise-url", "", "the URL followers send writers to; default http:// + the bound HTTP address")
+	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", 5*time.Minute, "take a snapshot this often if the log moved; 0 = only on demand")
+	fs.IntVar(&c.SnapshotKeep, "snapshot-keep", 3, "snapshots kept in the store; never fewer than 2")
+	fs.IntVar(&c.SyncFollowers, "sync-followers", 0, "a write is confirmed only after this many ready followers applied it (0 = asynchronous)")
+	fs.DurationVar(&c.SyncTimeout, "sync-timeout", 5*time.Second, "how long a write waits for --sync-followers")
+	fs.IntVar(&c.StreamReplicas, "stream-replicas", 1, "replicas of the stream when it is created (3 on a clustered JetStream)")
+	p.check(func() error { return checkHostPort("--nats-listen", c.NATSListen) })
+	p.check(func() error {
+		c.NATSSyncInterval, c.NATSSyncAlways = syncFlag.interval, syncFlag.always
+		return nil
+	})
+	p.check(func() error {
+		if c.AdvertiseURL == "" {
+			return nil
+		}
+		u, err := url.Parse(c.AdvertiseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("--advertise-url: %q is not an http(s) URL", c.AdvertiseURL)
+		}
+		c.AdvertiseURL = strings.TrimRight(c.AdvertiseURL, "/")
+		return nil
+	})
+	p.check(func() error {
+		if c.SnapshotInterval < 0 {
+			return errors.New("--snapshot-interval must not be negative")
+		}
+		return nil
+	})
+	p.check(func() error {
+		if c.SnapshotKeep < 2 {
+			return fmt.Errorf("--snapshot-keep: %d is fewer than 2 (the newest two snapshots are always kept)", c.SnapshotKeep)
+		}
+		return nil
+	})
+	p.check(func() error {
+		if c.SyncFollowers < 0 {
+			return errors.New("--sync-followers must not be negative")
+		}
+		return nil
+	})
+	p.check(func() error {
+		if c.SyncTimeout <= 0 {
+			return errors.New("--sync-timeout must be positive")
+		}
+		return nil
+	})
+	p.check(func() error {
+		if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
+			return fmt.Errorf("--stream-replicas: %d is not between 1 and 5", c.StreamReplicas)
+		}
+		return nil
+	})
+	err := p.parse(args, getenv)
+	return c, err
+}
+
+// ParseFollower parses the follower's flags and environment. Errors wrap ErrUsage (exit 2) or are ErrHelp (exit 0).
+func ParseFollower(args []string, getenv func(string) string, stderr io.Writer) (Follower, error) {
+	var c Follower
+	p := newParser("follower", stderr)
+	p.common(&c.Common, "follower", "127.0.0.1:8081", "nats://127.0.0.1:4222", getenv)
+	fs := p.fs
+	fs.StringVar(&c.ID, "id", "", "unique follower id shown by the leader; default derived from host name and data dir")
+	readyLag := fs.Int64("ready-lag", 100, "the follower is ready when it is at most this many log entries behind")
+	p.check(func() error {
+		if *readyLag < 0 {
+			return fmt.Errorf("--ready-lag: %d is negative", *readyLag)
+		}
+		c.ReadyLag = uint64(*readyLag)
+		return nil
+	})
+	p.check(func() error {
+		if c.ID == "" {
+			c.ID = DefaultFollowerID(c.DataDir)
+		}
+		if len(c.ID) > 256 || strings.ContainsAny(c.ID, " \t\r\n\x00") {
+			return fmt.Errorf("--id: %q must be 1 to 256 bytes without spaces", c.ID)
+		}
+		return nil
+	})
+	err := p.parse(args, getenv)
+	return c, err
+}
+
+// DefaultFollowerID derives a stable id from the host name and the absolute data dir.
+func DefaultFollowerID(dataDir string) string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "follower"
+	}
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		abs = dataDir
+	}
+	var h uint32 = 2166136261 // FNV-1a, enough to tell data dirs on one host apart
+	for i := 0; i < len(abs); i++ {
+		h ^= uint32(abs[i])
+		h *= 16777619
+	}
+	return fmt.Sprintf("%s-%08x", host, h)
+}
+
+var streamRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// CheckStream validates a stream name: 1 to 64 of [A-Za-z0-9_-].
+func CheckStream(name string) error {
+	if !streamRE.MatchString(name) {
+		return fmt.Errorf("--stream: %q must be 1 to 64 characters of A-Z a-z 0-9 _ -", name)
+	}
+	return nil
+}
+
+func checkHostPort(flagName, v string) error {
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return fmt.Errorf("%s: %q is not host:port: %w", flagName, v, err)
+	}
+	_ = host
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%s: %q has an invalid port", flagName, v)
+	}
+	return nil
+}
+
+func checkNATSURLs(flagName, v string) error {
+	if v == "" {
+		return nil
+	}
+	for _, part := range strings.Split(v, ",") {
+		u, err := url.Parse(strings.TrimSpace(part))
+		if err != nil || u.Host == "" {
+			return fmt.Errorf("%s: %q is not a NATS URL (nats://host:port)", flagName, part)
+		}
+		switch u.Scheme {
+		case "nats", "tls", "ws", "wss":
+		default:
+			return fmt.Errorf("%s: %q has scheme %q, want nats, tls, ws or wss", flagName, part, u.Scheme)
+		}
+	}
+	return nil
+}
+
+func checkSnapshotsURL(v string) error {
+	u, err := url.Parse(v)
+	if err != nil {
+		return fmt.Errorf("--snapshots: %q is not a URL: %w", v, err)
+	}
+	switch u.Scheme {
+	case "file":
+		if u.Host != "" || !filepath.IsAbs(u.Path) {
+			return fmt.Errorf("--snapshots: %q must be file:///absolute/dir", v)
+		}
+	case "s3":
+		if u.Host == "" {
+			return fmt.Errorf("--snapshots: %q must be s3://bucket/prefix", v)
+		}
+	default:
+		return fmt.Errorf("--snapshots: %q must be file:///abs/dir or s3://bucket/prefix", v)
+	}
+	return nil
+}
+
+// natsSync is the --nats-sync-interval flag: "default", "always" or a positive duration.
+type natsSync struct {
+	interval time.Duration
+	always   bool
+	raw      string
+}
+
+func (n *natsSync) String() string {
+	if n.raw == "" {
+		return "default"
+	}
+	return n.raw
+}
+
+func (n *natsSync) Set(v string) error {
+	switch v {
+	case "default", "":
+		n.interval, n.always = 0, false
+	case "always":
+		n.interval, n.always = 0, true
+	default:
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("%q is not 'default', 'always' or a positive duration", v)
+		}
+		n.interval, n.always = d, false
+	}
+	n.raw = v
+	return nil
+}

@@ -1,0 +1,200 @@
+package journal
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+)
+
+const (
+	// maxPendingAcks caps the publishes in flight; PublishAsync backs off when it is reached.
+	maxPendingAcks = 4096
+	// ackTimeout fails a publish whose ack has not arrived, so that Ack.Wait never hangs on a lost ack.
+	ackTimeout = 5 * time.Second
+	// apiTimeout bounds JetStream API calls whose context has no deadline.
+	apiTimeout = 5 * time.Second
+	// stallWait is how long one attempt of PublishAsync waits for a free slot before it rechecks its context.
+	stallWait = 50 * time.Millisecond
+	// reconnectWait and reconnectJitter pace reconnection attempts; there is no limit on their number.
+	reconnectWait   = 500 * time.Millisecond
+	reconnectJitter = 250 * time.Millisecond
+	dialTimeout     = 2 * time.Second
+	maxReplicas     = 5
+	defaultConnName = "replikv"
+)
+
+// Config configures Connect.
+type Config struct {
+	// URL is one or more comma-separated nats:// URLs; required.
+	URL string
+	// Stream is the JetStream stream name of the replication log; see ValidateStreamName.
+	Stream string
+	// Replicas is the number of stream (and lease bucket) replicas used when creating them; 0 means 1, max 5.
+	Replicas int
+	// Name is the client connection name shown by the server; empty means "replikv".
+	Name string
+	// Logger receives connection events; nil discards them.
+	Logger *zap.Logger
+}
+
+func (cfg *Config) validate() error {
+	if cfg.URL == "" {
+		return fmt.Errorf("%w: empty nats url", ErrMalformed)
+	}
+	if err := ValidateStreamName(cfg.Stream); err != nil {
+		return err
+	}
+	if cfg.Replicas == 0 {
+		cfg.Replicas = 1
+	}
+	if cfg.Replicas < 1 || cfg.Replicas > maxReplicas {
+		return fmt.Errorf("%w: replicas %d, want 1..%d", ErrMalformed, cfg.Replicas, maxReplicas)
+	}
+	if cfg.Name == "" {
+		cfg.Name = defaultConnName
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	return nil
+}
+
+// stopper is anything a Conn owns and must stop when it closes (subscriptions, heartbeat listeners, leases).
+type stopper interface{ stop() }
+
+// Conn is a connection to NATS bound to one replication-log stream. All methods are safe for concurrent use, except
+// that PublishAsync must be called by one goroutine at a time for its ordering to mean anything.
+type Conn struct {
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	stream    string
+	subject   string
+	hbSubject string
+	replicas  int
+	log       *zap.Logger
+
+	// pubOpts are the fixed per-publish options, built once so publishing does not allocate them.
+	pubOpts []jetstream.PublishOpt
+
+	closed    chan struct{}
+	closeOnce sync.Once
+
+	mu            sync.Mutex
+	children      map[stopper]struct{} // nil once closed
+	leaseKVHandle jetstream.KeyValue   // cached lease bucket handle, nil until found
+}
+
+// Connect connects to NATS with unlimited reconnects and RetryOnFailedConnect, so it returns even when NATS is down
+// at start; calls then fail with ErrUnavailable until the connection is up. While disconnected nothing is buffered:
+// publishes fail at once instead of being sent after a reconnect. ctx only bounds the setup.
+func Connect(ctx context.Context, cfg Config) (*Conn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("journal: connect: %w", err)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("journal: connect: %w", err)
+	}
+	log := cfg.Logger.With(zap.String(fieldComponent, componentName), zap.String(fieldStream, cfg.Stream))
+	nc, err := nats.Connect(cfg.URL,
+		nats.Name(cfg.Name),
+		nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true),
+		nats.ReconnectWait(reconnectWait),
+		nats.ReconnectJitter(reconnectJitter, reconnectJitter),
+		nats.ReconnectBufSize(-1),
+		nats.Timeout(dialTimeout),
+		nats.ConnectHandler(func(*nats.Conn) { log.Info("nats connected") }),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("nats disconnected", zap.Error(err))
+			}
+		}),
+		nats.ReconnectHandler(func(*nats.Conn) { log.Info("nats reconnected") }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			log.Warn("nats async error", zap.Error(err))
+		}),
+	)
+	if err != nil {
+		return nil, wrapErr("connect", err)
+	}
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(maxPendingAcks),
+		jetstream.WithPublishAsyncTimeout(ackTimeout),
+		jetstream.WithDefaultTimeout(apiTimeout),
+	)
+	if err != nil {
+		nc.Close()
+		return nil, wrapErr("connect", err)
+	}
+	return &Conn{
+		nc:        nc,
+		js:        js,
+		stream:    cfg.Stream,
+		subject:   logSubject(cfg.Stream),
+		hbSubject: heartbeatSubject(cfg.Stream),
+		replicas:  cfg.Replicas,
+		log:       log,
+		pubOpts: []jetstream.PublishOpt{
+			// A no-responders retry would re-send an entry after later ones: let the caller decide instead.
+			jetstream.WithRetryAttempts(0),
+			jetstream.WithStallWait(stallWait),
+		},
+		closed:   make(chan struct{}),
+		children: make(map[stopper]struct{}),
+	}, nil
+}
+
+// Connected reports whether the connection is currently up.
+func (c *Conn) Connected() bool { return c.nc.IsConnected() }
+
+// Close stops every subscription, heartbeat listener and lease renewer started on c (leases are not deleted: they
+// expire after their TTL), waits for their goroutines, and closes the connection. Pending Ack.Wait calls return
+// ErrClosed. Idempotent.
+func (c *Conn) Close() {
+	c.closeOnce.Do(func() {
+		close(c.closed)
+		c.mu.Lock()
+		children := c.children
+		c.children = nil
+		c.mu.Unlock()
+		for s := range children {
+			s.stop()
+		}
+		c.nc.Close()
+	})
+}
+
+// track registers s to be stopped by Close; it fails with ErrClosed after Close.
+func (c *Conn) track(s stopper) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.children == nil {
+		return ErrClosed
+	}
+	c.children[s] = struct{}{}
+	return nil
+}
+
+// untrack forgets s (it stopped by itself).
+func (c *Conn) untrack(s stopper) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.children != nil {
+		delete(c.children, s)
+	}
+}
+
+// isClosed reports whether Close was called.
+func (c *Conn) isClosed() bool {
+	select {
+	case <-c.closed:
+		return true
+	default:
+		return false
+	}
+}

@@ -1,0 +1,158 @@
+package journal
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+)
+
+// maxHeartbeatSize caps an encoded heartbeat; anything larger is rejected without parsing.
+const maxHeartbeatSize = 4 << 10
+
+// The follower states a heartbeat may carry (the same words as the status object's state).
+const (
+	StateStarting   = "starting"
+	StateRestoring  = "restoring"
+	StateCatchingUp = "catching_up"
+	StateReady      = "ready"
+	StateDegraded   = "degraded"
+	StateFailed     = "failed"
+)
+
+// Heartbeat is what a follower periodically reports to the leader: its state and how far it has applied the log.
+type Heartbeat struct {
+	// ID is the follower's id (1..256 bytes).
+	ID string `json:"id"`
+	// State is one of the State* constants.
+	State string `json:"state"`
+	// Applied is the last log sequence the follower applied.
+	Applied uint64 `json:"applied"`
+	// Lag is how many log entries the follower is behind, as it last saw the log.
+	Lag uint64 `json:"lag"`
+	// SentAt is when the follower sent the heartbeat.
+	SentAt time.Time `json:"sent_at"`
+}
+
+func (h Heartbeat) validate() error {
+	if err := validateID(h.ID); err != nil {
+		return err
+	}
+	switch h.State {
+	case StateStarting, StateRestoring, StateCatchingUp, StateReady, StateDegraded, StateFailed:
+		return nil
+	}
+	return fmt.Errorf("%w: unknown state %q", ErrMalformed, h.State)
+}
+
+// EncodeHeartbeat validates h (id 1..256 bytes, known state) and encodes it as JSON. Errors wrap ErrMalformed.
+func EncodeHeartbeat(h Heartbeat) ([]byte, error) {
+	if err := h.validate(); err != nil {
+		return nil, fmt.Errorf("journal: encode heartbeat: %w", err)
+	}
+	b, err := json.Marshal(h)
+	if err != nil {
+		return nil, fmt.Errorf("journal: encode heartbeat: %w: %w", ErrMalformed, err)
+	}
+	if len(b) > maxHeartbeatSize {
+		return nil, fmt.Errorf("journal: encode heartbeat: %w: %d bytes", ErrMalformed, len(b))
+	}
+	return b, nil
+}
+
+// DecodeHeartbeat parses one heartbeat strictly: at most 4 KiB, a single JSON object with no unknown fields and
+// nothing after it, id 1..256 bytes, a known state. Every failure wraps ErrMalformed.
+func DecodeHeartbeat(b []byte) (Heartbeat, error) {
+	if len(b) > maxHeartbeatSize {
+		return Heartbeat{}, fmt.Errorf("journal: decode heartbeat: %w: %d bytes", ErrMalformed, len(b))
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var h Heartbeat
+	if err := dec.Decode(&h); err != nil {
+		return Heartbeat{}, fmt.Errorf("journal: decode heartbeat: %w: %w", ErrMalformed, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return Heartbeat{}, fmt.Errorf("journal: decode heartbeat: %w: trailing data", ErrMalformed)
+	}
+	if err := h.validate(); err != nil {
+		return Heartbeat{}, fmt.Errorf("journal: decode heartbeat: %w", err)
+	}
+	return h, nil
+}
+
+// PublishHeartbeat sends h on replikv.<stream>.heartbeat over core NATS, without flushing or waiting: cheap enough
+// to call after every apply batch. Errors: ErrMalformed, ErrUnavailable (disconnected: the heartbeat is dropped),
+// ErrClosed.
+func (c *Conn) PublishHeartbeat(h Heartbeat) error {
+	b, err := EncodeHeartbeat(h)
+	if err != nil {
+		return err
+	}
+	if err := c.nc.Publish(c.hbSubject, b); err != nil {
+		return wrapErr("publish heartbeat", err)
+	}
+	return nil
+}
+
+// heartbeatSub delivers heartbeats to a callback until stopped.
+type heartbeatSub struct {
+	c   *Conn
+	sub *nats.Subscription
+
+	mu      sync.RWMutex // held for reading while fn runs, so stop can wait for it
+	stopped bool
+	once    sync.Once
+}
+
+// SubscribeHeartbeats calls fn for each valid heartbeat on replikv.<stream>.heartbeat; malformed ones are dropped
+// and logged at debug level. fn runs on one goroutine at a time, must not block for long and must not call stop.
+// stop unsubscribes and waits for a running fn; fn is never called after it returns. stop is idempotent, and
+// Conn.Close calls it too. Errors: ErrUnavailable, ErrClosed.
+func (c *Conn) SubscribeHeartbeats(fn func(Heartbeat)) (stop func(), err error) {
+	if c.isClosed() {
+		return nil, fmt.Errorf("journal: subscribe heartbeats: %w", ErrClosed)
+	}
+	hs := &heartbeatSub{c: c}
+	sub, err := c.nc.Subscribe(c.hbSubject, func(m *nats.Msg) {
+		h, err := DecodeHeartbeat(m.Data)
+		if err != nil {
+			c.log.Debug("dropped malformed heartbeat", zap.Int("bytes", len(m.Data)), zap.Error(err))
+			return
+		}
+		hs.mu.RLock()
+		defer hs.mu.RUnlock()
+		if !hs.stopped {
+			fn(h)
+		}
+	})
+	if err != nil {
+		return nil, wrapErr("subscribe heartbeats", err)
+	}
+	hs.sub = sub
+	if err := c.track(hs); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, fmt.Errorf("journal: subscribe heartbeats: %w", err)
+	}
+	return func() {
+		hs.stop()
+		c.untrack(hs)
+	}, nil
+}
+
+func (hs *heartbeatSub) stop() {
+	hs.once.Do(func() {
+		if err := hs.sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			hs.c.log.Debug("unsubscribe heartbeats", zap.Error(err))
+		}
+		hs.mu.Lock()
+		hs.stopped = true
+		hs.mu.Unlock()
+	})
+}

@@ -1,0 +1,347 @@
+package journal
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+)
+
+const (
+	// minLeaseTTL is the shortest lease TTL accepted (the server's expiry timer is not finer than this).
+	minLeaseTTL = 100 * time.Millisecond
+	// maxIDLen bounds node ids in leases and heartbeats.
+	maxIDLen = 256
+	// acquireAttempts bounds the get/create races AcquireLease retries before giving up.
+	acquireAttempts = 3
+	// renewMinBackoff is the first retry delay after a failed renewal.
+	renewMinBackoff = 50 * time.Millisecond
+)
+
+// LeaderInfo is the value of the leader lease: who leads and where writers should go.
+type LeaderInfo struct {
+	// ID is the leader's persistent node id (1..256 bytes).
+	ID string `json:"id"`
+	// URL is the leader's advertised HTTP URL.
+	URL string `json:"url"`
+	// Since is when this leader acquired the lease; it also tells two incarnations of the same id apart.
+	Since time.Time `json:"since"`
+}
+
+// Lease is a held leader lease that renews itself until Close (or Conn.Close). Lost is closed when another node
+// took the lease; the lease then no longer renews.
+type Lease struct {
+	c        *Conn
+	kv       jetstream.KeyValue
+	info     LeaderInfo
+	value    []byte
+	interval time.Duration
+
+	ctx    context.Context // cancelled by stop; bounds renewal calls
+	cancel context.CancelFunc
+	quit   chan struct{}
+	done   chan struct{}
+	lost   chan struct{}
+
+	stopOnce  sync.Once
+	closeOnce sync.Once
+
+	rev uint64 // owned by the renewer goroutine; read by Close after it stopped
+	err error  // written before lost is closed
+}
+
+// AcquireLease takes the leader lease in the KV bucket "<stream>_leader" (created if missing with TTL ttl, history 1
+// and Config.Replicas; an existing bucket keeps its TTL and renewals follow the shorter of the two). If the key is
+// absent it is created; if it holds the same ID (a restarted leader) it is taken back; if it holds another ID the
+// result wraps ErrLeaseHeld with the holder's id and url. The lease then renews every ttl/3 with compare-and-set in
+// an owned goroutine; transient NATS errors are retried, a key that expired meanwhile is re-created (still ours),
+// and a moved revision closes Lost with ErrLeaseLost. Other errors: ErrMalformed (bad id or ttl), ErrUnavailable,
+// ErrClosed.
+func (c *Conn) AcquireLease(ctx context.Context, info LeaderInfo, ttl time.Duration) (*Lease, error) {
+	if err := validateID(info.ID); err != nil {
+		return nil, fmt.Errorf("journal: acquire lease: %w", err)
+	}
+	if ttl < minLeaseTTL {
+		return nil, fmt.Errorf("journal: acquire lease: %w: ttl %s below %s", ErrMalformed, ttl, minLeaseTTL)
+	}
+	if c.isClosed() {
+		return nil, fmt.Errorf("journal: acquire lease: %w", ErrClosed)
+	}
+	value, err := json.Marshal(info)
+	if err != nil {
+		return nil, fmt.Errorf("journal: acquire lease: %w: %w", ErrMalformed, err)
+	}
+	kv, err := c.leaseKV(ctx, ttl)
+	if err != nil {
+		return nil, wrapErr("acquire lease", err)
+	}
+	status, err := kv.Status(ctx)
+	if err != nil {
+		return nil, wrapErr("acquire lease", err)
+	}
+	effective := ttl
+	if t := status.TTL(); t > 0 && t < effective {
+		effective = t
+	}
+	rev, err := acquire(ctx, kv, info.ID, value)
+	if err != nil {
+		return nil, err
+	}
+	lctx, cancel := context.WithCancel(context.Background())
+	l := &Lease{
+		c:        c,
+		kv:       kv,
+		info:     info,
+		value:    value,
+		interval: effective / 3,
+		ctx:      lctx,
+		cancel:   cancel,
+		quit:     make(chan struct{}),
+		done:     make(chan struct{}),
+		lost:     make(chan struct{}),
+		rev:      rev,
+	}
+	if err := c.track(l); err != nil {
+		cancel()
+		return nil, fmt.Errorf("journal: acquire lease: %w", err)
+	}
+	c.log.Info("leader lease acquired", zap.String(fieldID, info.ID), zap.Duration("ttl", effective))
+	go l.run()
+	return l, nil
+}
+
+// acquire creates the lease key or takes back our own, returning the revision now held.
+func acquire(ctx context.Context, kv jetstream.KeyValue, id string, value []byte) (uint64, error) {
+	for range acquireAttempts {
+		entry, err := kv.Get(ctx, leaseKey)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			rev, err := kv.Create(ctx, leaseKey, value)
+			if errors.Is(err, jetstream.ErrKeyExists) {
+				continue // someone created it meanwhile: look again
+			}
+			if err != nil {
+				return 0, wrapErr("acquire lease: create", err)
+			}
+			return rev, nil
+		}
+		if err != nil {
+			return 0, wrapErr("acquire lease: get", err)
+		}
+		holder, err := decodeLeaderInfo(entry.Value())
+		if err != nil {
+			return 0, fmt.Errorf("journal: acquire lease: %w: holder unreadable: %w", ErrLeaseHeld, err)
+		}
+		if holder.ID != id {
+			return 0, fmt.Errorf("journal: acquire lease: %w: held by %q (%s)", ErrLeaseHeld, holder.ID, holder.URL)
+		}
+		rev, err := kv.Update(ctx, leaseKey, value, entry.Revision())
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			continue
+		}
+		if err != nil {
+			return 0, wrapErr("acquire lease: take back", err)
+		}
+		return rev, nil
+	}
+	return 0, fmt.Errorf("journal: acquire lease: %w: lease key keeps changing", ErrLeaseHeld)
+}
+
+// leaseKV returns the lease bucket, creating it with ttl when ttl > 0 and it does not exist. The handle is cached.
+func (c *Conn) leaseKV(ctx context.Context, ttl time.Duration) (jetstream.KeyValue, error) {
+	c.mu.Lock()
+	kv := c.leaseKVHandle
+	c.mu.Unlock()
+	if kv != nil {
+		return kv, nil
+	}
+	bucket := leaseBucket(c.stream)
+	kv, err := c.js.KeyValue(ctx, bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) && ttl > 0 {
+		kv, err = c.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:   bucket,
+			TTL:      ttl,
+			History:  1,
+			Replicas: c.replicas,
+			Storage:  jetstream.FileStorage,
+		})
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = c.js.KeyValue(ctx, bucket)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.leaseKVHandle = kv
+	c.mu.Unlock()
+	return kv, nil
+}
+
+// Leader returns the current lease holder. Errors: ErrNoLeader (no bucket, no key, expired or deleted),
+// ErrMalformed (unreadable value), ErrUnavailable, ErrClosed.
+func (c *Conn) Leader(ctx context.Context) (LeaderInfo, error) {
+	kv, err := c.leaseKV(ctx, 0)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return LeaderInfo{}, fmt.Errorf("journal: leader: %w", ErrNoLeader)
+	}
+	if err != nil {
+		return LeaderInfo{}, wrapErr("leader", err)
+	}
+	entry, err := kv.Get(ctx, leaseKey)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return LeaderInfo{}, fmt.Errorf("journal: leader: %w", ErrNoLeader)
+	}
+	if err != nil {
+		return LeaderInfo{}, wrapErr("leader", err)
+	}
+	info, err := decodeLeaderInfo(entry.Value())
+	if err != nil {
+		return LeaderInfo{}, fmt.Errorf("journal: leader: %w", err)
+	}
+	return info, nil
+}
+
+// decodeLeaderInfo parses a lease value; it wraps ErrMalformed when it is not a LeaderInfo with a valid id.
+func decodeLeaderInfo(b []byte) (LeaderInfo, error) {
+	var info LeaderInfo
+	if err := json.Unmarshal(b, &info); err != nil {
+		return LeaderInfo{}, fmt.Errorf("%w: lease value: %w", ErrMalformed, err)
+	}
+	if err := validateID(info.ID); err != nil {
+		return LeaderInfo{}, fmt.Errorf("lease value: %w", err)
+	}
+	return info, nil
+}
+
+// validateID checks a node id: 1..256 bytes.
+func validateID(id string) error {
+	if len(id) == 0 || len(id) > maxIDLen {
+		return fmt.Errorf("%w: id length %d, want 1..%d", ErrMalformed, len(id), maxIDLen)
+	}
+	return nil
+}
+
+// Lost is closed when the lease was lost to another node (see Err). It is not closed by Close or Conn.Close.
+func (l *Lease) Lost() <-chan struct{} { return l.lost }
+
+// Err returns an error wrapping ErrLeaseLost (naming the new holder when known) once Lost is closed, else nil.
+func (l *Lease) Err() error {
+	select {
+	case <-l.lost:
+		return l.err
+	default:
+		return nil
+	}
+}
+
+// Close stops renewing and, if the lease is still ours, deletes the key (compare-and-set on our revision) so a
+// successor does not have to wait for the TTL. ctx bounds the delete. Idempotent; failures are logged only.
+func (l *Lease) Close(ctx context.Context) {
+	l.closeOnce.Do(func() {
+		l.stop()
+		l.c.untrack(l)
+		select {
+		case <-l.lost:
+			return
+		default:
+		}
+		err := l.kv.Delete(ctx, leaseKey, jetstream.LastRevision(l.rev))
+		switch {
+		case err == nil:
+			l.c.log.Info("leader lease released", zap.String(fieldID, l.info.ID))
+		case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+			l.c.log.Info("leader lease not released: no longer ours", zap.String(fieldID, l.info.ID))
+		default:
+			l.c.log.Warn("leader lease not released, it will expire", zap.String(fieldID, l.info.ID), zap.Error(err))
+		}
+	})
+}
+
+// stop ends the renewer and waits for it; called by Close and Conn.Close.
+func (l *Lease) stop() {
+	l.stopOnce.Do(func() {
+		close(l.quit)
+		l.cancel()
+	})
+	<-l.done
+}
+
+// run renews the lease every interval until stopped or lost; after a failed renewal it retries sooner, with capped
+// exponential backoff.
+func (l *Lease) run() {
+	defer close(l.done)
+	defer l.cancel()
+	timer := time.NewTimer(l.interval)
+	defer timer.Stop()
+	backoff := renewMinBackoff
+	for {
+		select {
+		case <-l.quit:
+			return
+		case <-timer.C:
+		}
+		lost, err := l.renew()
+		switch {
+		case lost != nil:
+			l.err = fmt.Errorf("journal: lease: %w", lost)
+			l.c.log.Error("leader lease lost", zap.String(fieldID, l.info.ID), zap.Error(lost))
+			close(l.lost)
+			return
+		case err != nil:
+			if !errors.Is(err, context.Canceled) {
+				l.c.log.Warn("leader lease renewal failed, retrying", zap.Duration("retry_in", backoff), zap.Error(err))
+			}
+			timer.Reset(backoff)
+			backoff = min(2*backoff, l.interval)
+		default:
+			backoff = renewMinBackoff
+			timer.Reset(l.interval)
+		}
+	}
+}
+
+// renew extends the lease once. It returns lost != nil (wrapping ErrLeaseLost) when another node holds the key,
+// err != nil for a failure worth retrying, or neither on success.
+func (l *Lease) renew() (lost, err error) {
+	ctx, cancel := context.WithTimeout(l.ctx, l.interval)
+	defer cancel()
+	rev, err := l.kv.Update(ctx, leaseKey, l.value, l.rev)
+	if err == nil {
+		l.rev = rev
+		return nil, nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return nil, wrapErr("lease renew", err)
+	}
+	// The revision is not ours any more: expired (absent), our own update whose ack was lost, or someone else.
+	entry, err := l.kv.Get(ctx, leaseKey)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		rev, err := l.kv.Create(ctx, leaseKey, l.value)
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return fmt.Errorf("%w: taken after it expired", ErrLeaseLost), nil
+		}
+		if err != nil {
+			return nil, wrapErr("lease re-create", err)
+		}
+		l.c.log.Warn("leader lease had expired, re-created", zap.String(fieldID, l.info.ID))
+		l.rev = rev
+		return nil, nil
+	}
+	if err != nil {
+		return nil, wrapErr("lease renew check", err)
+	}
+	if bytes.Equal(entry.Value(), l.value) {
+		l.rev = entry.Revision() // our own write, its ack was lost
+		return nil, nil
+	}
+	if holder, derr := decodeLeaderInfo(entry.Value()); derr == nil {
+		return fmt.Errorf("%w: now held by %q (%s)", ErrLeaseLost, holder.ID, holder.URL), nil
+	}
+	return fmt.Errorf("%w: revision moved to %d", ErrLeaseLost, entry.Revision()), nil
+}

@@ -1,0 +1,210 @@
+package journal
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func leaderInfo(id string) LeaderInfo {
+	return LeaderInfo{ID: id, URL: "http://" + id + ":8080", Since: time.Now().UTC().Round(time.Millisecond)}
+}
+
+func acquireLease(t *testing.T, c *Conn, info LeaderInfo, ttl time.Duration) *Lease {
+	t.Helper()
+	l, err := c.AcquireLease(testCtx(t), info, ttl)
+	if err != nil {
+		t.Fatalf("AcquireLease(%s): %v", info.ID, err)
+	}
+	t.Cleanup(func() { l.Close(testCtx(t)) })
+	return l
+}
+
+func assertLeader(t *testing.T, c *Conn, want LeaderInfo) {
+	t.Helper()
+	got, err := c.Leader(testCtx(t))
+	if err != nil {
+		t.Fatalf("Leader: %v", err)
+	}
+	if got.ID != want.ID || got.URL != want.URL || !got.Since.Equal(want.Since) {
+		t.Fatalf("Leader = %+v, want %+v", got, want)
+	}
+}
+
+func TestConn_AcquireLease(t *testing.T) {
+	e := startServer(t)
+	const ttl = time.Second
+
+	t.Run("AcquireAndHeld", func(t *testing.T) {
+		t.Parallel()
+		a := connect(t, e.ClientURL(), "HELD")
+		b := connect(t, e.ClientURL(), "HELD")
+		if _, err := b.Leader(testCtx(t)); !errors.Is(err, ErrNoLeader) {
+			t.Fatalf("Leader before any lease = %v, want ErrNoLeader", err)
+		}
+		infoA := leaderInfo("a")
+		la := acquireLease(t, a, infoA, ttl)
+		assertLeader(t, b, infoA)
+		if _, err := b.AcquireLease(testCtx(t), leaderInfo("b"), ttl); !errors.Is(err, ErrLeaseHeld) {
+			t.Fatalf("second leader AcquireLease = %v, want ErrLeaseHeld", err)
+		}
+		// Renewals keep it alive well past the TTL.
+		deadline := time.Now().Add(2 * ttl)
+		for time.Now().Before(deadline) {
+			select {
+			case <-la.Lost():
+				t.Fatalf("lease lost while renewing: %v", la.Err())
+			case <-time.After(ttl / 2):
+			}
+			assertLeader(t, b, infoA)
+		}
+	})
+
+	t.Run("SameIDTakesBack", func(t *testing.T) {
+		t.Parallel()
+		old := connect(t, e.ClientURL(), "TAKEBACK")
+		restarted := connect(t, e.ClientURL(), "TAKEBACK")
+		lOld := acquireLease(t, old, leaderInfo("n1"), ttl)
+		infoNew := leaderInfo("n1")
+		infoNew.Since = infoNew.Since.Add(time.Second) // a later incarnation of the same id
+		acquireLease(t, restarted, infoNew, ttl)
+		assertLeader(t, old, infoNew)
+		select {
+		case <-lOld.Lost():
+		case <-time.After(5 * ttl):
+			t.Fatal("old incarnation did not notice its lease was taken")
+		}
+		if err := lOld.Err(); !errors.Is(err, ErrLeaseLost) {
+			t.Fatalf("Err = %v, want ErrLeaseLost", err)
+		}
+	})
+
+	t.Run("CloseReleases", func(t *testing.T) {
+		t.Parallel()
+		a := connect(t, e.ClientURL(), "RELEASE")
+		b := connect(t, e.ClientURL(), "RELEASE")
+		la := acquireLease(t, a, leaderInfo("a"), ttl)
+		la.Close(testCtx(t))
+		la.Close(testCtx(t)) // idempotent
+		if _, err := b.Leader(testCtx(t)); !errors.Is(err, ErrNoLeader) {
+			t.Fatalf("Leader after Close = %v, want ErrNoLeader", err)
+		}
+		acquireLease(t, b, leaderInfo("b"), ttl)
+		select {
+		case <-la.Lost():
+			t.Fatal("Close must not close Lost")
+		default:
+		}
+	})
+
+	t.Run("Expiry", func(t *testing.T) {
+		t.Parallel()
+		a := connect(t, e.ClientURL(), "EXPIRE")
+		b := connect(t, e.ClientURL(), "EXPIRE")
+		acquireLease(t, a, leaderInfo("a"), ttl)
+		a.Close() // stops renewing without deleting: the key must expire by itself
+		waitFor(t, 5*ttl, "lease expiry", func() bool {
+			_, err := b.Leader(testCtx(t))
+			return errors.Is(err, ErrNoLeader)
+		})
+		acquireLease(t, b, leaderInfo("b"), ttl)
+	})
+
+	t.Run("RecreatedWhenGone", func(t *testing.T) {
+		t.Parallel()
+		a := connect(t, e.ClientURL(), "RECREATE")
+		info := leaderInfo("a")
+		la := acquireLease(t, a, info, ttl)
+		// Simulate the key expiring during an outage: it disappears, and the holder takes it again (still ours).
+		kv, err := a.js.KeyValue(testCtx(t), leaseBucket("RECREATE"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := kv.Delete(testCtx(t), leaseKey); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 5*ttl, "lease re-created", func() bool {
+			_, err := a.Leader(testCtx(t))
+			return err == nil
+		})
+		assertLeader(t, a, info)
+		select {
+		case <-la.Lost():
+			t.Fatalf("lease reported lost: %v", la.Err())
+		default:
+		}
+	})
+
+	t.Run("TakenByOther", func(t *testing.T) {
+		t.Parallel()
+		a := connect(t, e.ClientURL(), "STOLEN")
+		la := acquireLease(t, a, leaderInfo("a"), ttl)
+		kv, err := a.js.KeyValue(testCtx(t), leaseBucket("STOLEN"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := kv.Put(testCtx(t), leaseKey, []byte(`{"id":"intruder","url":"http://x"}`)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-la.Lost():
+		case <-time.After(5 * ttl):
+			t.Fatal("lease not reported lost")
+		}
+		if err := la.Err(); !errors.Is(err, ErrLeaseLost) {
+			t.Fatalf("Err = %v, want ErrLeaseLost", err)
+		}
+		// Close after loss must not delete the intruder's key.
+		la.Close(testCtx(t))
+		got, err := a.Leader(testCtx(t))
+		if err != nil || got.ID != "intruder" {
+			t.Fatalf("Leader after losing = %+v, %v", got, err)
+		}
+	})
+
+	bad := []struct {
+		name string
+		info LeaderInfo
+		ttl  time.Duration
+	}{
+		{"EmptyID", LeaderInfo{}, ttl},
+		{"LongID", LeaderInfo{ID: string(make([]byte, 257))}, ttl},
+		{"ShortTTL", leaderInfo("a"), time.Millisecond},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			c := connect(t, e.ClientURL(), "BADLEASE")
+			if _, err := c.AcquireLease(testCtx(t), tt.info, tt.ttl); !errors.Is(err, ErrMalformed) {
+				t.Fatalf("AcquireLease = %v, want ErrMalformed", err)
+			}
+		})
+	}
+}
+
+func TestConn_Leader(t *testing.T) {
+	e := startServer(t)
+	c := connect(t, e.ClientURL(), "LEADER")
+	ctx := testCtx(t)
+	if _, err := c.Leader(ctx); !errors.Is(err, ErrNoLeader) {
+		t.Fatalf("Leader without bucket = %v, want ErrNoLeader", err)
+	}
+	kv, err := c.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: leaseBucket("LEADER")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Leader(ctx); !errors.Is(err, ErrNoLeader) {
+		t.Fatalf("Leader without key = %v, want ErrNoLeader", err)
+	}
+	if _, err := kv.Put(ctx, leaseKey, []byte("not json")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Leader(ctx); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("Leader with garbage = %v, want ErrMalformed", err)
+	}
+	other := connect(t, e.ClientURL(), "LEADER")
+	if _, err := other.AcquireLease(ctx, leaderInfo("x"), time.Second); !errors.Is(err, ErrLeaseHeld) {
+		t.Fatalf("AcquireLease over garbage = %v, want ErrLeaseHeld", err)
+	}
+}

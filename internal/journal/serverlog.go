@@ -1,0 +1,33 @@
+package journal
+
+import (
+	"fmt"
+
+	"go.uber.org/zap"
+)
+
+// serverLogger adapts a zap logger to nats-server's Logger interface. Fatalf never exits the process: it logs at
+// error level and reports the first fatal message on fatal, so StartEmbedded can fail instead of hanging.
+type serverLogger struct {
+	log   *zap.SugaredLogger
+	fatal chan string // buffered 1; only the first fatal message is kept
+}
+
+func newServerLogger(log *zap.Logger) *serverLogger {
+	return &serverLogger{log: log.Sugar(), fatal: make(chan string, 1)}
+}
+
+func (l *serverLogger) Noticef(format string, v ...any) { l.log.Infof(format, v...) }
+func (l *serverLogger) Warnf(format string, v ...any)   { l.log.Warnf(format, v...) }
+func (l *serverLogger) Errorf(format string, v ...any)  { l.log.Errorf(format, v...) }
+func (l *serverLogger) Debugf(format string, v ...any)  { l.log.Debugf(format, v...) }
+func (l *serverLogger) Tracef(format string, v ...any)  { l.log.Debugf(format, v...) }
+
+func (l *serverLogger) Fatalf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	l.log.Error(msg)
+	select {
+	case l.fatal <- msg:
+	default:
+	}
+}

@@ -1,0 +1,145 @@
+package journal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+)
+
+// duplicateWindow is how long the server remembers Nats-Msg-Id values to drop re-sent entries.
+const duplicateWindow = 2 * time.Minute
+
+// Info is the state of the log stream. An empty stream has FirstSeq = LastSeq+1 (a purged stream keeps its
+// LastSeq, so the next entry still gets LastSeq+1).
+type Info struct {
+	FirstSeq, LastSeq, Msgs uint64
+}
+
+// logStreamConfig is the configuration the replication log is created with: nothing ever drops an entry except an
+// explicit Purge.
+func logStreamConfig(name string, replicas int) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:       name,
+		Subjects:   []string{logSubject(name)},
+		Retention:  jetstream.LimitsPolicy,
+		MaxMsgs:    -1,
+		MaxBytes:   -1,
+		MaxAge:     0,
+		Discard:    jetstream.DiscardOld,
+		Storage:    jetstream.FileStorage,
+		Replicas:   replicas,
+		Duplicates: duplicateWindow,
+	}
+}
+
+// EnsureStream creates the log stream if it is missing (subject replikv.<stream>.log, file storage, limits
+// retention, no message/byte/age limits, 2 minute duplicate window, Config.Replicas). If the stream exists it checks
+// that nothing in its configuration would reject or drop entries and returns ErrStreamConfig naming the first
+// difference. Other failures: ErrUnavailable, ErrClosed.
+func (c *Conn) EnsureStream(ctx context.Context) (Info, error) {
+	stream, err := c.js.Stream(ctx, c.stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		stream, err = c.js.CreateStream(ctx, logStreamConfig(c.stream, c.replicas))
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			// Created concurrently with a different config, or it existed all along: check what is there.
+			stream, err = c.js.Stream(ctx, c.stream)
+		} else if err == nil {
+			c.log.Info("created log stream", zap.Int("replicas", c.replicas))
+		}
+	}
+	if err != nil {
+		return Info{}, wrapErr("ensure stream", err)
+	}
+	si := stream.CachedInfo()
+	if err := checkStreamConfig(si.Config, logSubject(c.stream)); err != nil {
+		return Info{}, fmt.Errorf("journal: ensure stream %s: %w", c.stream, err)
+	}
+	if si.Config.Replicas != c.replicas {
+		c.log.Warn("log stream replicas differ from config", zap.Int("stream_replicas", si.Config.Replicas),
+			zap.Int("want_replicas", c.replicas))
+	}
+	return infoFromState(si.State), nil
+}
+
+// checkStreamConfig returns an error wrapping ErrStreamConfig if cfg could reject, drop or reorder log entries.
+func checkStreamConfig(cfg jetstream.StreamConfig, subject string) error {
+	bad := func(what string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrStreamConfig, fmt.Sprintf(what, args...))
+	}
+	switch {
+	case !slices.Equal(cfg.Subjects, []string{subject}):
+		return bad("subjects are %q, want [%q]", cfg.Subjects, subject)
+	case cfg.Storage != jetstream.FileStorage:
+		return bad("storage is %s, want file", cfg.Storage)
+	case cfg.Retention != jetstream.LimitsPolicy:
+		return bad("retention is %s, want limits", cfg.Retention)
+	case cfg.MaxMsgs > 0:
+		return bad("max_msgs is %d, want unlimited", cfg.MaxMsgs)
+	case cfg.MaxBytes > 0:
+		return bad("max_bytes is %d, want unlimited", cfg.MaxBytes)
+	case cfg.MaxAge > 0:
+		return bad("max_age is %s, want unlimited", cfg.MaxAge)
+	case cfg.MaxMsgsPerSubject > 0:
+		return bad("max_msgs_per_subject is %d, want unlimited", cfg.MaxMsgsPerSubject)
+	case cfg.Discard != jetstream.DiscardOld:
+		return bad("discard policy is %s, want old", cfg.Discard)
+	case cfg.Sealed:
+		return bad("stream is sealed")
+	case cfg.DenyPurge:
+		return bad("deny_purge is set, log compaction needs purge")
+	case cfg.Mirror != nil || len(cfg.Sources) > 0:
+		return bad("stream has a mirror or sources")
+	case cfg.SubjectTransform != nil:
+		return bad("stream has a subject transform")
+	case cfg.PersistMode != jetstream.DefaultPersistMode:
+		return bad("persist mode is %s, want default", cfg.PersistMode)
+	}
+	return nil
+}
+
+func infoFromState(st jetstream.StreamState) Info {
+	info := Info{FirstSeq: st.FirstSeq, LastSeq: st.LastSeq, Msgs: st.Msgs}
+	if info.Msgs == 0 {
+		// A never-written stream reports 0/0; normalise so that "empty" always reads FirstSeq = LastSeq+1.
+		info.FirstSeq = info.LastSeq + 1
+	}
+	return info
+}
+
+// Info returns the current state of the log stream. Errors: ErrNoStream, ErrUnavailable, ErrClosed.
+func (c *Conn) Info(ctx context.Context) (Info, error) {
+	stream, err := c.js.Stream(ctx, c.stream)
+	if err != nil {
+		return Info{}, wrapErr("info", err)
+	}
+	return infoFromState(stream.CachedInfo().State), nil
+}
+
+// Purge removes every log entry with a sequence below keepFrom (log compaction below a snapshot). keepFrom <= the
+// first sequence is a no-op; keepFrom = LastSeq+1 empties the stream but keeps its sequence numbering. keepFrom
+// beyond LastSeq+1 is refused (the server would move the next sequence forward), wrapping ErrMalformed.
+// Errors: ErrNoStream, ErrUnavailable, ErrClosed.
+func (c *Conn) Purge(ctx context.Context, keepFrom uint64) error {
+	stream, err := c.js.Stream(ctx, c.stream)
+	if err != nil {
+		return wrapErr("purge", err)
+	}
+	info := infoFromState(stream.CachedInfo().State)
+	if keepFrom > info.LastSeq+1 {
+		return fmt.Errorf("journal: purge: %w: keep-from %d beyond last sequence %d + 1", ErrMalformed, keepFrom,
+			info.LastSeq)
+	}
+	if keepFrom <= info.FirstSeq {
+		return nil
+	}
+	if err := stream.Purge(ctx, jetstream.WithPurgeSequence(keepFrom)); err != nil {
+		return wrapErr("purge", err)
+	}
+	c.log.Info("purged log", zap.Uint64("keep_from", keepFrom))
+	return nil
+}

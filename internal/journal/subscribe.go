@@ -1,0 +1,258 @@
+package journal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+)
+
+const (
+	// pullBatch is how many messages one pull request asks for; large batches keep the server streaming.
+	pullBatch = 4096
+	// defaultSubBuffer is the channel capacity when Subscribe gets buffer <= 0.
+	defaultSubBuffer = 4096
+	// consumerInactive is how long the server keeps an abandoned ordered consumer.
+	consumerInactive = time.Minute
+	// Reopen backoff after the ordered consumer failed to recover by itself.
+	reopenMinBackoff = 100 * time.Millisecond
+	reopenMaxBackoff = 5 * time.Second
+)
+
+// Msg is one log entry as read from the stream.
+type Msg struct {
+	// Seq is the entry's stream sequence.
+	Seq uint64
+	// Data is the entry's payload. It is a fresh buffer per message, owned by the receiver: the journal never reuses
+	// or modifies it, so it may be kept (no copy needed).
+	Data []byte
+	// Pending is how many entries the stream held after this one when it was delivered (the consumer's NumPending).
+	Pending uint64
+}
+
+// Subscription reads the log with an ordered consumer. Messages arrive on C in stream order; C is closed after Stop,
+// after the Conn closed, or after a fatal error (see Err). Transient outages do not close C: the consumer is
+// recreated from the sequence after the last delivered one.
+type Subscription struct {
+	c      *Conn
+	ch     chan Msg
+	ctx    context.Context // cancelled by stop; bounds consumer (re)creation
+	cancel context.CancelFunc
+	quit   chan struct{}
+	done   chan struct{}
+	once   sync.Once
+
+	mu  sync.Mutex
+	it  jetstream.MessagesContext // current iterator; replaced on reopen
+	why error                     // the reason passed to stop
+
+	err error // written by run before close(ch); read after done
+}
+
+// Subscribe starts reading the log at startSeq (0 is read as 1) with an ordered consumer, delivering on a channel of
+// capacity buffer (<= 0 means 4096). If startSeq was purged the server silently starts at the first entry still
+// present: the journal does not hide that, the caller must check Msg.Seq. ctx bounds the creation of the consumer
+// only; the subscription lives until Stop or Conn.Close. Errors: ErrNoStream, ErrUnavailable, ErrClosed.
+func (c *Conn) Subscribe(ctx context.Context, startSeq uint64, buffer int) (*Subscription, error) {
+	if startSeq == 0 {
+		startSeq = 1
+	}
+	if buffer <= 0 {
+		buffer = defaultSubBuffer
+	}
+	if c.isClosed() {
+		return nil, fmt.Errorf("journal: subscribe: %w", ErrClosed)
+	}
+	it, err := c.openIterator(ctx, startSeq)
+	if err != nil {
+		return nil, wrapErr("subscribe", err)
+	}
+	sctx, cancel := context.WithCancel(context.Background())
+	s := &Subscription{
+		c:      c,
+		ch:     make(chan Msg, buffer),
+		ctx:    sctx,
+		cancel: cancel,
+		quit:   make(chan struct{}),
+		done:   make(chan struct{}),
+		it:     it,
+	}
+	if err := c.track(s); err != nil {
+		cancel()
+		it.Stop()
+		return nil, fmt.Errorf("journal: subscribe: %w", err)
+	}
+	go s.run(it, startSeq)
+	return s, nil
+}
+
+// openIterator creates an ordered consumer starting at start and its message iterator. The consumer tries to
+// recover from a missed heartbeat or a reconnect once by itself; when that fails its Next returns the error and run
+// takes over with backoff, so that Stop is never stuck behind the library's own retry loop.
+func (c *Conn) openIterator(ctx context.Context, start uint64) (jetstream.MessagesContext, error) {
+	cons, err := c.js.OrderedConsumer(ctx, c.stream, jetstream.OrderedConsumerConfig{
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       start,
+		MaxResetAttempts:  1,
+		InactiveThreshold: consumerInactive,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return cons.Messages(jetstream.PullMaxMessages(pullBatch))
+}
+
+// C returns the channel of log entries, in stream order. It is closed after Stop, Conn.Close or a fatal error.
+func (s *Subscription) C() <-chan Msg { return s.ch }
+
+// Err returns why C was closed: nil after Stop, ErrClosed after Conn.Close, ErrNoStream when the stream was
+// deleted. It returns nil while C is open.
+func (s *Subscription) Err() error {
+	select {
+	case <-s.done:
+		return s.err
+	default:
+		return nil
+	}
+}
+
+// Stop stops the subscription and waits for its goroutine; C is closed when it returns. Idempotent and safe for
+// concurrent use.
+func (s *Subscription) Stop() {
+	s.stopWith(nil)
+	s.c.untrack(s)
+}
+
+// stop is called by Conn.Close.
+func (s *Subscription) stop() { s.stopWith(fmt.Errorf("journal: subscription: %w", ErrClosed)) }
+
+func (s *Subscription) stopWith(why error) {
+	s.once.Do(func() {
+		s.mu.Lock()
+		s.why = why
+		close(s.quit)
+		it := s.it
+		s.mu.Unlock()
+		s.cancel()
+		it.Stop()
+	})
+	<-s.done
+}
+
+// run is the subscription's only goroutine: it moves messages from the iterator to ch and reopens the consumer
+// after failures.
+func (s *Subscription) run(it jetstream.MessagesContext, next uint64) {
+	defer close(s.done)
+	defer close(s.ch)
+	defer s.cancel()
+	for {
+		m, err := it.Next()
+		if err == nil {
+			seq, pending, ok := parseAckReply(m.Reply())
+			if !ok {
+				// Cannot happen with a JetStream consumer; do not guess a sequence, start over instead.
+				err = fmt.Errorf("%w: delivery reply subject %q", ErrMalformed, m.Reply())
+			} else {
+				select {
+				case s.ch <- Msg{Seq: seq, Data: m.Data(), Pending: pending}:
+					next = seq + 1
+					continue
+				case <-s.quit:
+					s.finish(it)
+					return
+				}
+			}
+		}
+		it.Stop()
+		if s.stopping() {
+			s.finish(nil)
+			return
+		}
+		if fatal := fatalSubErr(err); fatal != nil {
+			s.err = fatal
+			s.c.log.Error("log subscription failed", zap.Error(err))
+			return
+		}
+		s.c.log.Warn("log subscription interrupted, reopening", zap.Uint64(fieldSeq, next), zap.Error(err))
+		if it = s.reopen(next); it == nil {
+			return
+		}
+	}
+}
+
+// finish records why the subscription stopped and stops it if not nil.
+func (s *Subscription) finish(it jetstream.MessagesContext) {
+	if it != nil {
+		it.Stop()
+	}
+	s.mu.Lock()
+	s.err = s.why
+	s.mu.Unlock()
+}
+
+func (s *Subscription) stopping() bool {
+	select {
+	case <-s.quit:
+		return true
+	default:
+		return false
+	}
+}
+
+// fatalSubErr returns the error that ends a subscription, or nil when reopening may help.
+func fatalSubErr(err error) error {
+	switch classify(err) {
+	case ErrNoStream:
+		return fmt.Errorf("journal: subscription: %w: %w", ErrNoStream, err)
+	case ErrClosed:
+		return fmt.Errorf("journal: subscription: %w: %w", ErrClosed, err)
+	}
+	if errors.Is(err, jetstream.ErrConnectionClosed) {
+		return fmt.Errorf("journal: subscription: %w: %w", ErrClosed, err)
+	}
+	return nil
+}
+
+// reopen recreates the ordered consumer at next with capped exponential backoff. It returns nil when the
+// subscription is stopping or failed (s.err set).
+func (s *Subscription) reopen(next uint64) jetstream.MessagesContext {
+	backoff := reopenMinBackoff
+	timer := time.NewTimer(backoff)
+	defer timer.Stop()
+	for {
+		select {
+		case <-s.quit:
+			s.finish(nil)
+			return nil
+		case <-timer.C:
+		}
+		it, err := s.c.openIterator(s.ctx, next)
+		if err == nil {
+			s.mu.Lock()
+			if s.stopping() {
+				s.mu.Unlock()
+				s.finish(it)
+				return nil
+			}
+			s.it = it
+			s.mu.Unlock()
+			return it
+		}
+		if s.stopping() {
+			s.finish(nil)
+			return nil
+		}
+		if fatal := fatalSubErr(err); fatal != nil {
+			s.err = fatal
+			s.c.log.Error("log subscription failed", zap.Error(err))
+			return nil
+		}
+		s.c.log.Debug("reopening log subscription failed", zap.Uint64(fieldSeq, next), zap.Error(err))
+		backoff = min(2*backoff, reopenMaxBackoff)
+		timer.Reset(backoff)
+	}
+}

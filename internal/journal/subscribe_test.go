@@ -1,0 +1,101 @@
+package journal
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestConn_Subscribe(t *testing.T) {
+	e := startServer(t)
+	c := connectStream(t, e.ClientURL(), "SUB")
+	ctx := testCtx(t)
+	publishN(t, c, 0, 100)
+
+	t.Run("FromMiddle", func(t *testing.T) {
+		s, err := c.Subscribe(ctx, 50, 16)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Stop)
+		for want := uint64(50); want <= 100; want++ {
+			m := receive(t, s, 5*time.Second)
+			if m.Seq != want || !bytes.Equal(m.Data, entry(want)) {
+				t.Fatalf("got seq %d data %q, want seq %d data %q", m.Seq, m.Data, want, entry(want))
+			}
+			if m.Pending != 100-want {
+				t.Fatalf("seq %d: Pending = %d, want %d", m.Seq, m.Pending, 100-want)
+			}
+		}
+	})
+
+	t.Run("KeepsDelivering", func(t *testing.T) {
+		s, err := c.Subscribe(ctx, 101, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Stop)
+		publishN(t, c, 100, 3)
+		for want := uint64(101); want <= 103; want++ {
+			if m := receive(t, s, 5*time.Second); m.Seq != want {
+				t.Fatalf("got seq %d, want %d", m.Seq, want)
+			}
+		}
+	})
+
+	t.Run("StopIdempotent", func(t *testing.T) {
+		s, err := c.Subscribe(ctx, 1, 1) // tiny buffer: the goroutine is blocked sending when stopped
+		if err != nil {
+			t.Fatal(err)
+		}
+		receive(t, s, 5*time.Second)
+		s.Stop()
+		s.Stop()
+		for range s.C() { // drains what was buffered, then ends because C is closed
+		}
+		if err := s.Err(); err != nil {
+			t.Fatalf("Err after Stop = %v, want nil", err)
+		}
+	})
+
+	t.Run("NoStream", func(t *testing.T) {
+		other := connect(t, e.ClientURL(), "MISSING")
+		if _, err := other.Subscribe(ctx, 1, 0); !errors.Is(err, ErrNoStream) {
+			t.Fatalf("Subscribe on missing stream = %v, want ErrNoStream", err)
+		}
+	})
+
+	t.Run("ConnClose", func(t *testing.T) {
+		own := connect(t, e.ClientURL(), "SUB")
+		s, err := own.Subscribe(ctx, 1, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		own.Close()
+		for range s.C() {
+		}
+		if err := s.Err(); !errors.Is(err, ErrClosed) {
+			t.Fatalf("Err after Conn.Close = %v, want ErrClosed", err)
+		}
+		if _, err := own.Subscribe(ctx, 1, 0); !errors.Is(err, ErrClosed) {
+			t.Fatalf("Subscribe after Close = %v, want ErrClosed", err)
+		}
+	})
+
+	// Last: purges the shared stream.
+	t.Run("AfterPurge", func(t *testing.T) {
+		if err := c.Purge(ctx, 40); err != nil {
+			t.Fatal(err)
+		}
+		s, err := c.Subscribe(ctx, 1, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Stop)
+		m := receive(t, s, 5*time.Second)
+		if m.Seq != 40 {
+			t.Fatalf("first seq after purge = %d, want 40 (the server skips the purged range silently)", m.Seq)
+		}
+	})
+}

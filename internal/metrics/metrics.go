@@ -1,0 +1,77 @@
+// Package metrics holds one Prometheus registry per node. Nothing here is global, so tests can run many nodes in one
+// process.
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics is the set of collectors a node exports on /metrics.
+type Metrics struct {
+	// Registry holds every collector below plus the Go and process collectors.
+	Registry *prometheus.Registry
+
+	// AppliedSeq is the last log sequence applied to the local store.
+	AppliedSeq prometheus.Gauge
+	// LogLastSeq is the last sequence of the replication log, as last observed.
+	LogLastSeq prometheus.Gauge
+	// Lag is LogLastSeq - AppliedSeq (0 when ahead or unknown).
+	Lag prometheus.Gauge
+	// SnapshotSeq is the sequence of the last snapshot created (leader) or restored (follower).
+	SnapshotSeq prometheus.Gauge
+	// WriteDuration is the latency of write requests, by operation and HTTP status code.
+	WriteDuration *prometheus.HistogramVec
+	// ReadDuration is the latency of read requests, by kind (get, list, digest) and HTTP status code.
+	ReadDuration *prometheus.HistogramVec
+	// RestoreBytes counts snapshot bytes downloaded during restores.
+	RestoreBytes prometheus.Counter
+	// SnapshotDuration is the time taken to create and upload a snapshot.
+	SnapshotDuration prometheus.Histogram
+	// Followers is the number of followers heard from recently, by state (leader only).
+	Followers *prometheus.GaugeVec
+	// Errors counts errors by component and kind.
+	Errors *prometheus.CounterVec
+}
+
+// New builds a fresh registry with every collector registered.
+func New(role string) *Metrics {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	constLabels := prometheus.Labels{"role": role}
+	latencyBuckets := []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+	m := &Metrics{
+		Registry: reg,
+		AppliedSeq: prometheus.NewGauge(prometheus.GaugeOpts{Name: "replikv_applied_seq",
+			Help: "Last log sequence applied to the local store.", ConstLabels: constLabels}),
+		LogLastSeq: prometheus.NewGauge(prometheus.GaugeOpts{Name: "replikv_log_last_seq",
+			Help: "Last sequence of the replication log as last observed.", ConstLabels: constLabels}),
+		Lag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "replikv_lag",
+			Help: "Log entries not yet applied locally.", ConstLabels: constLabels}),
+		SnapshotSeq: prometheus.NewGauge(prometheus.GaugeOpts{Name: "replikv_snapshot_seq",
+			Help: "Sequence of the last snapshot created (leader) or restored (follower).", ConstLabels: constLabels}),
+		WriteDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "replikv_write_duration_seconds",
+			Help: "Latency of write requests.", Buckets: latencyBuckets, ConstLabels: constLabels}, []string{"op", "code"}),
+		ReadDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "replikv_read_duration_seconds",
+			Help: "Latency of read requests.", Buckets: latencyBuckets, ConstLabels: constLabels}, []string{"kind", "code"}),
+		RestoreBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "replikv_restore_bytes_total",
+			Help: "Snapshot bytes downloaded by restores.", ConstLabels: constLabels}),
+		SnapshotDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "replikv_snapshot_duration_seconds",
+			Help: "Time to create and upload a snapshot.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 16), ConstLabels: constLabels}),
+		Followers: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "replikv_followers",
+			Help: "Followers heard from recently, by state.", ConstLabels: constLabels}, []string{"state"}),
+		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "replikv_errors_total",
+			Help: "Errors by component and kind.", ConstLabels: constLabels}, []string{"component", "kind"}),
+	}
+	reg.MustRegister(m.AppliedSeq, m.LogLastSeq, m.Lag, m.SnapshotSeq, m.WriteDuration, m.ReadDuration,
+		m.RestoreBytes, m.SnapshotDuration, m.Followers, m.Errors)
+	return m
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}

@@ -1,0 +1,63 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/replikv/replikv/internal/apply"
+	"github.com/replikv/replikv/internal/journal"
+	"github.com/replikv/replikv/internal/store"
+)
+
+// errBadEntry marks a log entry that cannot be decoded or applied. It is never skipped: the node stops applying
+// and reports the entry's sequence.
+var errBadEntry = errors.New("undecodable log entry")
+
+// gapError reports a delivered sequence beyond applied+1: entries are missing (purged) and must never be skipped.
+type gapError struct{ want, got uint64 }
+
+func (e *gapError) Error() string {
+	return fmt.Sprintf("gap in the log: expected seq %d, got %d", e.want, e.got)
+}
+
+// applier applies journal messages to a store in batches: data and the new applied sequence in one atomic write.
+// It is owned by a single goroutine (the follower's apply loop, or the leader while it recovers).
+type applier struct {
+	db   *store.DB
+	muts []apply.Mutation
+}
+
+// apply classifies and applies msgs (in stream order). Entries at or below the applied sequence are skipped. On a
+// gap or a bad entry it first commits the entries before it, then returns *gapError or an errBadEntry error.
+// It returns the applied sequence after the call.
+func (a *applier) apply(msgs []journal.Msg) (uint64, error) {
+	applied := a.db.Applied()
+	last := applied
+	a.muts = a.muts[:0]
+	var stop error
+loop:
+	for _, m := range msgs {
+		switch apply.Classify(last, m.Seq) {
+		case apply.ActionSkip:
+			continue
+		case apply.ActionGap:
+			stop = &gapError{want: last + 1, got: m.Seq}
+			break loop
+		default:
+			e, err := apply.DecodeEntry(m.Data)
+			if err != nil {
+				stop = fmt.Errorf("%w: seq %d: %w", errBadEntry, m.Seq, err)
+				break loop
+			}
+			a.muts = append(a.muts, apply.ToMutation(m.Seq, e))
+			last = m.Seq
+		}
+	}
+	if last > applied {
+		if err := a.db.Apply(last, a.muts); err != nil {
+			return applied, fmt.Errorf("node: apply up to seq %d: %w", last, err)
+		}
+	}
+	clear(a.muts) // drop references to message buffers
+	return last, stop
+}

@@ -1,0 +1,147 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/replikv/replikv/internal/api"
+	"github.com/replikv/replikv/internal/config"
+	"github.com/replikv/replikv/internal/metrics"
+	"github.com/replikv/replikv/internal/snapshots"
+)
+
+// Log field names used across the package.
+const (
+	fieldSeq  = "seq"
+	fieldAddr = "addr"
+)
+
+// openSnapshots opens the configured snapshot store (without touching the network) and its repo.
+func openSnapshots(c config.Common, log *zap.Logger) (snapshots.Store, *snapshots.Repo, error) {
+	st, err := snapshots.Open(c.Snapshots, snapshots.S3Config{
+		Endpoint: c.S3Endpoint, Insecure: c.S3Insecure, Region: c.S3Region,
+		AccessKeyID: c.AWSAccessKeyID, SecretAccessKey: c.AWSSecretAccessKey, SessionToken: c.AWSSessionToken,
+	}, log.With(zap.String("component", "snapshots")))
+	if err != nil {
+		return nil, nil, fmt.Errorf("node: open snapshot store: %w", err)
+	}
+	return st, snapshots.NewRepo(st, c.Stream, log.With(zap.String("component", "snapshots"))), nil
+}
+
+// serveHTTP starts the API server and logs the bound address ("http listening", addr) for operators and tests.
+func serveHTTP(addr string, h api.Config, log *zap.Logger) (*api.Server, <-chan error, error) {
+	handler, err := api.NewHandler(h)
+	if err != nil {
+		return nil, nil, fmt.Errorf("node: http handler: %w", err)
+	}
+	srv, err := api.Listen(addr, handler, log.With(zap.String("component", "http")))
+	if err != nil {
+		return nil, nil, fmt.Errorf("node: listen on %s: %w", addr, err)
+	}
+	log.Info("http listening", zap.String(fieldAddr, srv.Addr()))
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(); close(done) }()
+	return srv, done, nil
+}
+
+// shutdownHTTP drains in-flight requests, bounded by a timeout.
+func shutdownHTTP(srv *api.Server, done <-chan error, log *zap.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Warn("http shutdown", zap.Error(err))
+	}
+	<-done
+}
+
+// loadOrCreateID returns the id persisted in path, creating a random one with the given prefix the first time.
+// A restarted leader keeps its id, and so takes its own lease back at once.
+func loadOrCreateID(path, prefix string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		id := strings.TrimSpace(string(b))
+		if id != "" {
+			return id, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("node: read id: %w", err)
+	}
+	id := prefix + randomHex(6)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(id+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("node: write id: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("node: write id: %w", err)
+	}
+	return id, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// ensureDir creates the data dir.
+func ensureDir(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("node: data dir: %w", err)
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return "", fmt.Errorf("node: create data dir: %w", err)
+	}
+	return abs, nil
+}
+
+// retry calls fn until it succeeds or ctx ends, with capped exponential backoff, reporting each failure.
+func retry(ctx context.Context, min, max time.Duration, fn func() error, onErr func(error, time.Duration)) error {
+	backoff := min
+	for {
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if onErr != nil {
+			onErr(err, backoff)
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		backoff = min2(backoff*2, max)
+	}
+}
+
+func min2(a, b time.Duration) time.Duration {
+	if a < b {
+		return a
+	}
+	return b
+}
+
+// updateSeqMetrics publishes the applied/log/lag gauges.
+func updateSeqMetrics(m *metrics.Metrics, applied, logLast uint64) {
+	m.AppliedSeq.Set(float64(applied))
+	if logLast < applied {
+		logLast = applied
+	}
+	m.LogLastSeq.Set(float64(logLast))
+	m.Lag.Set(float64(logLast - applied))
+}

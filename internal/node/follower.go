@@ -1,0 +1,442 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/replikv/replikv/internal/api"
+	"github.com/replikv/replikv/internal/config"
+	"github.com/replikv/replikv/internal/journal"
+	"github.com/replikv/replikv/internal/metrics"
+	"github.com/replikv/replikv/internal/snapshots"
+	"github.com/replikv/replikv/internal/store"
+)
+
+const (
+	// maxApplyBatch bounds how many log entries the follower applies in one store batch.
+	maxApplyBatch = 2048
+	// subscribeBuffer is how many delivered log entries may wait for the apply loop.
+	subscribeBuffer = 8192
+)
+
+// Follower is a running follower: it onboards from a snapshot and the log, then follows the log, serves reads and
+// redirects writers to the leader. It implements the API's Node and Redirector.
+type Follower struct {
+	cfg     config.Follower
+	log     *zap.Logger
+	metrics *metrics.Metrics
+	dataDir string
+
+	jc        *journal.Conn
+	holder    storeHolder
+	notify    *seqNotifier
+	state     stateTracker
+	snapStore snapshots.Store
+	repo      *snapshots.Repo
+	restorer  *restorer
+	storeOpts store.Options
+
+	hbKick chan struct{}
+
+	srv       *api.Server
+	served    <-chan error
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+
+	leaderMu  sync.Mutex
+	leaderURL string
+	leaderAt  time.Time
+}
+
+// RunFollower runs a follower until ctx is cancelled, then drains HTTP, stops following, closes the store and
+// returns nil. Start-up failures are returned as errors.
+func RunFollower(ctx context.Context, cfg config.Follower, log *zap.Logger) error {
+	f, err := StartFollower(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-f.served:
+		runErr = fmt.Errorf("node: http server: %w", err)
+	}
+	return errors.Join(runErr, f.Close())
+}
+
+// StartFollower starts a follower and returns once its HTTP API is listening; onboarding runs in the background and
+// is reported in Status. Close stops it.
+func StartFollower(ctx context.Context, cfg config.Follower, log *zap.Logger) (_ *Follower, err error) {
+	f := &Follower{cfg: cfg, metrics: metrics.New("follower"), hbKick: make(chan struct{}, 1)}
+	f.log = log.With(zap.String("role", "follower"), zap.String("id", cfg.ID))
+	log = f.log
+	var cleanup []func()
+	defer func() {
+		if err != nil {
+			for i := len(cleanup) - 1; i >= 0; i-- {
+				cleanup[i]()
+			}
+		}
+	}()
+	f.state.set(stateStarting, nil)
+	if f.dataDir, err = ensureDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if err := store.CleanStale(f.dataDir); err != nil {
+		return nil, fmt.Errorf("node: clean data dir: %w", err)
+	}
+	f.storeOpts = store.Options{Logger: log.With(zap.String("component", "store"))}
+	db, err := store.Open(store.StoreDir(f.dataDir), f.storeOpts)
+	if err != nil {
+		return nil, fmt.Errorf("node: open store: %w", err)
+	}
+	_ = f.holder.swap(db)
+	cleanup = append(cleanup, func() { _ = f.holder.swap(nil) })
+	f.notify = newSeqNotifier(db.Applied())
+	f.state.setSnapshotSeq(db.SnapshotSeq())
+	if f.snapStore, f.repo, err = openSnapshots(cfg.Common, log); err != nil {
+		return nil, err
+	}
+	f.restorer = &restorer{repo: f.repo, dataDir: f.dataDir, storeOpts: f.storeOpts, log: log, metrics: f.metrics, state: &f.state}
+	if f.jc, err = journal.Connect(ctx, journal.Config{URL: cfg.NATSURL, Stream: cfg.Stream, Name: "replikv-" + cfg.ID,
+		Logger: log.With(zap.String("component", "journal"))}); err != nil {
+		return nil, fmt.Errorf("node: connect to nats: %w", err)
+	}
+	cleanup = append(cleanup, f.jc.Close)
+
+	f.srv, f.served, err = serveHTTP(cfg.HTTPAddr, api.Config{Node: f, Redirector: f, AuthToken: cfg.AuthToken,
+		Metrics: f.metrics, Logger: log}, log)
+	if err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	f.cancel = cancel
+	f.wg.Add(2)
+	go func() { defer f.wg.Done(); f.run(runCtx) }()
+	go func() { defer f.wg.Done(); f.heartbeats(runCtx) }()
+	return f, nil
+}
+
+// HTTPAddr is the bound address of the HTTP API.
+func (f *Follower) HTTPAddr() string { return f.srv.Addr() }
+
+// Close drains HTTP, stops following, and closes the NATS connection and the store. It is idempotent.
+func (f *Follower) Close() error {
+	var err error
+	f.closeOnce.Do(func() {
+		shutdownHTTP(f.srv, f.served, f.log)
+		f.cancel()
+		f.wg.Wait()
+		f.jc.Close()
+		err = f.holder.swap(nil)
+		f.log.Info("follower stopped")
+	})
+	return err
+}
+
+// run is the onboarding state machine's supervisor: it bootstraps and follows, and on failure reports it, backs
+// off and tries again. A gap re-bootstraps at once.
+func (f *Follower) run(ctx context.Context) {
+	backoff := time.Second
+	rebootstrap := false
+	for ctx.Err() == nil {
+		progressed, err := f.syncOnce(ctx, rebootstrap)
+		rebootstrap = false
+		if ctx.Err() != nil {
+			return
+		}
+		var gap *gapError
+		if errors.As(err, &gap) {
+			f.log.Warn("entries missing from the log; re-bootstrapping from a snapshot", zap.Error(err))
+			f.metrics.Errors.WithLabelValues("follower", "gap").Inc()
+			rebootstrap = true
+			continue
+		}
+		if progressed {
+			backoff = time.Second
+		}
+		f.state.set(stateFailed, err)
+		f.log.Error("follower not in sync; retrying", zap.Error(err), zap.Duration("retry_in", backoff))
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min2(backoff*2, 30*time.Second)
+	}
+}
+
+// syncOnce brings the store to a position the log can continue from (resume, snapshot or replay from 1), then
+// follows the log until an error. progressed reports whether any entry was applied.
+func (f *Follower) syncOnce(ctx context.Context, rebootstrap bool) (progressed bool, err error) {
+	if state, _ := f.state.get(); state != stateFailed {
+		f.state.set(stateStarting, nil)
+	}
+	info, err := f.jc.Info(ctx)
+	if err != nil {
+		return false, fmt.Errorf("waiting for the replication log: %w", err)
+	}
+	f.state.observeLogLast(info.LastSeq)
+	db := f.holder.get()
+	applied := db.Applied()
+	switch {
+	case rebootstrap:
+	case applied > info.LastSeq:
+		f.log.Warn("local store is ahead of the log (the stream was reset?); re-bootstrapping",
+			zap.Uint64("applied_seq", applied), zap.Uint64("log_last_seq", info.LastSeq))
+		rebootstrap = true
+	case applied > 0 && applied+1 >= info.FirstSeq:
+		f.log.Info("resuming from the local store", zap.Uint64("applied_seq", applied))
+	case applied > 0:
+		f.log.Info("the log no longer holds the entry after the local store; re-bootstrapping",
+			zap.Uint64("applied_seq", applied), zap.Uint64("log_first_seq", info.FirstSeq))
+		rebootstrap = true
+	default:
+		rebootstrap = true // empty store: a snapshot if there is one, else the log from seq 1
+	}
+	if rebootstrap {
+		if err := f.bootstrap(ctx, info); err != nil {
+			return false, err
+		}
+	}
+	return f.follow(ctx, info)
+}
+
+// bootstrap replaces the store with the newest usable snapshot, or with an empty store when there is none and the
+// log still starts at 1.
+func (f *Follower) bootstrap(ctx context.Context, info journal.Info) error {
+	if err := f.snapStore.Init(ctx, false); err != nil && !errors.Is(err, snapshots.ErrNotFound) {
+		return fmt.Errorf("snapshot store %s unreachable: %w", f.snapStore, err)
+	}
+	if err := f.holder.swap(nil); err != nil {
+		return err
+	}
+	m, rerr := f.restorer.restoreNewest(ctx, info.FirstSeq)
+	if errors.Is(rerr, errNoSnapshot) && info.FirstSeq <= 1 {
+		f.log.Info("no usable snapshot; replaying the log from the start", zap.NamedError("reason", rerr))
+		if err := os.RemoveAll(store.StoreDir(f.dataDir)); err != nil {
+			return fmt.Errorf("node: reset store: %w", err)
+		}
+		f.state.setSnapshotSeq(0)
+		rerr = nil
+	}
+	db, err := store.Open(store.StoreDir(f.dataDir), f.storeOpts)
+	if err != nil {
+		return fmt.Errorf("node: open store: %w", err)
+	}
+	_ = f.holder.swap(db)
+	if rerr != nil {
+		return rerr
+	}
+	f.notify.Advance(db.Applied())
+	if m.Seq > 0 {
+		f.log.Info("onboarding from snapshot", zap.Uint64("snapshot_seq", m.Seq))
+	}
+	return nil
+}
+
+// follow reads the log from applied+1 with an ordered consumer and applies it until an error.
+func (f *Follower) follow(ctx context.Context, info journal.Info) (progressed bool, err error) {
+	db := f.holder.get()
+	start := db.Applied() + 1
+	sub, err := f.jc.Subscribe(ctx, start, subscribeBuffer)
+	if err != nil {
+		return false, fmt.Errorf("subscribe to the log from seq %d: %w", start, err)
+	}
+	defer sub.Stop()
+
+	a := &applier{db: db}
+	target := info.LastSeq
+	logLast := info.LastSeq
+	f.enterCatchUp(db.Applied(), target)
+	cu := newCatchUpLog(f.log, db.Applied(), target)
+	idle := time.NewTicker(time.Second)
+	defer idle.Stop()
+	first := true
+	batch := make([]journal.Msg, 0, maxApplyBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			return progressed, ctx.Err()
+		case <-idle.C:
+			if in, err := f.jc.Info(ctx); err == nil {
+				logLast = max(logLast, in.LastSeq)
+				f.observe(db.Applied(), logLast)
+			}
+			continue
+		case m, ok := <-sub.C():
+			if !ok {
+				return progressed, fmt.Errorf("log subscription ended: %w", sub.Err())
+			}
+			batch = append(batch, m)
+		}
+	drain:
+		for len(batch) < cap(batch) {
+			select {
+			case m, ok := <-sub.C():
+				if !ok {
+					break drain
+				}
+				batch = append(batch, m)
+			default:
+				break drain
+			}
+		}
+		if first {
+			first = false
+			if batch[0].Seq > start {
+				return progressed, &gapError{want: start, got: batch[0].Seq}
+			}
+		}
+		seq, aerr := a.apply(batch)
+		if seq >= start {
+			progressed = true
+		}
+		f.notify.Advance(seq)
+		lastMsg := batch[len(batch)-1]
+		logLast = max(logLast, lastMsg.Seq+lastMsg.Pending)
+		f.observe(seq, logLast)
+		cu.report(seq, logLast)
+		select {
+		case f.hbKick <- struct{}{}:
+		default:
+		}
+		if aerr != nil {
+			if errors.Is(aerr, errBadEntry) {
+				f.metrics.Errors.WithLabelValues("follower", "bad_entry").Inc()
+			}
+			return progressed, aerr
+		}
+	}
+}
+
+func (f *Follower) enterCatchUp(applied, target uint64) {
+	f.state.set(stateCatchingUp, nil)
+	f.state.setProgress(api.Progress{TargetSeq: target})
+	f.observe(applied, target)
+}
+
+// observe updates lag, metrics and readiness: ready while at most --ready-lag entries behind.
+func (f *Follower) observe(applied, logLast uint64) {
+	f.state.observeLogLast(logLast)
+	updateSeqMetrics(f.metrics, applied, logLast)
+	var lag uint64
+	if logLast > applied {
+		lag = logLast - applied
+	}
+	state, _ := f.state.get()
+	switch {
+	case lag <= f.cfg.ReadyLag && state != stateReady:
+		f.state.set(stateReady, nil)
+		f.log.Info("follower ready", zap.Uint64("applied_seq", applied), zap.Uint64("lag", lag))
+	case lag > f.cfg.ReadyLag && state == stateReady:
+		f.state.set(stateCatchingUp, nil)
+		f.state.setProgress(api.Progress{TargetSeq: logLast})
+		f.log.Warn("follower fell behind", zap.Uint64("applied_seq", applied), zap.Uint64("lag", lag))
+	case state == stateCatchingUp:
+		f.state.setProgress(api.Progress{TargetSeq: logLast})
+	}
+}
+
+// heartbeats reports the follower's applied sequence and state to the leader: after every applied batch (coalesced)
+// and at least every second.
+func (f *Follower) heartbeats(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-f.hbKick:
+		}
+		st := f.Status()
+		if err := f.jc.PublishHeartbeat(journal.Heartbeat{ID: f.cfg.ID, State: st.State, Applied: st.AppliedSeq,
+			Lag: st.Lag, SentAt: time.Now().UTC()}); err != nil {
+			f.log.Debug("heartbeat not sent", zap.Error(err))
+		}
+	}
+}
+
+// Status implements api.Node.
+func (f *Follower) Status() api.Status { return f.state.status("follower", f.cfg.ID, f.Applied()) }
+
+// Applied implements api.Node.
+func (f *Follower) Applied() uint64 { return f.notify.Seq() }
+
+// View implements api.Node.
+func (f *Follower) View(ctx context.Context) (api.View, error) { return f.holder.view(ctx) }
+
+// WaitApplied implements api.Node.
+func (f *Follower) WaitApplied(ctx context.Context, seq uint64) error { return f.notify.Wait(ctx, seq) }
+
+// StrongTarget implements api.Node: the log's last sequence as of now, asked of NATS (not of the leader).
+func (f *Follower) StrongTarget(ctx context.Context) (uint64, error) {
+	info, err := f.jc.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("node: log last sequence: %w", wrapUnavailable(err))
+	}
+	f.state.observeLogLast(info.LastSeq)
+	return info.LastSeq, nil
+}
+
+// LeaderURL implements api.Redirector from the leader's lease, cached for a second.
+func (f *Follower) LeaderURL(ctx context.Context) (string, error) {
+	f.leaderMu.Lock()
+	defer f.leaderMu.Unlock()
+	if f.leaderURL != "" && time.Since(f.leaderAt) < time.Second {
+		return f.leaderURL, nil
+	}
+	info, err := f.jc.Leader(ctx)
+	if err != nil {
+		if errors.Is(err, journal.ErrNoLeader) {
+			return "", fmt.Errorf("node: %w", api.ErrNoLeader)
+		}
+		if f.leaderURL != "" {
+			return f.leaderURL, nil // NATS hiccup: the last known leader is the best answer
+		}
+		return "", fmt.Errorf("node: find leader: %w: %w", api.ErrNoLeader, err)
+	}
+	f.leaderURL, f.leaderAt = info.URL, time.Now()
+	return f.leaderURL, nil
+}
+
+// catchUpLog writes a catch-up progress line (applied, target, rate, ETA) at most every two seconds.
+type catchUpLog struct {
+	log      *zap.Logger
+	start    time.Time
+	startSeq uint64
+	last     time.Time
+}
+
+func newCatchUpLog(log *zap.Logger, applied, target uint64) *catchUpLog {
+	log.Info("catching up", zap.Uint64("from_seq", applied+1), zap.Uint64("target_seq", target))
+	now := time.Now()
+	return &catchUpLog{log: log, start: now, startSeq: applied, last: now}
+}
+
+func (c *catchUpLog) report(applied, logLast uint64) {
+	now := time.Now()
+	if now.Sub(c.last) < 2*time.Second {
+		return
+	}
+	c.last = now
+	elapsed := now.Sub(c.start).Seconds()
+	rate := float64(applied-c.startSeq) / max(elapsed, 1e-3)
+	fields := []zap.Field{zap.Uint64("applied_seq", applied), zap.Uint64("log_last_seq", logLast),
+		zap.Float64("entries_per_sec", rate)}
+	if logLast > applied && rate > 0 {
+		fields = append(fields, zap.Duration("eta", time.Duration(float64(logLast-applied)/rate*float64(time.Second))))
+	}
+	c.log.Info("catch-up progress", fields...)
+}

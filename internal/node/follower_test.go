@@ -1,0 +1,192 @@
+package node
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestFollower_ReplaysLogAndServesReads(t *testing.T) {
+	snapDir := t.TempDir()
+	l := startLeader(t, t.TempDir(), snapDir)
+	lurl := base(l.HTTPAddr())
+	waitState(t, lurl, stateReady, 20*time.Second)
+	for i := 0; i < 100; i++ {
+		put(t, lurl, fmt.Sprintf("pre/%03d", i), "v")
+	}
+	f := startFollower(t, t.TempDir(), snapDir, l.NATSURL(), "--id", "f1")
+	furl := base(f.HTTPAddr())
+
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			for j := 0; j < 100; j++ {
+				put(t, lurl, fmt.Sprintf("live/%d/%d", i, j), fmt.Sprint(j))
+			}
+		}(i)
+	}
+	wg.Wait()
+	st := waitState(t, furl, stateReady, 20*time.Second)
+	if st.SnapshotSeq != 0 {
+		t.Fatalf("snapshot_seq = %d, want 0 (log replay)", st.SnapshotSeq)
+	}
+	digestsEqual(t, lurl, furl, 20*time.Second)
+
+	t.Run("ReadYourWrites", func(t *testing.T) {
+		_, v := put(t, lurl, "ryw", "mine")
+		code, b, h := do(t, http.MethodGet, fmt.Sprintf("%s/v1/kv/ryw?min_seq=%d", furl, v), nil)
+		if code != http.StatusOK || string(b) != "mine" {
+			t.Fatalf("min_seq read: %d %q", code, b)
+		}
+		if h.Get("Replikv-Seq") == "" {
+			t.Fatal("no Replikv-Seq header")
+		}
+	})
+	t.Run("Strong", func(t *testing.T) {
+		put(t, lurl, "strong", "now")
+		code, b, _ := do(t, http.MethodGet, furl+"/v1/kv/strong?consistency=strong", nil)
+		if code != http.StatusOK || string(b) != "now" {
+			t.Fatalf("strong read: %d %q", code, b)
+		}
+	})
+	t.Run("Redirect", func(t *testing.T) {
+		code, _, h := do(t, http.MethodPut, furl+"/v1/kv/a%2Fb?x=1", []byte("v"))
+		if code != http.StatusTemporaryRedirect {
+			t.Fatalf("follower write: %d", code)
+		}
+		if want := lurl + "/v1/kv/a%2Fb?x=1"; h.Get("Location") != want {
+			t.Fatalf("Location %q, want %q", h.Get("Location"), want)
+		}
+	})
+	t.Run("LeaderListsFollower", func(t *testing.T) {
+		eventually(t, 10*time.Second, func() string {
+			_, b, _ := do(t, http.MethodGet, lurl+"/v1/followers", nil)
+			if !strings.Contains(string(b), `"id":"f1"`) || !strings.Contains(string(b), `"state":"ready"`) {
+				return string(b)
+			}
+			return ""
+		})
+	})
+}
+
+func TestFollower_OnboardsFromSnapshotAfterCompaction(t *testing.T) {
+	snapDir := t.TempDir()
+	l := startLeader(t, t.TempDir(), snapDir, "--snapshot-keep", "2")
+	lurl := base(l.HTTPAddr())
+	waitState(t, lurl, stateReady, 20*time.Second)
+	var seqs []uint64
+	for s := 0; s < 3; s++ {
+		for i := 0; i < 50; i++ {
+			put(t, lurl, fmt.Sprintf("k/%d/%d", s, i), fmt.Sprint(s))
+		}
+		code, b, _ := do(t, http.MethodPost, lurl+"/v1/snapshots", nil)
+		if code != http.StatusCreated {
+			t.Fatalf("snapshot: %d %s", code, b)
+		}
+		var m struct{ Seq uint64 }
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, m.Seq)
+	}
+	var list struct {
+		Snapshots []struct{ Seq uint64 } `json:"snapshots"`
+	}
+	getJSON(t, lurl+"/v1/snapshots", &list)
+	if len(list.Snapshots) != 2 || list.Snapshots[0].Seq != seqs[2] || list.Snapshots[1].Seq != seqs[1] {
+		t.Fatalf("retained %+v, want seqs %d and %d", list.Snapshots, seqs[2], seqs[1])
+	}
+	// The log now starts after the oldest retained snapshot.
+	jc := connectJournal(t, l.NATSURL())
+	info, err := jc.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.FirstSeq != seqs[1]+1 {
+		t.Fatalf("log first seq %d, want %d", info.FirstSeq, seqs[1]+1)
+	}
+	put(t, lurl, "after", "snap")
+
+	f := startFollower(t, t.TempDir(), snapDir, l.NATSURL())
+	furl := base(f.HTTPAddr())
+	st := waitState(t, furl, stateReady, 30*time.Second)
+	if st.SnapshotSeq != seqs[2] {
+		t.Fatalf("snapshot_seq %d, want newest %d", st.SnapshotSeq, seqs[2])
+	}
+	digestsEqual(t, lurl, furl, 20*time.Second)
+}
+
+func TestFollower_GapRebootstraps(t *testing.T) {
+	snapDir := t.TempDir()
+	l := startLeader(t, t.TempDir(), snapDir, "--snapshot-keep", "2")
+	lurl := base(l.HTTPAddr())
+	waitState(t, lurl, stateReady, 20*time.Second)
+	put(t, lurl, "a", "1")
+	fdir := t.TempDir()
+	f := startFollower(t, fdir, snapDir, l.NATSURL(), "--id", "gap")
+	furl := base(f.HTTPAddr())
+	waitState(t, furl, stateReady, 20*time.Second)
+	digestsEqual(t, lurl, furl, 10*time.Second)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// While the follower is away the log is compacted past its position.
+	for s := 0; s < 2; s++ {
+		for i := 0; i < 20; i++ {
+			put(t, lurl, fmt.Sprintf("g/%d/%d", s, i), "x")
+		}
+		if code, b, _ := do(t, http.MethodPost, lurl+"/v1/snapshots", nil); code != http.StatusCreated {
+			t.Fatalf("snapshot: %d %s", code, b)
+		}
+	}
+	f2 := startFollower(t, fdir, snapDir, l.NATSURL(), "--id", "gap")
+	furl2 := base(f2.HTTPAddr())
+	st := waitState(t, furl2, stateReady, 30*time.Second)
+	if st.SnapshotSeq == 0 {
+		t.Fatal("follower did not re-bootstrap from a snapshot")
+	}
+	digestsEqual(t, lurl, furl2, 20*time.Second)
+}
+
+func TestFollower_SyncReplication(t *testing.T) {
+	snapDir := t.TempDir()
+	l := startLeader(t, t.TempDir(), snapDir, "--sync-followers", "1", "--sync-timeout", "1s")
+	lurl := base(l.HTTPAddr())
+	waitState(t, lurl, stateReady, 20*time.Second)
+	f := startFollower(t, t.TempDir(), snapDir, l.NATSURL(), "--id", "sync1")
+	furl := base(f.HTTPAddr())
+	waitState(t, furl, stateReady, 20*time.Second)
+
+	eventually(t, 10*time.Second, func() string {
+		code, b, _ := do(t, http.MethodPut, lurl+"/v1/kv/warm", []byte("x"))
+		if code != http.StatusOK {
+			return fmt.Sprintf("%d %s", code, b)
+		}
+		return ""
+	})
+	code, b, _ := do(t, http.MethodPut, lurl+"/v1/kv/s", []byte("synced"))
+	if code != http.StatusOK || !strings.Contains(string(b), `"replicated":1`) {
+		t.Fatalf("sync write: %d %s", code, b)
+	}
+	// Confirmed means applied on the follower: an eventual read there sees it at once.
+	if code, b, _ := do(t, http.MethodGet, furl+"/v1/kv/s", nil); code != http.StatusOK || string(b) != "synced" {
+		t.Fatalf("follower read after sync write: %d %q", code, b)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	code, b, _ = do(t, http.MethodPut, lurl+"/v1/kv/s2", []byte("alone"))
+	if code != http.StatusAccepted || !strings.Contains(string(b), `"replicated":0`) {
+		t.Fatalf("write without follower: %d %s", code, b)
+	}
+	if d := time.Since(start); d < 900*time.Millisecond {
+		t.Fatalf("202 after %s, before the sync timeout", d)
+	}
+}

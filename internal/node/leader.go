@@ -1,0 +1,408 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/replikv/replikv/internal/api"
+	"github.com/replikv/replikv/internal/config"
+	"github.com/replikv/replikv/internal/journal"
+	"github.com/replikv/replikv/internal/metrics"
+	"github.com/replikv/replikv/internal/snapshots"
+	"github.com/replikv/replikv/internal/store"
+)
+
+// leaseTTL is how long a leader's lease lives without renewal. A second leader waits this long after the first one
+// died before it can take over.
+const leaseTTL = 10 * time.Second
+
+// Leader is a running leader: it accepts writes, publishes them to the log, applies them, serves reads and takes
+// snapshots. It implements the API's Node, Writer, Snapshotter and FollowerLister.
+type Leader struct {
+	cfg     config.Leader
+	log     *zap.Logger
+	metrics *metrics.Metrics
+	id      string
+	dataDir string
+
+	jc        *journal.Conn
+	holder    storeHolder
+	notify    *seqNotifier
+	state     stateTracker
+	followers *followerTable
+	snapStore snapshots.Store
+	repo      *snapshots.Repo
+	restorer  *restorer
+
+	natsURL   string
+	emb       *journal.Embedded
+	srv       *api.Server
+	served    <-chan error
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+
+	pipeMu sync.Mutex
+	pipe   *pipeline // nil until recovered and holding the lease
+
+	snapMu       sync.Mutex // one snapshot at a time; later requests wait
+	snapInitDone bool
+}
+
+// RunLeader runs a leader until ctx is cancelled, then drains HTTP, stops the pipeline, closes the store and returns
+// nil. Start-up failures are returned as errors.
+func RunLeader(ctx context.Context, cfg config.Leader, log *zap.Logger) error {
+	l, err := StartLeader(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-l.served:
+		runErr = fmt.Errorf("node: http server: %w", err)
+	}
+	return errors.Join(runErr, l.Close())
+}
+
+// StartLeader starts a leader and returns once its HTTP API is listening; it comes up (stream, lease, recovery) in
+// the background, reporting its state in Status. Close stops it.
+func StartLeader(ctx context.Context, cfg config.Leader, log *zap.Logger) (_ *Leader, err error) {
+	l := &Leader{cfg: cfg, log: log, metrics: metrics.New("leader"), followers: newFollowerTable()}
+	var cleanup []func()
+	defer func() {
+		if err != nil {
+			for i := len(cleanup) - 1; i >= 0; i-- {
+				cleanup[i]()
+			}
+		}
+	}()
+	l.state.set(stateStarting, nil)
+	if l.dataDir, err = ensureDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if l.id, err = loadOrCreateID(filepath.Join(l.dataDir, "leader-id"), "leader-"); err != nil {
+		return nil, err
+	}
+	l.log = log.With(zap.String("role", "leader"), zap.String("id", l.id))
+	log = l.log
+
+	l.natsURL = cfg.NATSURL
+	if l.natsURL == "" {
+		emb, err := journal.StartEmbedded(journal.EmbeddedConfig{
+			Listen: cfg.NATSListen, StoreDir: filepath.Join(l.dataDir, "nats"),
+			SyncInterval: cfg.NATSSyncInterval, SyncAlways: cfg.NATSSyncAlways,
+			Logger: log.With(zap.String("component", "nats-server")),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("node: embedded nats: %w", err)
+		}
+		l.emb = emb
+		cleanup = append(cleanup, emb.Close)
+		l.natsURL = emb.ClientURL()
+		log.Info("embedded nats listening", zap.String("url", l.natsURL), zap.Bool("sync_always", cfg.NATSSyncAlways),
+			zap.Duration("sync_interval", cfg.NATSSyncInterval))
+	}
+
+	if err := store.CleanStale(l.dataDir); err != nil {
+		return nil, fmt.Errorf("node: clean data dir: %w", err)
+	}
+	storeOpts := store.Options{Logger: log.With(zap.String("component", "store"))}
+	db, err := store.Open(store.StoreDir(l.dataDir), storeOpts)
+	if err != nil {
+		return nil, fmt.Errorf("node: open store: %w", err)
+	}
+	_ = l.holder.swap(db)
+	cleanup = append(cleanup, func() { _ = l.holder.swap(nil) })
+	l.notify = newSeqNotifier(db.Applied())
+	l.state.setSnapshotSeq(db.SnapshotSeq())
+
+	if l.snapStore, l.repo, err = openSnapshots(cfg.Common, log); err != nil {
+		return nil, err
+	}
+	l.restorer = &restorer{repo: l.repo, dataDir: l.dataDir, storeOpts: storeOpts, log: log, metrics: l.metrics, state: &l.state}
+
+	if l.jc, err = journal.Connect(ctx, journal.Config{URL: l.natsURL, Stream: cfg.Stream, Replicas: cfg.StreamReplicas,
+		Name: "replikv-" + l.id, Logger: log.With(zap.String("component", "journal"))}); err != nil {
+		return nil, fmt.Errorf("node: connect to nats: %w", err)
+	}
+	cleanup = append(cleanup, l.jc.Close)
+
+	l.srv, l.served, err = serveHTTP(cfg.HTTPAddr, api.Config{Node: l, Writer: l, Snapshots: l, Followers: l,
+		AuthToken: cfg.AuthToken, Metrics: l.metrics, Logger: log}, log)
+	if err != nil {
+		return nil, err
+	}
+	advertise := cfg.AdvertiseURL
+	if advertise == "" {
+		advertise = "http://" + l.srv.Addr()
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	l.cancel = cancel
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		l.runBackground(runCtx, advertise)
+	}()
+	return l, nil
+}
+
+// HTTPAddr is the bound address of the HTTP API.
+func (l *Leader) HTTPAddr() string { return l.srv.Addr() }
+
+// NATSURL is the NATS URL the leader uses (the embedded server's client URL without --nats-url).
+func (l *Leader) NATSURL() string { return l.natsURL }
+
+// Close drains HTTP, stops the background loops and the pipeline, releases the lease, and closes the NATS
+// connection, the embedded server and the store. It is idempotent.
+func (l *Leader) Close() error {
+	var err error
+	l.closeOnce.Do(func() {
+		shutdownHTTP(l.srv, l.served, l.log)
+		l.cancel()
+		l.wg.Wait()
+		l.pipeMu.Lock()
+		if l.pipe != nil {
+			l.pipe.stop()
+		}
+		l.pipeMu.Unlock()
+		l.jc.Close()
+		if l.emb != nil {
+			l.emb.Close()
+		}
+		err = l.holder.swap(nil)
+		l.log.Info("leader stopped")
+	})
+	return err
+}
+
+// runBackground brings the leader up (stream, lease, recovery, pipeline) and then runs its loops.
+func (l *Leader) runBackground(ctx context.Context, advertise string) {
+	if err := retry(ctx, 200*time.Millisecond, 5*time.Second, func() error {
+		_, err := l.jc.EnsureStream(ctx)
+		return err
+	}, func(err error, next time.Duration) {
+		l.state.set(stateStarting, fmt.Errorf("waiting for the replication log: %w", err))
+		l.log.Warn("stream not ready", zap.Error(err), zap.Duration("retry_in", next))
+		if errors.Is(err, journal.ErrStreamConfig) {
+			l.state.set(stateFailed, err)
+		}
+	}); err != nil {
+		return
+	}
+
+	var lease *journal.Lease
+	if err := retry(ctx, time.Second, leaseTTL/2, func() error {
+		var err error
+		lease, err = l.jc.AcquireLease(ctx, journal.LeaderInfo{ID: l.id, URL: advertise, Since: time.Now().UTC()}, leaseTTL)
+		return err
+	}, func(err error, next time.Duration) {
+		if errors.Is(err, journal.ErrLeaseHeld) {
+			l.state.set(stateDegraded, fmt.Errorf("another leader holds the lease, not taking writes: %w", err))
+		} else {
+			l.state.set(stateStarting, fmt.Errorf("acquiring the leader lease: %w", err))
+		}
+		l.log.Warn("cannot acquire the leader lease", zap.Error(err), zap.Duration("retry_in", next))
+	}); err != nil {
+		return
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		lease.Close(cctx)
+	}()
+	l.log.Info("holding the leader lease", zap.String("advertise_url", advertise))
+
+	if err := retry(ctx, 200*time.Millisecond, 5*time.Second, func() error { return l.recover(ctx) },
+		func(err error, next time.Duration) {
+			state := stateStarting
+			if errors.Is(err, errDiverged) || errors.Is(err, errBadEntry) {
+				state = stateDegraded
+			}
+			l.state.set(state, err)
+			l.log.Error("recovery from the log failed", zap.Error(err), zap.Duration("retry_in", next))
+		}); err != nil {
+		return
+	}
+
+	db := l.holder.get()
+	pipe := newPipeline(l.log, l.jc, db, l.notify, &l.state, l.id+"-"+randomHex(4)+"-", func(err error) {
+		l.state.set(stateDegraded, err)
+	})
+	pipe.start(ctx, db.Applied()+1)
+	l.pipeMu.Lock()
+	l.pipe = pipe
+	l.pipeMu.Unlock()
+
+	stopHB, err := l.jc.SubscribeHeartbeats(l.followers.update)
+	if err != nil {
+		l.log.Error("cannot subscribe to follower heartbeats", zap.Error(err))
+	} else {
+		defer stopHB()
+	}
+	l.state.set(stateReady, nil)
+	l.log.Info("leader ready", zap.Uint64("applied_seq", db.Applied()))
+
+	var tick <-chan time.Time
+	if l.cfg.SnapshotInterval > 0 {
+		t := time.NewTicker(l.cfg.SnapshotInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	metricsTick := time.NewTicker(time.Second)
+	defer metricsTick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-lease.Lost():
+			err := fmt.Errorf("lost the leader lease to another leader: %w", journal.ErrLeaseLost)
+			pipe.fence(err)
+			l.log.Error("fenced", zap.Error(err))
+			<-ctx.Done()
+			return
+		case <-metricsTick.C:
+			updateSeqMetrics(l.metrics, l.Applied(), l.logLast())
+			l.followerMetrics()
+		case <-tick:
+			if l.Applied() > l.state.snapshot() {
+				if _, err := l.createSnapshot(ctx); err != nil && ctx.Err() == nil {
+					l.log.Error("scheduled snapshot failed", zap.Error(err))
+				}
+			}
+		}
+	}
+}
+
+// errDiverged means the local store holds entries the log does not: the log lost acknowledged writes.
+var errDiverged = errors.New("local store is ahead of the replication log")
+
+// recover brings the store up to the log's last sequence: from a snapshot if the log no longer holds the entry after
+// the store's applied sequence, then by replaying the log.
+func (l *Leader) recover(ctx context.Context) error {
+	info, err := l.jc.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("node: stream info: %w", err)
+	}
+	l.state.observeLogLast(info.LastSeq)
+	db := l.holder.get()
+	applied := db.Applied()
+	if applied > info.LastSeq {
+		return fmt.Errorf("%w: store applied seq %d, log last seq %d (was the log reset, or did JetStream lose acknowledged writes without fsync?); refusing to write", errDiverged, applied, info.LastSeq)
+	}
+	if applied+1 < info.FirstSeq {
+		l.log.Warn("the log no longer holds the entry after the local store; restoring a snapshot",
+			zap.Uint64("applied_seq", applied), zap.Uint64("log_first_seq", info.FirstSeq))
+		if err := l.holder.swap(nil); err != nil {
+			return err
+		}
+		m, rerr := l.restorer.restoreNewest(ctx, info.FirstSeq)
+		db, err := store.Open(store.StoreDir(l.dataDir), l.restorer.storeOpts)
+		if err != nil {
+			return fmt.Errorf("node: reopen store: %w", err)
+		}
+		_ = l.holder.swap(db)
+		if rerr != nil {
+			return rerr
+		}
+		l.notify.Advance(db.Applied())
+		l.log.Info("restored snapshot for recovery", zap.Uint64("snapshot_seq", m.Seq))
+	}
+	l.state.set(stateCatchingUp, nil)
+	l.state.setProgress(api.Progress{TargetSeq: info.LastSeq})
+	if err := replayLog(ctx, l.jc, l.holder.get(), l.notify, info.LastSeq); err != nil {
+		return err
+	}
+	l.log.Info("recovered from the log", zap.Uint64("applied_seq", l.holder.get().Applied()))
+	return nil
+}
+
+func (l *Leader) logLast() uint64 {
+	l.pipeMu.Lock()
+	p := l.pipe
+	l.pipeMu.Unlock()
+	if p != nil {
+		return p.lastAck.Load()
+	}
+	return 0
+}
+
+func (l *Leader) followerMetrics() {
+	counts := map[string]int{}
+	for _, f := range l.followers.list(l.logLast()) {
+		counts[f.State]++
+	}
+	for _, s := range []string{stateStarting, stateRestoring, stateCatchingUp, stateReady, stateDegraded, stateFailed} {
+		l.metrics.Followers.WithLabelValues(s).Set(float64(counts[s]))
+	}
+}
+
+// Status implements api.Node.
+func (l *Leader) Status() api.Status {
+	l.state.observeLogLast(l.logLast())
+	st := l.state.status("leader", l.id, l.Applied())
+	return st
+}
+
+// Applied implements api.Node.
+func (l *Leader) Applied() uint64 { return l.notify.Seq() }
+
+// View implements api.Node.
+func (l *Leader) View(ctx context.Context) (api.View, error) { return l.holder.view(ctx) }
+
+// WaitApplied implements api.Node.
+func (l *Leader) WaitApplied(ctx context.Context, seq uint64) error { return l.notify.Wait(ctx, seq) }
+
+// StrongTarget implements api.Node: on the leader every acknowledged write is already applied.
+func (l *Leader) StrongTarget(context.Context) (uint64, error) { return l.Applied(), nil }
+
+// Write implements api.Writer.
+func (l *Leader) Write(ctx context.Context, req api.WriteRequest) (api.WriteResult, error) {
+	l.pipeMu.Lock()
+	p := l.pipe
+	l.pipeMu.Unlock()
+	if p == nil {
+		state, why := l.state.get()
+		if state == stateDegraded {
+			return api.WriteResult{}, fmt.Errorf("node: %w: %s", api.ErrNotLeader, why)
+		}
+		return api.WriteResult{}, fmt.Errorf("node: leader is %s: %w", state, api.ErrUnavailable)
+	}
+	seq, err := p.submit(ctx, &writeReq{op: req.Op, key: req.Key, value: req.Value, cond: req.Cond})
+	if err != nil {
+		return api.WriteResult{}, err
+	}
+	res := api.WriteResult{Version: seq}
+	if k := l.cfg.SyncFollowers; k > 0 {
+		wctx, cancel := context.WithTimeout(ctx, l.cfg.SyncTimeout)
+		res.Replicated, res.Confirmed = l.followers.waitReplicated(wctx, seq, k)
+		cancel()
+		res.SyncRequired = true
+	}
+	return res, nil
+}
+
+// Followers implements api.FollowerLister.
+func (l *Leader) Followers() []api.FollowerInfo { return l.followers.list(l.logLast()) }
+
+// CreateSnapshot implements api.Snapshotter.
+func (l *Leader) CreateSnapshot(ctx context.Context) (any, error) { return l.createSnapshot(ctx) }
+
+// ListSnapshots implements api.Snapshotter.
+func (l *Leader) ListSnapshots(ctx context.Context) ([]any, error) {
+	ms, err := l.repo.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("node: list snapshots: %w", wrapUnavailable(err))
+	}
+	out := make([]any, len(ms))
+	for i, m := range ms {
+		out[i] = m
+	}
+	return out, nil
+}

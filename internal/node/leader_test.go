@@ -1,0 +1,193 @@
+package node
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/replikv/replikv/internal/apply"
+	"github.com/replikv/replikv/internal/journal"
+)
+
+func TestLeader_ConcurrentWritesAndConditions(t *testing.T) {
+	l := startLeader(t, t.TempDir(), t.TempDir())
+	url := base(l.HTTPAddr())
+	waitState(t, url, stateReady, 20*time.Second)
+
+	t.Run("OK", func(t *testing.T) {
+		var wg sync.WaitGroup
+		for i := 0; i < 16; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				for j := 0; j < 50; j++ {
+					if code, _ := put(t, url, fmt.Sprintf("c/%d/%d", i, j), "v"); code != http.StatusOK {
+						t.Errorf("put: %d", code)
+					}
+				}
+			}(i)
+		}
+		wg.Wait()
+		var d digestBody
+		getJSON(t, url+"/v1/digest", &d)
+		if d.Keys != 800 {
+			t.Fatalf("keys = %d, want 800", d.Keys)
+		}
+	})
+
+	t.Run("IfNoneMatchSeesInFlight", func(t *testing.T) {
+		// 32 concurrent creates of one key: the in-flight overlay must let exactly one win.
+		var wins, conflicts atomic.Int32
+		var wg sync.WaitGroup
+		for i := 0; i < 32; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				code, _ := put(t, url, "race/key", fmt.Sprint(i), "If-None-Match", "*")
+				switch code {
+				case http.StatusOK:
+					wins.Add(1)
+				case http.StatusPreconditionFailed:
+					conflicts.Add(1)
+				default:
+					t.Errorf("unexpected %d", code)
+				}
+			}(i)
+		}
+		wg.Wait()
+		if wins.Load() != 1 || conflicts.Load() != 31 {
+			t.Fatalf("wins %d conflicts %d, want 1 and 31", wins.Load(), conflicts.Load())
+		}
+	})
+
+	t.Run("IfMatchChain", func(t *testing.T) {
+		_, v := put(t, url, "cas", "0")
+		// Many concurrent CAS attempts against the same version: exactly one wins.
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		for i := 0; i < 16; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if code, _ := put(t, url, "cas", "x", "If-Match", fmt.Sprintf("%q", fmt.Sprint(v))); code == http.StatusOK {
+					wins.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		if wins.Load() != 1 {
+			t.Fatalf("wins = %d, want 1", wins.Load())
+		}
+	})
+
+	t.Run("DeleteAbsent", func(t *testing.T) {
+		code, _, _ := do(t, http.MethodDelete, url+"/v1/kv/never-written", nil)
+		if code != http.StatusNotFound {
+			t.Fatalf("delete absent: %d", code)
+		}
+		put(t, url, "gone", "x")
+		code, _, _ = do(t, http.MethodDelete, url+"/v1/kv/gone", nil)
+		if code != http.StatusOK {
+			t.Fatalf("delete: %d", code)
+		}
+		code, _, _ = do(t, http.MethodGet, url+"/v1/kv/gone", nil)
+		if code != http.StatusNotFound {
+			t.Fatalf("get deleted: %d", code)
+		}
+	})
+}
+
+func TestLeader_RestartRecoversFromLog(t *testing.T) {
+	dataDir, snapDir := t.TempDir(), t.TempDir()
+	l := startLeader(t, dataDir, snapDir)
+	url := base(l.HTTPAddr())
+	waitState(t, url, stateReady, 20*time.Second)
+	for i := 0; i < 200; i++ {
+		put(t, url, fmt.Sprintf("k%03d", i), fmt.Sprint(i))
+	}
+	var before digestBody
+	getJSON(t, url+"/v1/digest", &before)
+	// Roll the store back by removing it: the leader must rebuild it from the log alone.
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	natsPort := l.NATSURL()[len("nats://127.0.0.1:"):]
+	removeStore(t, dataDir)
+	l2 := startLeader(t, dataDir, snapDir, "--nats-listen", "127.0.0.1:"+natsPort)
+	url2 := base(l2.HTTPAddr())
+	waitState(t, url2, stateReady, 20*time.Second)
+	var after digestBody
+	getJSON(t, url2+"/v1/digest", &after)
+	if after != before {
+		t.Fatalf("after restart %+v, before %+v", after, before)
+	}
+	if code, v := put(t, url2, "new", "x"); code != http.StatusOK || v != before.Seq+1 {
+		t.Fatalf("write after restart: %d version %d, want 200 and %d", code, v, before.Seq+1)
+	}
+}
+
+func TestLeader_SecondLeaderIsFenced(t *testing.T) {
+	snapDir := t.TempDir()
+	l1 := startLeader(t, t.TempDir(), snapDir)
+	url1 := base(l1.HTTPAddr())
+	waitState(t, url1, stateReady, 20*time.Second)
+	put(t, url1, "a", "1")
+
+	l2 := startLeader(t, t.TempDir(), snapDir, "--nats-url", l1.NATSURL())
+	url2 := base(l2.HTTPAddr())
+	st := waitState(t, url2, stateDegraded, 20*time.Second)
+	mustContain(t, st.Error, "lease")
+	code, b, _ := do(t, http.MethodPut, url2+"/v1/kv/b", []byte("2"))
+	if code != http.StatusServiceUnavailable {
+		t.Fatalf("write on fenced leader: %d %s", code, b)
+	}
+	mustContain(t, string(b), "not_leader")
+	if code, _ := put(t, url1, "c", "3"); code != http.StatusOK {
+		t.Fatalf("first leader write: %d", code)
+	}
+}
+
+func TestLeader_RogueWriterFences(t *testing.T) {
+	l := startLeader(t, t.TempDir(), t.TempDir())
+	url := base(l.HTTPAddr())
+	waitState(t, url, stateReady, 20*time.Second)
+	_, v := put(t, url, "a", "1")
+
+	// Another writer appends behind the leader's back, as a stale leader without a lease would.
+	jc := connectJournal(t, l.NATSURL())
+	ack, err := jc.PublishAsync(t.Context(), apply.AppendEntry(nil, apply.Entry{Op: apply.OpPut, Key: []byte("rogue"), Value: []byte("x")}), v, "rogue-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ack.Wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	code, b, _ := do(t, http.MethodPut, url+"/v1/kv/b", []byte("2"))
+	if code != http.StatusServiceUnavailable {
+		t.Fatalf("write after rogue append: %d %s", code, b)
+	}
+	mustContain(t, string(b), "not_leader")
+	st := waitState(t, url, stateDegraded, 5*time.Second)
+	mustContain(t, st.Error, "fenced")
+	// The leader never overwrote: the log still ends with the rogue entry.
+	info, err := jc.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.LastSeq != v+1 {
+		t.Fatalf("log last seq %d, want %d", info.LastSeq, v+1)
+	}
+}
+
+func connectJournal(t testing.TB, url string) *journal.Conn {
+	t.Helper()
+	jc, err := journal.Connect(t.Context(), journal.Config{URL: url, Stream: "REPLIKV", Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(jc.Close)
+	return jc
+}

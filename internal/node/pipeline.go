@@ -1,0 +1,492 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/replikv/replikv/internal/api"
+	"github.com/replikv/replikv/internal/apply"
+	"github.com/replikv/replikv/internal/journal"
+	"github.com/replikv/replikv/internal/store"
+)
+
+const (
+	// maxInflight bounds published-but-unapplied writes (JetStream's async publish window is 4096).
+	maxInflight = 4096
+	// maxCommitBatch bounds how many acknowledged writes are applied in one store batch.
+	maxCommitBatch = 1024
+)
+
+// writeReq is one validated write waiting for the pipeline.
+type writeReq struct {
+	op    apply.Op
+	key   []byte
+	value []byte
+	cond  apply.Cond
+	done  chan writeResult // buffered(1): the pipeline never blocks answering
+}
+
+type writeResult struct {
+	seq uint64
+	err error
+}
+
+// pending is a published write waiting for its ack, or a barrier the writer uses to know the committer drained.
+type pending struct {
+	req     *writeReq
+	seq     uint64
+	ack     *journal.Ack
+	barrier chan struct{}
+}
+
+// overlayEntry is the in-flight state of a key: the version (sequence) of its newest published write.
+type overlayEntry struct {
+	seq     uint64
+	deleted bool
+}
+
+type keySeq struct {
+	key string
+	seq uint64
+}
+
+// pipeline is the leader's write path. One goroutine (the writer) owns the next sequence and the in-flight overlay
+// and publishes entries with expected-last-sequence, without waiting for acks. A second goroutine (the committer)
+// waits for acks in order, applies acknowledged writes to the store in batches (group commit) and answers.
+//
+// Any publish failure breaks the chain of expected sequences: every write in flight is failed with 503, the writer
+// re-reads the log's last sequence, replays into the store whatever the log holds beyond it (the log is the truth),
+// and resumes. A wrong-last-sequence error on the first write of a chain means another writer exists: the pipeline
+// is fenced for good and answers not_leader.
+type pipeline struct {
+	log     *zap.Logger
+	jc      *journal.Conn
+	db      *store.DB
+	notify  *seqNotifier
+	state   *stateTracker
+	msgID   string // prefix of every Nats-Msg-Id: leader id + boot nonce
+	onFence func(error)
+
+	reqs     chan *writeReq
+	inflight chan *pending
+	brokenCh chan struct{} // committer -> writer: the chain broke
+
+	broken   atomic.Bool
+	fenced   atomic.Bool
+	lastAck  atomic.Uint64
+	fenceErr atomic.Value // error
+
+	// Owned by the writer goroutine.
+	next    uint64
+	overlay map[string]overlayEntry
+	fifo    []keySeq
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func newPipeline(log *zap.Logger, jc *journal.Conn, db *store.DB, notify *seqNotifier, state *stateTracker, msgID string, onFence func(error)) *pipeline {
+	return &pipeline{
+		log: log.With(zap.String("component", "pipeline")), jc: jc, db: db, notify: notify, state: state,
+		msgID: msgID, onFence: onFence,
+		reqs:     make(chan *writeReq, 256),
+		inflight: make(chan *pending, maxInflight),
+		brokenCh: make(chan struct{}, 1),
+		overlay:  make(map[string]overlayEntry),
+	}
+}
+
+// start launches the writer and committer. next is the sequence the next write will get (log last + 1); the store
+// must have applied everything before it.
+func (p *pipeline) start(ctx context.Context, next uint64) {
+	ctx, p.cancel = context.WithCancel(ctx)
+	p.next = next
+	p.lastAck.Store(next - 1)
+	p.wg.Add(2)
+	go func() { defer p.wg.Done(); p.runWriter(ctx) }()
+	go func() { defer p.wg.Done(); p.runCommitter(ctx) }()
+}
+
+// stop stops both goroutines and waits for them. Requests still queued are answered with ErrUnavailable.
+func (p *pipeline) stop() {
+	if p.cancel == nil {
+		return
+	}
+	p.cancel()
+	p.wg.Wait()
+	for {
+		select {
+		case r := <-p.reqs:
+			r.done <- writeResult{err: fmt.Errorf("node: leader is stopping: %w", api.ErrUnavailable)}
+		default:
+			return
+		}
+	}
+}
+
+// submit hands a write to the pipeline and waits for its outcome.
+func (p *pipeline) submit(ctx context.Context, r *writeReq) (uint64, error) {
+	r.done = make(chan writeResult, 1)
+	select {
+	case p.reqs <- r:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	select {
+	case res := <-r.done:
+		return res.seq, res.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+func (p *pipeline) fencedErr() error {
+	if e, ok := p.fenceErr.Load().(error); ok {
+		return fmt.Errorf("node: %w: %w", api.ErrNotLeader, e)
+	}
+	return api.ErrNotLeader
+}
+
+func (p *pipeline) runWriter(ctx context.Context) {
+	for {
+		if p.broken.Load() && !p.fenced.Load() {
+			p.recover(ctx)
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.brokenCh:
+		case r := <-p.reqs:
+			p.handle(ctx, r)
+		}
+	}
+}
+
+// current returns a key's state including writes still in flight.
+func (p *pipeline) current(key []byte) (apply.Current, error) {
+	p.trimOverlay()
+	if e, ok := p.overlay[string(key)]; ok {
+		return apply.Current{Version: e.seq, Exists: !e.deleted}, nil
+	}
+	v, ok, err := p.db.Version(key)
+	if err != nil {
+		return apply.Current{}, fmt.Errorf("node: read version: %w", err)
+	}
+	return apply.Current{Version: v, Exists: ok}, nil
+}
+
+// trimOverlay drops overlay entries the store has applied: the store then answers for them.
+func (p *pipeline) trimOverlay() {
+	applied := p.db.Applied()
+	i := 0
+	for ; i < len(p.fifo) && p.fifo[i].seq <= applied; i++ {
+		ks := p.fifo[i]
+		if e, ok := p.overlay[ks.key]; ok && e.seq == ks.seq {
+			delete(p.overlay, ks.key)
+		}
+	}
+	if i > 0 {
+		p.fifo = append(p.fifo[:0], p.fifo[i:]...)
+	}
+}
+
+func (p *pipeline) handle(ctx context.Context, r *writeReq) {
+	if p.fenced.Load() {
+		r.done <- writeResult{err: p.fencedErr()}
+		return
+	}
+	if p.broken.Load() {
+		r.done <- writeResult{err: fmt.Errorf("node: replication log unavailable: %w", api.ErrUnavailable)}
+		return
+	}
+	if !p.jc.Connected() {
+		r.done <- writeResult{err: fmt.Errorf("node: not connected to NATS: %w", api.ErrUnavailable)}
+		return
+	}
+	cur, err := p.current(r.key)
+	if err != nil {
+		r.done <- writeResult{err: err}
+		return
+	}
+	if err := apply.Check(r.op, cur, r.cond); err != nil {
+		r.done <- writeResult{err: err}
+		return
+	}
+	seq := p.next
+	data := apply.AppendEntry(make([]byte, 0, len(r.key)+len(r.value)+16), apply.Entry{Op: r.op, Key: r.key, Value: r.value})
+	ack, err := p.jc.PublishAsync(ctx, data, seq-1, p.msgID+strconv.FormatUint(seq, 10))
+	if err != nil {
+		// Nothing was sent for this write, so the chain of expected sequences is intact.
+		r.done <- writeResult{err: fmt.Errorf("node: publish: %w", wrapUnavailable(err))}
+		return
+	}
+	p.next++
+	p.overlay[string(r.key)] = overlayEntry{seq: seq, deleted: r.op == apply.OpDelete}
+	p.fifo = append(p.fifo, keySeq{key: string(r.key), seq: seq})
+	select {
+	case p.inflight <- &pending{req: r, seq: seq, ack: ack}:
+	case <-ctx.Done():
+		r.done <- writeResult{err: fmt.Errorf("node: leader is stopping: %w", api.ErrUnavailable)}
+	}
+}
+
+// recover waits for the committer to drain, then resynchronises the store and the next sequence with the log.
+// Writes arriving meanwhile fail fast with 503.
+func (p *pipeline) recover(ctx context.Context) {
+	barrier := make(chan struct{})
+	if !waitOrReject(ctx, p, func() <-chan struct{} {
+		ch := make(chan struct{})
+		go func() {
+			defer close(ch)
+			select {
+			case p.inflight <- &pending{barrier: barrier}:
+			case <-ctx.Done():
+			}
+		}()
+		return ch
+	}()) {
+		return
+	}
+	if !waitOrReject(ctx, p, barrier) {
+		return
+	}
+	if p.fenced.Load() {
+		return
+	}
+	backoff := 100 * time.Millisecond
+	for {
+		err := p.resync(ctx)
+		if err == nil {
+			p.log.Info("write pipeline resynchronised with the log", zap.Uint64("next_seq", p.next))
+			p.broken.Store(false)
+			return
+		}
+		p.log.Warn("cannot resynchronise with the log yet", zap.Error(err), zap.Duration("retry_in", backoff))
+		t := time.NewTimer(backoff)
+		ok := waitOrReject(ctx, p, t.C)
+		t.Stop()
+		if !ok {
+			return
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// waitOrReject waits for ch while answering new writes with 503. It returns false when ctx ended.
+func waitOrReject[T any](ctx context.Context, p *pipeline, ch <-chan T) bool {
+	for {
+		select {
+		case <-ch:
+			return true
+		case <-ctx.Done():
+			return false
+		case r := <-p.reqs:
+			if p.fenced.Load() {
+				r.done <- writeResult{err: p.fencedErr()}
+				continue
+			}
+			r.done <- writeResult{err: fmt.Errorf("node: replication log unavailable, recovering: %w", api.ErrUnavailable)}
+		}
+	}
+}
+
+// resync applies to the store every log entry beyond its applied sequence and sets the next sequence.
+func (p *pipeline) resync(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	info, err := p.jc.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("node: stream info: %w", err)
+	}
+	if err := replayLog(ctx, p.jc, p.db, p.notify, info.LastSeq); err != nil {
+		return err
+	}
+	clear(p.overlay)
+	p.fifo = p.fifo[:0]
+	p.next = info.LastSeq + 1
+	p.lastAck.Store(info.LastSeq)
+	p.state.observeLogLast(info.LastSeq)
+	return nil
+}
+
+func (p *pipeline) runCommitter(ctx context.Context) {
+	var (
+		batch   []*pending
+		muts    []apply.Mutation
+		failErr error // non-nil while the chain is broken: everything up to the barrier fails with it
+	)
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		last := batch[len(batch)-1].seq
+		muts = muts[:0]
+		for _, b := range batch {
+			muts = append(muts, apply.ToMutation(b.seq, apply.Entry{Op: b.req.op, Key: b.req.key, Value: b.req.value}))
+		}
+		err := p.db.Apply(last, muts)
+		clear(muts)
+		if err != nil {
+			err = fmt.Errorf("node: apply to store: %w", err)
+			p.log.Error("store write failed; refusing writes", zap.Error(err))
+			p.fence(err)
+			for _, b := range batch {
+				b.req.done <- writeResult{err: fmt.Errorf("%w: %w", api.ErrUnavailable, err)}
+			}
+		} else {
+			p.notify.Advance(last)
+			for _, b := range batch {
+				b.req.done <- writeResult{seq: b.seq}
+			}
+		}
+		clear(batch)
+		batch = batch[:0]
+	}
+	for {
+		var pd *pending
+		select {
+		case <-ctx.Done():
+			flush()
+			p.failQueued(ctx.Err())
+			return
+		case pd = <-p.inflight:
+		}
+		switch {
+		case pd.barrier != nil:
+			flush()
+			failErr = nil
+			close(pd.barrier)
+		case failErr != nil:
+			pd.req.done <- writeResult{err: failErr}
+		default:
+			seq, err := pd.ack.Wait(ctx)
+			if err == nil && seq != pd.seq {
+				err = fmt.Errorf("log assigned seq %d to the write published as %d: %w", seq, pd.seq, journal.ErrWrongLastSeq)
+			}
+			if err != nil {
+				flush()
+				failErr = p.chainBroken(err)
+				pd.req.done <- writeResult{err: failErr}
+				break
+			}
+			p.lastAck.Store(seq)
+			batch = append(batch, pd)
+		}
+		if len(batch) >= maxCommitBatch || (len(batch) > 0 && len(p.inflight) == 0) {
+			flush()
+		}
+	}
+}
+
+// chainBroken handles the first failed ack of a chain and returns the error every later write in flight gets.
+func (p *pipeline) chainBroken(err error) error {
+	if errors.Is(err, journal.ErrWrongLastSeq) {
+		err = fmt.Errorf("another writer appended to the log; this leader is fenced and refuses writes until restarted: %w", err)
+		p.log.Error("fenced", zap.Error(err))
+		p.fence(err)
+		return p.fencedErr()
+	}
+	p.log.Warn("publish failed; failing writes in flight and resynchronising", zap.Error(err))
+	p.broken.Store(true)
+	select {
+	case p.brokenCh <- struct{}{}:
+	default:
+	}
+	return fmt.Errorf("node: write not confirmed by the log (it may or may not be committed): %w", wrapUnavailable(err))
+}
+
+func (p *pipeline) fence(err error) {
+	if p.fenced.Swap(true) {
+		return
+	}
+	p.fenceErr.Store(err)
+	p.broken.Store(true)
+	if p.onFence != nil {
+		p.onFence(err)
+	}
+}
+
+// failQueued answers every write still queued after the committer stopped.
+func (p *pipeline) failQueued(cause error) {
+	for {
+		select {
+		case pd := <-p.inflight:
+			if pd.barrier != nil {
+				close(pd.barrier)
+				continue
+			}
+			pd.req.done <- writeResult{err: fmt.Errorf("node: leader is stopping (%w): %w", cause, api.ErrUnavailable)}
+		default:
+			return
+		}
+	}
+}
+
+// wrapUnavailable maps journal unavailability onto the API's 503 sentinel.
+func wrapUnavailable(err error) error {
+	if errors.Is(err, api.ErrUnavailable) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", api.ErrUnavailable, err)
+}
+
+// replayLog applies every log entry after the store's applied sequence up to last.
+func replayLog(ctx context.Context, jc *journal.Conn, db *store.DB, notify *seqNotifier, last uint64) error {
+	applied := db.Applied()
+	if applied >= last {
+		return nil
+	}
+	sub, err := jc.Subscribe(ctx, applied+1, 4096)
+	if err != nil {
+		return fmt.Errorf("node: replay from seq %d: %w", applied+1, err)
+	}
+	defer sub.Stop()
+	a := &applier{db: db}
+	batch := make([]journal.Msg, 0, maxCommitBatch)
+	for db.Applied() < last {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case m, ok := <-sub.C():
+			if !ok {
+				return fmt.Errorf("node: replay stopped at seq %d: %w", db.Applied(), sub.Err())
+			}
+			batch = append(batch, m)
+		}
+	drain:
+		for len(batch) < cap(batch) && batch[len(batch)-1].Seq < last {
+			select {
+			case m, ok := <-sub.C():
+				if !ok {
+					break drain
+				}
+				batch = append(batch, m)
+			default:
+				break drain
+			}
+		}
+		// Never apply beyond last: entries after it belong to whoever writes next.
+		n := len(batch)
+		for n > 0 && batch[n-1].Seq > last {
+			n--
+		}
+		seq, err := a.apply(batch[:n])
+		notify.Advance(seq)
+		if err != nil {
+			return fmt.Errorf("node: replay: %w", err)
+		}
+		if n < len(batch) {
+			break
+		}
+	}
+	return nil
+}

@@ -1,0 +1,78 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/replikv/replikv/internal/snapshots"
+)
+
+// createSnapshot takes a snapshot of the store at its current applied sequence without blocking writes (a pebble
+// snapshot is a point-in-time view), uploads it, applies retention, then purges the log below the oldest retained
+// snapshot. One snapshot runs at a time: concurrent calls wait for the running one and then take their own (or
+// return the newest one if nothing was written meanwhile).
+func (l *Leader) createSnapshot(ctx context.Context) (snapshots.Manifest, error) {
+	l.snapMu.Lock()
+	defer l.snapMu.Unlock()
+	if !l.snapInitDone {
+		if err := l.snapStore.Init(ctx, true); err != nil {
+			return snapshots.Manifest{}, fmt.Errorf("node: prepare snapshot store %s: %w", l.snapStore, wrapUnavailable(err))
+		}
+		l.snapInitDone = true
+	}
+	start := time.Now()
+	view, err := l.holder.view(ctx)
+	if err != nil {
+		return snapshots.Manifest{}, err
+	}
+	src := view.(*heldView)
+	m, err := l.repo.Create(ctx, src.View, l.id)
+	_ = view.Close()
+	if err != nil {
+		l.metrics.Errors.WithLabelValues("snapshot", "create").Inc()
+		return snapshots.Manifest{}, fmt.Errorf("node: create snapshot: %w", wrapUnavailable(err))
+	}
+	took := time.Since(start)
+	l.metrics.SnapshotDuration.Observe(took.Seconds())
+	l.metrics.SnapshotSeq.Set(float64(m.Seq))
+	l.state.setSnapshotSeq(m.Seq)
+	if db := l.holder.get(); db != nil {
+		if err := db.SetSnapshotSeq(m.Seq); err != nil {
+			l.log.Warn("cannot record snapshot seq", zap.Error(err))
+		}
+	}
+	l.log.Info("snapshot created", zap.Uint64("snapshot_seq", m.Seq), zap.Uint64("keys", m.Keys),
+		zap.Int64("bytes", m.Bytes), zap.Duration("took", took))
+
+	deleted, err := l.repo.Prune(ctx, l.cfg.SnapshotKeep)
+	if err != nil {
+		l.log.Warn("snapshot retention failed", zap.Error(err))
+		return m, nil
+	}
+	for _, d := range deleted {
+		l.log.Info("snapshot removed by retention", zap.Uint64("snapshot_seq", d.Seq))
+	}
+	l.compact(ctx)
+	return m, nil
+}
+
+// compact purges the log below the oldest retained snapshot's sequence + 1, so every retained snapshot can still be
+// caught up from and the log stays bounded.
+func (l *Leader) compact(ctx context.Context) {
+	ms, err := l.repo.List(ctx)
+	if err != nil || len(ms) == 0 {
+		if err != nil {
+			l.log.Warn("cannot list snapshots for log compaction", zap.Error(err))
+		}
+		return
+	}
+	oldest := ms[len(ms)-1].Seq
+	if err := l.jc.Purge(ctx, oldest+1); err != nil {
+		l.log.Warn("log compaction failed", zap.Error(err))
+		return
+	}
+	l.log.Info("log compacted", zap.Uint64("kept_from_seq", oldest+1))
+}

@@ -1,0 +1,170 @@
+package snapshots
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"time"
+
+	"github.com/replikv/replikv/internal/apply"
+	"go.uber.org/zap"
+)
+
+// Source is a consistent point-in-time view (the store's *View satisfies it). Iterate calls fn for every live key in
+// strictly increasing key order and stops at fn's first error, returning it; key and value are only valid during
+// the call.
+type Source interface {
+	Seq() uint64
+	Iterate(fn func(key, value []byte, version uint64) error) error
+}
+
+// ctxCheckEvery is how many records Create encodes between checks of its context.
+const ctxCheckEvery = 1024
+
+// errUploadStopped is what the encoding goroutine sees when Put returned before reading everything.
+var errUploadStopped = errors.New("snapshots: create: upload stopped")
+
+// Create streams src into <stream>/<seq>/data (encoder -> zstd -> SHA-256 + byte count -> Store.Put through an
+// io.Pipe; the encoding goroutine is owned here and joined before Create returns), computes the state digest and key
+// count on the way, then writes manifest.json last and returns it. Memory is bounded (zstd window and one upload
+// part). Create only reads src; the caller keeps owning (and closes) it.
+//
+// When a valid manifest for this seq already exists, Create returns it without writing anything: re-uploading would
+// replace data a follower may be downloading. A source at seq 0 returns ErrEmptyLog. On failure nothing is visible
+// (an uploaded data object without a manifest is an orphan that Prune removes later).
+func (r *Repo) Create(ctx context.Context, src Source, leader string) (Manifest, error) {
+	seq := src.Seq()
+	if seq == 0 {
+		return Manifest{}, fmt.Errorf("snapshots: create: %w", ErrEmptyLog)
+	}
+	if err := validStream(r.stream); err != nil {
+		return Manifest{}, fmt.Errorf("snapshots: create: %w", err)
+	}
+	existing, err := r.readManifest(ctx, seq)
+	switch {
+	case err == nil:
+		r.log.Info("snapshot already exists", zap.Uint64(logSeq, seq))
+		return existing, nil
+	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, ErrCorrupt):
+		r.log.Warn("replacing invalid snapshot manifest", zap.Uint64(logSeq, seq), zap.Error(err))
+	default:
+		return Manifest{}, fmt.Errorf("snapshots: create %d: %w", seq, err)
+	}
+
+	start := time.Now()
+	pr, pw := io.Pipe()
+	var res encodeResult
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		res = encode(ctx, src, seq, pw)
+		_ = pw.CloseWithError(res.err) // nil: Put reads io.EOF
+	}()
+	n, putErr := r.store.Put(ctx, dataKey(r.stream, seq), pr)
+	_ = pr.CloseWithError(errUploadStopped) // unblocks the encoder if Put stopped early
+	<-done
+	switch {
+	case res.err != nil && !res.downstream: // the source or the encoder failed first
+		return Manifest{}, fmt.Errorf("snapshots: create %d: %w", seq, res.err)
+	case putErr != nil:
+		return Manifest{}, fmt.Errorf("snapshots: create %d: %w", seq, putErr)
+	case res.err != nil:
+		return Manifest{}, fmt.Errorf("snapshots: create %d: %w", seq, res.err)
+	case n != res.bytes:
+		return Manifest{}, fmt.Errorf("snapshots: create %d: store wrote %d bytes, encoder produced %d", seq, n, res.bytes)
+	}
+
+	m := Manifest{
+		Format:    ManifestFormat,
+		Stream:    r.stream,
+		Seq:       seq,
+		Keys:      res.keys,
+		Bytes:     res.bytes,
+		SHA256:    res.sha256,
+		Digest:    res.digest,
+		CreatedAt: time.Now().UTC(),
+		Leader:    leader,
+	}
+	body, err := m.encode()
+	if err != nil {
+		return Manifest{}, fmt.Errorf("snapshots: create %d: %w", seq, err)
+	}
+	if _, err := r.store.Put(ctx, manifestKey(r.stream, seq), bytes.NewReader(body)); err != nil {
+		return Manifest{}, fmt.Errorf("snapshots: create %d: manifest: %w", seq, err)
+	}
+	r.log.Info("created snapshot", zap.Uint64(logSeq, seq), zap.Uint64(logKeys, m.Keys), zap.Int64(logBytes, m.Bytes),
+		zap.Duration("took", time.Since(start)))
+	return m, nil
+}
+
+// encodeResult is what the encoding goroutine hands back.
+type encodeResult struct {
+	keys   uint64
+	bytes  int64
+	sha256 string
+	digest string
+	err    error
+	// downstream is true when err started as a failed write to the pipe, i.e. on the upload side.
+	downstream bool
+}
+
+// encode runs src through the Encoder and zstd into w, hashing and counting the compressed bytes.
+func encode(ctx context.Context, src Source, seq uint64, w io.Writer) encodeResult {
+	hw := &hashWriter{w: w, h: sha256.New()}
+	zw, err := newZstdWriter(hw)
+	if err != nil {
+		return encodeResult{err: err}
+	}
+	enc, err := NewEncoder(zw, seq)
+	if err != nil {
+		_ = zw.Close() // stops its goroutines
+		return encodeResult{err: err}
+	}
+	dig := apply.NewDigest()
+	err = src.Iterate(func(key, value []byte, version uint64) error {
+		if enc.Count()%ctxCheckEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if err := enc.Add(key, value, version); err != nil {
+			return err
+		}
+		dig.Add(key, value, version)
+		return nil
+	})
+	if err == nil {
+		err = enc.Close()
+	}
+	if zerr := zw.Close(); err == nil && zerr != nil {
+		err = fmt.Errorf("zstd: %w", zerr)
+	}
+	if err != nil {
+		return encodeResult{err: err, downstream: hw.err != nil}
+	}
+	return encodeResult{keys: dig.Keys(), bytes: hw.n, sha256: hex.EncodeToString(hw.h.Sum(nil)), digest: dig.Sum()}
+}
+
+// hashWriter counts and hashes what passes through it, and remembers the first write error.
+type hashWriter struct {
+	w   io.Writer
+	h   hash.Hash
+	n   int64
+	err error
+}
+
+func (hw *hashWriter) Write(p []byte) (int, error) {
+	n, err := hw.w.Write(p)
+	hw.h.Write(p[:n])
+	hw.n += int64(n)
+	if err != nil && hw.err == nil {
+		hw.err = err
+	}
+	return n, err
+}

@@ -1,0 +1,62 @@
+package store
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/replikv/replikv/internal/apply"
+)
+
+// BenchmarkDB_Apply measures the follower's apply path: batches of 256 puts with 128-byte values over a keyspace of
+// one million keys. One op is one batch.
+func BenchmarkDB_Apply(b *testing.B) {
+	const batchSize, keyspace = 256, 1 << 20
+	db := openTest(b, b.TempDir())
+	keys := make([][]byte, batchSize)
+	for i := range keys {
+		keys[i] = make([]byte, 0, 16)
+	}
+	value := make([]byte, 128)
+	muts := make([]apply.Mutation, batchSize)
+	seq := uint64(0)
+	b.ReportAllocs()
+	c0 := cpuTime()
+	for b.Loop() {
+		for i := range muts {
+			seq++
+			keys[i] = fmt.Appendf(keys[i][:0], "key/%08d", (seq*2654435761)%keyspace)
+			muts[i] = apply.Mutation{Key: keys[i], Value: value, Version: seq}
+		}
+		if err := db.Apply(seq, muts); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(seq)/b.Elapsed().Seconds(), "entries/s")
+	reportCPU(b, c0, seq)
+}
+
+// BenchmarkLoader measures a restore's bulk load with 128-byte values, including Finish. One op is one key.
+func BenchmarkLoader(b *testing.B) {
+	l, err := NewLoader(filepath.Join(b.TempDir(), "restore"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(l.Abort)
+	key, value := make([]byte, 0, 16), make([]byte, 128)
+	n := uint64(0)
+	b.ReportAllocs()
+	start := time.Now()
+	for b.Loop() {
+		n++
+		key = fmt.Appendf(key[:0], "key/%012d", n)
+		if err := l.Add(key, value, n); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := l.Finish(n, n); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "entries/s")
+}

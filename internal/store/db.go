@@ -1,0 +1,291 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+	"go.uber.org/zap"
+
+	"github.com/replikv/replikv/internal/apply"
+)
+
+const (
+	defaultCacheBytes = 64 << 20
+	memTableBytes     = 4 << 20
+)
+
+// Options configures a store. Zero values mean defaults.
+type Options struct {
+	// Logger receives pebble's messages and the store's own; nil means zap.NewNop().
+	Logger *zap.Logger
+	// CacheBytes is the size of pebble's block cache in bytes; 0 means 64 MiB.
+	CacheBytes int64
+}
+
+func (o Options) logger() *zap.Logger {
+	if o.Logger == nil {
+		return zap.NewNop()
+	}
+	return o.Logger.With(zap.String("component", "store"))
+}
+
+// pebbleOptions builds the pebble options shared by Open and NewLoader, with defaults filled in.
+func (o Options) pebbleOptions(log *zap.Logger) *pebble.Options {
+	cache := o.CacheBytes
+	if cache <= 0 {
+		cache = defaultCacheBytes
+	}
+	po := &pebble.Options{
+		CacheSize:          cache,
+		MemTableSize:       memTableBytes,
+		FormatMajorVersion: pebble.FormatNewest,
+		Logger:             pebbleLogger{log: log.With(zap.String("subsystem", "pebble"))},
+	}
+	po.EnsureDefaults()
+	return po
+}
+
+// DB is an open store. Apply must be called by one goroutine at a time (the owner of the write side); every other
+// method is safe for concurrent use.
+type DB struct {
+	db      *pebble.DB
+	log     *zap.Logger
+	gate    *gate
+	applied atomic.Uint64
+	snap    atomic.Uint64
+
+	// viewsMu guards views, the open Views, which Close releases because pebble refuses to close under open
+	// snapshots.
+	viewsMu sync.Mutex
+	views   map[*View]struct{}
+
+	// writeMu guards the write side's reused buffers; Apply has a single caller, so it is never contended.
+	writeMu sync.Mutex
+	batch   *pebble.Batch
+	seqBuf  [8]byte
+}
+
+// Open opens the store in dir, creating the directory and an empty store if missing, and loads the applied and
+// snapshot sequences. Errors wrap ErrCorrupt for unreadable metadata, or pebble's and the OS's errors.
+func Open(dir string, opts Options) (*DB, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
+	log := opts.logger()
+	pdb, err := pebble.Open(dir, opts.pebbleOptions(log))
+	if err != nil {
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
+	db := &DB{db: pdb, log: log, gate: newGate(), batch: pdb.NewBatch(), views: make(map[*View]struct{})}
+	applied, err := readSeq(pdb, keyApplied)
+	if err == nil {
+		db.applied.Store(applied)
+		var snap uint64
+		snap, err = readSeq(pdb, keySnapshot)
+		db.snap.Store(snap)
+	}
+	if err != nil {
+		_ = db.batch.Close()
+		_ = pdb.Close()
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
+	log.Info("store opened", zap.String("dir", dir), zap.Uint64("applied_seq", applied),
+		zap.Uint64("snapshot_seq", db.snap.Load()))
+	return db, nil
+}
+
+// reader is what pebble.DB and pebble.Snapshot have in common for point reads.
+type reader interface {
+	Get(key []byte) ([]byte, io.Closer, error)
+}
+
+// readSeq reads a meta sequence; a missing record is 0.
+func readSeq(r reader, key []byte) (uint64, error) {
+	b, closer, err := r.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer closer.Close()
+	return decodeSeq(b)
+}
+
+// Close closes the store. It waits for calls in progress, releases Views still open, and then every later call (also
+// on Views) returns ErrClosed. Close is idempotent; only the first call can return an error.
+func (db *DB) Close() error {
+	if !db.gate.close() {
+		return nil
+	}
+	db.viewsMu.Lock()
+	if n := len(db.views); n > 0 {
+		db.log.Warn("closing store with open views", zap.Int("views", n))
+	}
+	for v := range db.views {
+		_ = v.snap.Close()
+	}
+	clear(db.views)
+	db.viewsMu.Unlock()
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	_ = db.batch.Close()
+	if err := db.db.Close(); err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	db.log.Info("store closed", zap.Uint64("applied_seq", db.applied.Load()))
+	return nil
+}
+
+// Applied returns the last applied log sequence (0 for an empty store). It is an atomic load, cheap enough for every
+// request, and is updated after each Apply commits.
+func (db *DB) Applied() uint64 { return db.applied.Load() }
+
+// SnapshotSeq returns the persisted snapshot sequence: the snapshot a follower restored from, or the last snapshot a
+// leader created (0 if none).
+func (db *DB) SnapshotSeq() uint64 { return db.snap.Load() }
+
+// SetSnapshotSeq persists the snapshot sequence (synced to disk). Errors wrap ErrClosed or pebble's errors.
+func (db *DB) SetSnapshotSeq(seq uint64) error {
+	if !db.gate.enter() {
+		return fmt.Errorf("store: set snapshot seq: %w", ErrClosed)
+	}
+	defer db.gate.leave()
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], seq)
+	if err := db.db.Set(keySnapshot, b[:], pebble.Sync); err != nil {
+		return fmt.Errorf("store: set snapshot seq: %w", err)
+	}
+	db.snap.Store(seq)
+	return nil
+}
+
+// Get returns a copy of key's value and its version. Errors wrap ErrNotFound, ErrClosed or ErrCorrupt.
+func (db *DB) Get(key []byte) (value []byte, version uint64, err error) {
+	if !db.gate.enter() {
+		return nil, 0, fmt.Errorf("store: get: %w", ErrClosed)
+	}
+	defer db.gate.leave()
+	value, version, err = get(db.db, key, true)
+	if err != nil {
+		return nil, 0, fmt.Errorf("store: get: %w", err)
+	}
+	return value, version, nil
+}
+
+// Version returns key's version and whether it exists, for precondition checks; a missing key is not an error.
+// Errors wrap ErrClosed or ErrCorrupt.
+func (db *DB) Version(key []byte) (version uint64, exists bool, err error) {
+	if !db.gate.enter() {
+		return 0, false, fmt.Errorf("store: version: %w", ErrClosed)
+	}
+	defer db.gate.leave()
+	_, version, err = get(db.db, key, false)
+	if errors.Is(err, ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("store: version: %w", err)
+	}
+	return version, true, nil
+}
+
+// get reads key from r, copying the value only if withValue. Errors wrap ErrNotFound or ErrCorrupt.
+func get(r reader, key []byte, withValue bool) ([]byte, uint64, error) {
+	var stack [64]byte
+	b, closer, err := r.Get(dataKey(stack[:0], key))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, 0, ErrNotFound
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	defer closer.Close()
+	version, value, err := decodeValue(b)
+	if err != nil {
+		return nil, 0, err
+	}
+	if !withValue {
+		return nil, version, nil
+	}
+	return append(make([]byte, 0, len(value)), value...), version, nil
+}
+
+// Apply commits muts and the new applied sequence seq in one atomic pebble batch. The batch is not synced: the log
+// is the source of truth and recovery replays from applied+1, while pebble's WAL recovers a consistent prefix. muts
+// may touch the same key several times (the later one wins); an empty muts only advances the sequence. Each put
+// stores its Mutation.Version as the key's version.
+//
+// seq < Applied() returns an error wrapping ErrSeqRegression and changes nothing; other errors wrap ErrClosed or
+// pebble's errors. Only one goroutine may call Apply at a time; readers may run concurrently and see either all of a
+// batch or none of it.
+func (db *DB) Apply(seq uint64, muts []apply.Mutation) error {
+	if !db.gate.enter() {
+		return fmt.Errorf("store: apply: %w", ErrClosed)
+	}
+	defer db.gate.leave()
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	if applied := db.applied.Load(); seq < applied {
+		return fmt.Errorf("store: apply: %w: %d after %d", ErrSeqRegression, seq, applied)
+	}
+	b := db.batch
+	b.Reset()
+	for i := range muts {
+		m := &muts[i]
+		if m.Delete {
+			op := b.DeleteDeferred(1 + len(m.Key))
+			op.Key[0] = prefixData
+			copy(op.Key[1:], m.Key)
+			if err := op.Finish(); err != nil {
+				return fmt.Errorf("store: apply: %w", err)
+			}
+			continue
+		}
+		op := b.SetDeferred(1+len(m.Key), uvarintLen(m.Version)+len(m.Value))
+		op.Key[0] = prefixData
+		copy(op.Key[1:], m.Key)
+		n := binary.PutUvarint(op.Value, m.Version)
+		copy(op.Value[n:], m.Value)
+		if err := op.Finish(); err != nil {
+			return fmt.Errorf("store: apply: %w", err)
+		}
+	}
+	binary.BigEndian.PutUint64(db.seqBuf[:], seq)
+	if err := b.Set(keyApplied, db.seqBuf[:], nil); err != nil {
+		return fmt.Errorf("store: apply: %w", err)
+	}
+	if err := db.db.Apply(b, pebble.NoSync); err != nil {
+		return fmt.Errorf("store: apply: %w", err)
+	}
+	db.applied.Store(seq)
+	return nil
+}
+
+// uvarintLen is the size of binary.PutUvarint(v).
+func uvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}
+
+// Sync fsyncs pebble's WAL, making every Apply so far durable. Errors wrap ErrClosed or pebble's errors.
+func (db *DB) Sync() error {
+	if !db.gate.enter() {
+		return fmt.Errorf("store: sync: %w", ErrClosed)
+	}
+	defer db.gate.leave()
+	if err := db.db.LogData(nil, pebble.Sync); err != nil {
+		return fmt.Errorf("store: sync: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,55 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+const (
+	prefixData = 'd'
+	// dataEnd is the exclusive upper bound of the data range.
+	dataEnd = prefixData + 1
+)
+
+var (
+	keyApplied  = []byte("mapplied")
+	keySnapshot = []byte("msnapshot")
+	dataLower   = []byte{prefixData}
+	dataUpper   = []byte{dataEnd}
+)
+
+// dataKey appends the pebble key of key to dst.
+func dataKey(dst, key []byte) []byte {
+	dst = append(dst, prefixData)
+	return append(dst, key...)
+}
+
+// prefixUpper returns the smallest key greater than every key starting with p, which starts with prefixData, so
+// the result always exists.
+func prefixUpper(p []byte) []byte {
+	up := append([]byte(nil), p...)
+	for i := len(up) - 1; i >= 0; i-- {
+		if up[i] != 0xff {
+			up[i]++
+			return up[:i+1]
+		}
+	}
+	return dataUpper // unreachable: p[0] == prefixData
+}
+
+// decodeValue splits a stored data value into version and value bytes (aliasing b).
+func decodeValue(b []byte) (uint64, []byte, error) {
+	v, n := binary.Uvarint(b)
+	if n <= 0 {
+		return 0, nil, fmt.Errorf("%w: bad version prefix", ErrCorrupt)
+	}
+	return v, b[n:], nil
+}
+
+// decodeSeq decodes a meta sequence; a missing record is 0.
+func decodeSeq(b []byte) (uint64, error) {
+	if len(b) != 8 {
+		return 0, fmt.Errorf("%w: sequence of %d bytes", ErrCorrupt, len(b))
+	}
+	return binary.BigEndian.Uint64(b), nil
+}

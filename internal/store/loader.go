@@ -1,0 +1,187 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
+	"github.com/cockroachdb/pebble/v2/sstable"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"go.uber.org/zap"
+
+	"github.com/replikv/replikv/internal/apply"
+)
+
+// sstTargetBytes is the size of data (keys plus values) at which the Loader finishes an sstable and ingests it. It
+// bounds the temporary disk space and the writer's in-memory index.
+const sstTargetBytes = 64 << 20
+
+// Loader bulk-loads a restore into a fresh directory. Keys arrive in strictly increasing byte order, so they are
+// written straight into sorted sstables that pebble ingests into its bottom level: no memtable, no WAL, no
+// compaction. Memory stays bounded (one sstable writer) whatever the snapshot size.
+//
+// A Loader is owned by one goroutine. Finish or Abort must be called.
+type Loader struct {
+	dir   string
+	log   *zap.Logger
+	db    *pebble.DB
+	wopts sstable.WriterOptions
+
+	w         *sstable.Writer // current sstable, nil between tables
+	sstTarget int             // sstTargetBytes; tests make it small
+	sstPath   string
+	sstBytes  int
+	sstCount  int
+
+	last     []byte
+	haveLast bool
+	keys     uint64
+	kbuf     []byte
+	vbuf     []byte
+	finished bool
+}
+
+// NewLoader removes dir if it exists and creates an empty store in it. Errors wrap the OS's or pebble's errors.
+func NewLoader(dir string, opts Options) (*Loader, error) {
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, fmt.Errorf("store: new loader: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("store: new loader: %w", err)
+	}
+	log := opts.logger()
+	po := opts.pebbleOptions(log)
+	db, err := pebble.Open(dir, po)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, fmt.Errorf("store: new loader: %w", err)
+	}
+	return &Loader{dir: dir, log: log, db: db, wopts: po.MakeWriterOptions(6, db.TableFormat()),
+		sstTarget: sstTargetBytes}, nil
+}
+
+// Add appends one key. key must be strictly greater than the previous key (else an error wrapping ErrUnordered)
+// and valid (else apply.ErrInvalidKey or apply.ErrValueTooLarge). The slices may be reused after Add returns.
+func (l *Loader) Add(key, value []byte, version uint64) error {
+	if l.db == nil {
+		return fmt.Errorf("store: loader add: %w", ErrClosed)
+	}
+	if l.haveLast && bytes.Compare(key, l.last) <= 0 {
+		return fmt.Errorf("store: loader add: %w", ErrUnordered)
+	}
+	if err := apply.ValidateKey(key); err != nil {
+		return fmt.Errorf("store: loader add: %w", err)
+	}
+	if err := apply.ValidateValue(value); err != nil {
+		return fmt.Errorf("store: loader add: %w", err)
+	}
+	if l.w == nil {
+		if err := l.startTable(); err != nil {
+			return fmt.Errorf("store: loader add: %w", err)
+		}
+	}
+	l.kbuf = dataKey(l.kbuf[:0], key)
+	l.vbuf = binary.AppendUvarint(l.vbuf[:0], version)
+	l.vbuf = append(l.vbuf, value...)
+	if err := l.w.Set(l.kbuf, l.vbuf); err != nil {
+		return fmt.Errorf("store: loader add: %w", err)
+	}
+	l.last = append(l.last[:0], key...)
+	l.haveLast = true
+	l.keys++
+	l.sstBytes += len(l.kbuf) + len(l.vbuf)
+	if l.sstBytes >= l.sstTarget {
+		if err := l.ingestTable(); err != nil {
+			return fmt.Errorf("store: loader add: %w", err)
+		}
+	}
+	return nil
+}
+
+// startTable opens the next temporary sstable in the store directory (pebble ignores names it did not write).
+func (l *Loader) startTable() error {
+	l.sstCount++
+	l.sstPath = filepath.Join(l.dir, fmt.Sprintf("load-%06d.sst", l.sstCount))
+	f, err := vfs.Default.Create(l.sstPath, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return err
+	}
+	l.w = sstable.NewWriter(objstorageprovider.NewFileWritable(f), l.wopts)
+	l.sstBytes = 0
+	return nil
+}
+
+// ingestTable finishes the current sstable and moves it into the store.
+func (l *Loader) ingestTable() error {
+	w := l.w
+	l.w = nil
+	if err := w.Close(); err != nil {
+		return err
+	}
+	// Ingest links the file into the store and removes the original.
+	return l.db.Ingest(context.Background(), []string{l.sstPath})
+}
+
+// Finish ingests what is left, writes the applied sequence seq and the snapshot sequence snapshotSeq, flushes and
+// fsyncs, and closes: dir is then a complete store that Open reads with Applied() == seq and SnapshotSeq() ==
+// snapshotSeq. After an error the caller must Abort.
+func (l *Loader) Finish(seq, snapshotSeq uint64) error {
+	if l.db == nil {
+		return fmt.Errorf("store: loader finish: %w", ErrClosed)
+	}
+	if l.w != nil {
+		if err := l.ingestTable(); err != nil {
+			return fmt.Errorf("store: loader finish: %w", err)
+		}
+	}
+	b := l.db.NewBatch()
+	var buf [8]byte
+	binary.BigEndian.PutUint64(buf[:], seq)
+	_ = b.Set(keyApplied, buf[:], nil)
+	binary.BigEndian.PutUint64(buf[:], snapshotSeq)
+	_ = b.Set(keySnapshot, buf[:], nil)
+	if err := l.db.Apply(b, pebble.Sync); err != nil {
+		_ = b.Close()
+		return fmt.Errorf("store: loader finish: %w", err)
+	}
+	_ = b.Close()
+	if err := l.db.Flush(); err != nil {
+		return fmt.Errorf("store: loader finish: %w", err)
+	}
+	db := l.db
+	l.db = nil
+	if err := db.Close(); err != nil {
+		return fmt.Errorf("store: loader finish: %w", err)
+	}
+	if err := syncDir(l.dir); err != nil {
+		return fmt.Errorf("store: loader finish: %w", err)
+	}
+	l.finished = true
+	l.log.Info("restore loaded", zap.String("dir", l.dir), zap.Uint64("keys", l.keys),
+		zap.Uint64("applied_seq", seq), zap.Uint64("snapshot_seq", snapshotSeq))
+	return nil
+}
+
+// Abort closes the loader and removes its directory. It is a no-op after a successful Finish and safe to call more
+// than once, so it can be deferred.
+func (l *Loader) Abort() {
+	if l.finished {
+		return
+	}
+	if l.w != nil {
+		_ = l.w.Close()
+		l.w = nil
+	}
+	if l.db != nil {
+		_ = l.db.Close()
+		l.db = nil
+	}
+	if err := os.RemoveAll(l.dir); err != nil {
+		l.log.Warn("remove aborted restore", zap.String("dir", l.dir), zap.Error(err))
+	}
+}

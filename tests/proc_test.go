@@ -1,0 +1,371 @@
+//go:build e2e
+
+package tests
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Log messages (zap JSON, info level) the harness parses from a binary's stderr.
+const (
+	msgHTTPListening = "http listening"          // field "addr": the bound HTTP address
+	msgNATSListening = "embedded nats listening" // field "url": the embedded NATS client URL (leader only)
+)
+
+const (
+	startTimeout = 30 * time.Second // from exec to the "http listening" line
+	stopTimeout  = 20 * time.Second // from a signal to the process exit
+)
+
+// proc is one run (and its restarts) of a replikv binary. The test goroutine drives it; the only other goroutine is
+// the waiter of the current run, which proc owns and which ends when the process exits.
+type proc struct {
+	t       *testing.T
+	name    string // short name for logs, e.g. "leader" or "f1"
+	bin     string
+	args    []string
+	env     []string
+	workDir string
+	logPath string
+	token   string       // --auth-token, for the client
+	hc      *http.Client // never follows redirects
+
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	done    chan struct{} // closed when the current run exited
+	url     string        // http://<bound addr>
+	natsURL string        // embedded NATS client URL (leader without --nats-url)
+	runs    int
+}
+
+// newProc prepares (does not start) a process. Its cleanup kills whatever is left running and, if the test failed,
+// logs the tail of its output.
+func newProc(t *testing.T, name, bin string, args, env []string, hc *http.Client) *proc {
+	t.Helper()
+	p := &proc{
+		t: t, name: name, bin: bin, args: args, env: env, hc: hc,
+		workDir: t.TempDir(),
+		token:   flagValue(args, "auth-token"),
+	}
+	p.logPath = filepath.Join(p.workDir, name+".log")
+	t.Cleanup(func() {
+		p.killQuietly()
+		if t.Failed() {
+			t.Logf("--- tail of %s output (%s) ---\n%s", p.name, p.logPath, tailFile(p.logPath, 60))
+		}
+	})
+	return p
+}
+
+// start runs the binary and waits for its "http listening" line (and "embedded nats listening" when wantNATS).
+func (p *proc) start(wantNATS bool) {
+	p.t.Helper()
+	f, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		p.t.Fatalf("%s: open log: %v", p.name, err)
+	}
+	p.mu.Lock()
+	p.runs++
+	run := p.runs
+	p.mu.Unlock()
+	fmt.Fprintf(f, "=== run %d: %s %s\n", run, filepath.Base(p.bin), strings.Join(p.args, " "))
+	lw := &logWriter{f: f}
+	cmd := exec.Command(p.bin, p.args...)
+	cmd.Dir = p.workDir
+	cmd.Env = p.env
+	cmd.Stdout = lw
+	cmd.Stderr = lw
+	if err := cmd.Start(); err != nil {
+		_ = f.Close()
+		p.t.Fatalf("%s: start: %v", p.name, err)
+	}
+	done := make(chan struct{})
+	p.mu.Lock()
+	p.cmd, p.done, p.url, p.natsURL = cmd, done, "", ""
+	p.mu.Unlock()
+	go func() {
+		_ = cmd.Wait() // the exit status is read from cmd.ProcessState after done
+		_ = f.Close()
+		close(done)
+	}()
+
+	deadline := time.Now().Add(startTimeout)
+	for {
+		addr, nurl := lw.field(msgHTTPListening, "addr"), lw.field(msgNATSListening, "url")
+		if addr != "" && (!wantNATS || nurl != "") {
+			p.mu.Lock()
+			p.url, p.natsURL = "http://"+addr, nurl
+			p.mu.Unlock()
+			return
+		}
+		select {
+		case <-done:
+			p.t.Fatalf("%s: exited during start (code %d); output:\n%s", p.name, p.exitCode(), tailFile(p.logPath, 40))
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("%s: no %q line (nats %v) within %v; output:\n%s",
+				p.name, msgHTTPListening, wantNATS, startTimeout, tailFile(p.logPath, 40))
+		}
+	}
+}
+
+// restart starts the process again with the same arguments (so the same data dir), except that each override
+// "--name=value" replaces the flag of the same name (or is appended). The previous run must have exited.
+func (p *proc) restart(wantNATS bool, overrides ...string) {
+	p.t.Helper()
+	if p.running() {
+		p.t.Fatalf("%s: restart while running", p.name)
+	}
+	for _, o := range overrides {
+		name, value, _ := strings.Cut(strings.TrimLeft(o, "-"), "=")
+		p.args = setFlag(p.args, name, value)
+	}
+	p.start(wantNATS)
+}
+
+func (p *proc) running() bool {
+	p.mu.Lock()
+	done := p.done
+	p.mu.Unlock()
+	if done == nil {
+		return false
+	}
+	select {
+	case <-done:
+		return false
+	default:
+		return true
+	}
+}
+
+// stop sends SIGTERM and waits for the exit; it fails the test unless the process exits with code 0 within
+// stopTimeout. It returns how long the exit took.
+func (p *proc) stop() time.Duration {
+	p.t.Helper()
+	took, code := p.signalAndWait(syscall.SIGTERM)
+	if code != 0 {
+		p.t.Fatalf("%s: SIGTERM: exit code %d, want 0; output:\n%s", p.name, code, tailFile(p.logPath, 40))
+	}
+	return took
+}
+
+// kill sends SIGKILL and waits for the exit.
+func (p *proc) kill() {
+	p.t.Helper()
+	p.signalAndWait(syscall.SIGKILL)
+}
+
+func (p *proc) signalAndWait(sig syscall.Signal) (time.Duration, int) {
+	p.t.Helper()
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.mu.Unlock()
+	if cmd == nil {
+		p.t.Fatalf("%s: not started", p.name)
+	}
+	start := time.Now()
+	if err := cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		p.t.Fatalf("%s: signal %v: %v", p.name, sig, err)
+	}
+	select {
+	case <-done:
+	case <-time.After(stopTimeout):
+		_ = cmd.Process.Kill()
+		<-done
+		p.t.Fatalf("%s: no exit within %v of %v; output:\n%s", p.name, stopTimeout, sig, tailFile(p.logPath, 40))
+	}
+	return time.Since(start), p.exitCode()
+}
+
+func (p *proc) killQuietly() {
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Kill()
+	<-done
+}
+
+// exitCode is the exit code of the finished run, -1 when a signal ended it.
+func (p *proc) exitCode() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.ProcessState == nil {
+		return -1
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+// URL is the base URL of the current run's HTTP API.
+func (p *proc) URL() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.url
+}
+
+// NATSURL is the embedded NATS client URL the current run logged.
+func (p *proc) NATSURL() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.natsURL
+}
+
+// api is a client for the current run's HTTP API, with the process's auth token.
+func (p *proc) api() *client {
+	return &client{base: p.URL(), token: p.token, hc: p.hc}
+}
+
+// logWriter receives a process's stdout and stderr: it appends everything to the log file and parses zap JSON lines
+// to find the messages the harness waits for. exec.Cmd calls Write from its copying goroutine; the test reads.
+type logWriter struct {
+	f *os.File
+
+	mu      sync.Mutex
+	partial []byte
+	fields  map[string]string // msg + "\x00" + field -> first value seen
+}
+
+func (w *logWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, err := w.f.Write(b); err != nil {
+		return 0, fmt.Errorf("log: write: %w", err)
+	}
+	w.partial = append(w.partial, b...)
+	for {
+		i := bytes.IndexByte(w.partial, '\n')
+		if i < 0 {
+			break
+		}
+		w.parse(w.partial[:i])
+		w.partial = append(w.partial[:0], w.partial[i+1:]...)
+	}
+	return len(b), nil
+}
+
+func (w *logWriter) parse(line []byte) {
+	line = bytes.TrimSpace(line)
+	if len(line) == 0 || line[0] != '{' {
+		return
+	}
+	var m map[string]any
+	if json.Unmarshal(line, &m) != nil {
+		return
+	}
+	msg, _ := m["msg"].(string)
+	if w.fields == nil {
+		w.fields = map[string]string{}
+	}
+	for k, v := range m {
+		s, ok := v.(string)
+		if !ok {
+			continue
+		}
+		if _, seen := w.fields[msg+"\x00"+k]; !seen {
+			w.fields[msg+"\x00"+k] = s
+		}
+	}
+}
+
+func (w *logWriter) field(msg, name string) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.fields[msg+"\x00"+name]
+}
+
+// tailFile returns the last n lines of a file (or the read error).
+func tailFile(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("(read %s: %v)", path, err)
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// runToExit runs a binary that is expected to exit by itself (bad flags) and returns its exit code and combined
+// output. It fails the test if the process is still running after timeout.
+func runToExit(t *testing.T, bin string, env []string, timeout time.Duration, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = t.TempDir()
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("%s %v: still running after %v (want an exit at start); output:\n%s",
+			filepath.Base(bin), args, timeout, out)
+	}
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatalf("%s %v: %v", filepath.Base(bin), args, err)
+	}
+	return cmd.ProcessState.ExitCode(), string(out)
+}
+
+// flagValue returns the value of --name=value (or "--name value") in args, "" if absent.
+func flagValue(args []string, name string) string {
+	for i, a := range args {
+		n, v, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if n != name || !strings.HasPrefix(a, "-") {
+			continue
+		}
+		if hasValue {
+			return v
+		}
+		if i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+// hasFlag reports whether args set --name (in any form).
+func hasFlag(args []string, name string) bool {
+	for _, a := range args {
+		n, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// dropFlag returns args without any --name=... entry (the "=" form only).
+func dropFlag(args []string, name string) []string {
+	var out []string
+	for _, a := range args {
+		n, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && n == name {
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// setFlag returns args with every --name=... replaced by --name=value (appended when absent). Only the "=" form
+// is replaced, which is the only form the harness writes.
+func setFlag(args []string, name, value string) []string {
+	return append(dropFlag(args, name), "--"+name+"="+value)
+}
