@@ -171,7 +171,7 @@ func (f *Follower) run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		backoff = min2(backoff*2, 30*time.Second)
+		backoff = min2(backoff*2, 10*time.Second)
 	}
 }
 

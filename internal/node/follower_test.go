@@ -190,3 +190,30 @@ func TestFollower_SyncReplication(t *testing.T) {
 		t.Fatalf("202 after %s, before the sync timeout", d)
 	}
 }
+
+func TestFollower_BadEntryIsNeverSkipped(t *testing.T) {
+	snapDir := t.TempDir()
+	l := startLeader(t, t.TempDir(), snapDir)
+	lurl := base(l.HTTPAddr())
+	waitState(t, lurl, stateReady, 20*time.Second)
+	_, v := put(t, lurl, "a", "1")
+	jc := connectJournal(t, l.NATSURL())
+	ack, err := jc.PublishAsync(t.Context(), []byte{0x7f, 0x01, 0x02}, v, "garbage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ack.Wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	f := startFollower(t, t.TempDir(), snapDir, l.NATSURL())
+	furl := base(f.HTTPAddr())
+	st := waitState(t, furl, stateFailed, 20*time.Second)
+	mustContain(t, st.Error, fmt.Sprintf("seq %d", v+1))
+	if st.AppliedSeq != v {
+		t.Fatalf("applied %d, want %d (stopped before the bad entry)", st.AppliedSeq, v)
+	}
+	// Eventual reads still answer from what was applied.
+	if code, b, _ := do(t, http.MethodGet, furl+"/v1/kv/a", nil); code != http.StatusOK || string(b) != "1" {
+		t.Fatalf("read: %d %q", code, b)
+	}
+}

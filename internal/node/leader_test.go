@@ -191,3 +191,52 @@ func connectJournal(t testing.TB, url string) *journal.Conn {
 	t.Cleanup(jc.Close)
 	return jc
 }
+
+func TestLeader_NATSOutage(t *testing.T) {
+	natsDir := t.TempDir()
+	emb, err := journal.StartEmbedded(journal.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: natsDir, SyncAlways: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	natsURL := emb.ClientURL()
+	listen := natsURL[len("nats://"):]
+	l := startLeader(t, t.TempDir(), t.TempDir(), "--nats-url", natsURL)
+	url := base(l.HTTPAddr())
+	waitState(t, url, stateReady, 20*time.Second)
+	_, v := put(t, url, "before", "1")
+
+	emb.Close()
+	// Writes fail fast with 503 and nothing is applied without an ack.
+	eventually(t, 10*time.Second, func() string {
+		start := time.Now()
+		code, b, _ := do(t, http.MethodPut, url+"/v1/kv/during", []byte("x"))
+		if code != http.StatusServiceUnavailable {
+			return fmt.Sprintf("write during outage: %d %s", code, b)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			return fmt.Sprintf("503 took %s", d)
+		}
+		return ""
+	})
+	if code, _, _ := do(t, http.MethodGet, url+"/v1/kv/during", nil); code != http.StatusNotFound {
+		t.Fatalf("unacknowledged write applied: GET %d", code)
+	}
+
+	emb2, err := journal.StartEmbedded(journal.EmbeddedConfig{Listen: listen, StoreDir: natsDir, SyncAlways: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emb2.Close)
+	// The leader reconnects by itself; the log may hold a write whose answer was lost, so versions may have moved.
+	eventually(t, 30*time.Second, func() string {
+		code, b, _ := do(t, http.MethodPut, url+"/v1/kv/after", []byte("2"))
+		if code != http.StatusOK {
+			return fmt.Sprintf("write after outage: %d %s", code, b)
+		}
+		return ""
+	})
+	code, b, _ := do(t, http.MethodGet, url+"/v1/kv/before", nil)
+	if code != http.StatusOK || string(b) != "1" {
+		t.Fatalf("acknowledged write lost: %d %q (version %d)", code, b, v)
+	}
+}

@@ -1,0 +1,125 @@
+package config
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestParseLeader_Defaults(t *testing.T) {
+	c, err := ParseLeader(nil, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != "./data/leader" || c.HTTPAddr != "127.0.0.1:8080" || c.NATSURL != "" || c.Stream != "REPLIKV" ||
+		c.NATSListen != "127.0.0.1:4222" || c.SnapshotInterval != 5*time.Minute || c.SnapshotKeep != 3 ||
+		c.SyncFollowers != 0 || c.SyncTimeout != 5*time.Second || c.S3Region != "us-east-1" || c.LogLevel != "info" ||
+		c.StreamReplicas != 1 || c.NATSSyncAlways || c.NATSSyncInterval != 0 {
+		t.Fatalf("defaults: %+v", c)
+	}
+	if !strings.HasPrefix(c.Snapshots, "file:///") || !strings.HasSuffix(c.Snapshots, "/data/snapshots") {
+		t.Fatalf("snapshots default %q", c.Snapshots)
+	}
+}
+
+func TestParseFollower_Defaults(t *testing.T) {
+	c, err := ParseFollower(nil, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != "./data/follower" || c.HTTPAddr != "127.0.0.1:8081" || c.NATSURL != "nats://127.0.0.1:4222" ||
+		c.ReadyLag != 100 || c.ID == "" {
+		t.Fatalf("defaults: %+v", c)
+	}
+	if c.ID != DefaultFollowerID("./data/follower") {
+		t.Fatalf("id %q is not stable", c.ID)
+	}
+}
+
+func TestParse_EnvAndPrecedence(t *testing.T) {
+	e := env(map[string]string{"REPLIKV_DATA_DIR": "/env/dir", "REPLIKV_SNAPSHOT_KEEP": "5",
+		"REPLIKV_HTTP_ADDR": "0.0.0.0:9000", "REPLIKV_NATS_SYNC_INTERVAL": "always",
+		"AWS_ACCESS_KEY_ID": "AK", "AWS_SECRET_ACCESS_KEY": "SK"})
+	c, err := ParseLeader([]string{"--data-dir", "/flag/dir"}, e, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != "/flag/dir" {
+		t.Fatalf("flag must win over env: %q", c.DataDir)
+	}
+	if c.SnapshotKeep != 5 || c.HTTPAddr != "0.0.0.0:9000" || !c.NATSSyncAlways {
+		t.Fatalf("env not applied: %+v", c)
+	}
+	if c.AWSAccessKeyID != "AK" || c.AWSSecretAccessKey != "SK" {
+		t.Fatal("AWS credentials not read from the environment")
+	}
+}
+
+func TestParse_Invalid(t *testing.T) {
+	tests := []struct {
+		name     string
+		leader   bool
+		args     []string
+		env      map[string]string
+		wantFlag string
+	}{
+		{"ReadyLagNegative", false, []string{"--ready-lag", "-1"}, nil, "ready-lag"},
+		{"ReadyLagNotNumber", false, []string{"--ready-lag", "x"}, nil, "ready-lag"},
+		{"HTTPAddr", true, []string{"--http-addr", "nonsense"}, nil, "--http-addr"},
+		{"HTTPAddrPort", true, []string{"--http-addr", "127.0.0.1:99999"}, nil, "--http-addr"},
+		{"SnapshotKeep", true, []string{"--snapshot-keep", "1"}, nil, "--snapshot-keep"},
+		{"SnapshotInterval", true, []string{"--snapshot-interval", "-1s"}, nil, "--snapshot-interval"},
+		{"Snapshots", true, []string{"--snapshots", "ftp://x"}, nil, "--snapshots"},
+		{"SnapshotsRelative", true, []string{"--snapshots", "file://rel/dir"}, nil, "--snapshots"},
+		{"NATSURL", false, []string{"--nats-url", "http://x:1"}, nil, "--nats-url"},
+		{"Stream", true, []string{"--stream", "bad.name"}, nil, "--stream"},
+		{"LogLevel", true, []string{"--log-level", "loud"}, nil, "--log-level"},
+		{"SyncTimeout", true, []string{"--sync-timeout", "0s"}, nil, "--sync-timeout"},
+		{"SyncFollowers", true, []string{"--sync-followers", "-2"}, nil, "--sync-followers"},
+		{"NATSSync", true, []string{"--nats-sync-interval", "sometimes"}, nil, "nats-sync-interval"},
+		{"Replicas", true, []string{"--stream-replicas", "7"}, nil, "--stream-replicas"},
+		{"AdvertiseURL", true, []string{"--advertise-url", "leader:8080"}, nil, "--advertise-url"},
+		{"UnknownFlag", true, []string{"--no-such-flag"}, nil, "no-such-flag"},
+		{"Positional", true, []string{"extra"}, nil, "extra"},
+		{"EnvValue", true, nil, map[string]string{"REPLIKV_SNAPSHOT_KEEP": "many"}, "REPLIKV_SNAPSHOT_KEEP"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var err error
+			if tt.leader {
+				_, err = ParseLeader(tt.args, env(tt.env), io.Discard)
+			} else {
+				_, err = ParseFollower(tt.args, env(tt.env), io.Discard)
+			}
+			if !errors.Is(err, ErrUsage) {
+				t.Fatalf("err = %v, want ErrUsage", err)
+			}
+			if !strings.Contains(err.Error(), tt.wantFlag) {
+				t.Fatalf("error %q does not name %q", err, tt.wantFlag)
+			}
+		})
+	}
+}
+
+func TestParse_Help(t *testing.T) {
+	var out strings.Builder
+	_, err := ParseLeader([]string{"--help"}, env(nil), &out)
+	if !errors.Is(err, ErrHelp) {
+		t.Fatalf("err = %v, want ErrHelp", err)
+	}
+	if !strings.Contains(out.String(), "REPLIKV_SNAPSHOT_KEEP") {
+		t.Fatalf("usage does not list env names:\n%s", out.String())
+	}
+}
+
+func TestEnvName(t *testing.T) {
+	if got := EnvName("data-dir"); got != "REPLIKV_DATA_DIR" {
+		t.Fatal(got)
+	}
+}
