@@ -289,13 +289,20 @@ func (w *logWriter) field(msg, name string) string {
 	return w.fields[msg+"\x00"+name]
 }
 
-// tailFile returns the last n lines of a file (or the read error).
+// tailFile returns the last n lines of a process log (or the read error), leaving out the embedded NATS server's
+// info lines (its start banner would fill the tail); the file keeps everything.
 func tailFile(path string, n int) string {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Sprintf("(read %s: %v)", path, err)
 	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	var lines []string
+	for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		if strings.Contains(l, `"level":"info"`) && strings.Contains(l, `"component":"nats-server"`) {
+			continue
+		}
+		lines = append(lines, l)
+	}
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}

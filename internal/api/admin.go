@@ -16,12 +16,36 @@ type followersBody struct {
 	Followers []FollowerInfo `json:"followers"`
 }
 
-// statusBody returns s as it is encoded: with a "progress" object even when there is none.
-func statusBody(s Status) Status {
-	if s.Progress == nil {
-		s.Progress = &Progress{}
+// statusJSON is the status object as encoded. Its progress field shadows Status.Progress (a shallower field wins in
+// encoding/json): it is always present, and holds the fields the contract names for the state even when they are 0
+// (bytes_done and bytes_total while restoring, target_seq while catching up), plus any other non-zero one.
+type statusJSON struct {
+	Status
+	Progress progressJSON `json:"progress"`
+}
+
+// progressJSON is Progress with presence decided per field.
+type progressJSON struct {
+	BytesDone  *int64  `json:"bytes_done,omitempty"`
+	BytesTotal *int64  `json:"bytes_total,omitempty"`
+	TargetSeq  *uint64 `json:"target_seq,omitempty"`
+}
+
+// statusBody returns s as it is encoded.
+func statusBody(s Status) statusJSON {
+	var p Progress
+	if s.Progress != nil {
+		p = *s.Progress
 	}
-	return s
+	restoring, catchingUp := s.State == StateRestoring, s.State == StateCatchingUp
+	var out progressJSON
+	if restoring || p.BytesDone != 0 || p.BytesTotal != 0 {
+		out.BytesDone, out.BytesTotal = &p.BytesDone, &p.BytesTotal
+	}
+	if catchingUp || p.TargetSeq != 0 {
+		out.TargetSeq = &p.TargetSeq
+	}
+	return statusJSON{Status: s, Progress: out}
 }
 
 // serveReadyz answers 200 with the status object when the node is ready, else 503 with it.

@@ -29,6 +29,7 @@ type fakeNode struct {
 	strongSeq uint64
 	strongErr error
 	waitErr   error
+	viewSeq   uint64 // when set, the sequence of every view instead of applied
 
 	strongCalls atomic.Int32
 	openViews   atomic.Int32
@@ -74,6 +75,9 @@ func (n *fakeNode) View(context.Context) (View, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	v := &fakeView{node: n, seq: n.applied, data: make(map[string]fakeEntry, len(n.data))}
+	if n.viewSeq != 0 {
+		v.seq = n.viewSeq
+	}
 	for k, e := range n.data {
 		v.data[k] = e
 	}

@@ -20,9 +20,10 @@ const (
 	StateFailed     = "failed"
 )
 
-// Progress is the onboarding progress of a follower: BytesDone and BytesTotal while restoring, TargetSeq while
-// catching up. The handler always emits the "progress" object, as {} when there is nothing to report, so clients can
-// read its fields without checking for its presence.
+// Progress is the onboarding progress of a node: BytesDone and BytesTotal while restoring, TargetSeq while catching
+// up. The handler always emits the "progress" object, as {} when there is nothing to report, so clients can read it
+// without checking for its presence; in the restoring state bytes_done and bytes_total are always present, in
+// catching_up target_seq is, even when 0.
 type Progress struct {
 	BytesDone  int64  `json:"bytes_done,omitempty"`
 	BytesTotal int64  `json:"bytes_total,omitempty"`
@@ -30,7 +31,7 @@ type Progress struct {
 }
 
 // Status is the status object of GET /v1/status and /readyz. State is one of the State* constants; /readyz answers
-// 200 only when it is StateReady. Error is set in the degraded and failed states. A nil Progress is emitted as {}.
+// 200 only when it is StateReady. Error is set in the degraded and failed states. A nil Progress is emitted as {} (see Progress).
 type Status struct {
 	Role        string    `json:"role"`
 	ID          string    `json:"id"`

@@ -322,3 +322,29 @@ func (n *flakyNode) StrongTarget(context.Context) (uint64, error) {
 	}
 	return n.Applied(), nil
 }
+
+func TestHandler_ReadSeqIsViewSeq(t *testing.T) {
+	tests := []struct {
+		target  string
+		bodySeq string
+	}{
+		{"/v1/kv/a", ""},
+		{"/v1/kv", `"seq":17`},
+		{"/v1/digest", `"seq":17`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.target, func(t *testing.T) {
+			node := newFakeNode(20) // applied moved on after the view was taken
+			node.viewSeq = 17
+			node.put("a", "1", 1)
+			rec := do(newLeader(t, node, &fakeWriter{}, nil), http.MethodGet, tc.target, nil)
+			checkAnswer(t, rec, http.StatusOK, "")
+			if got := rec.Header().Get(HeaderSeq); got != "17" {
+				t.Errorf("%s = %q, want the view's 17", HeaderSeq, got)
+			}
+			if !strings.Contains(rec.Body.String(), tc.bodySeq) {
+				t.Errorf("body %s lacks %s", rec.Body.String(), tc.bodySeq)
+			}
+		})
+	}
+}

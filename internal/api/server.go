@@ -27,12 +27,12 @@ type Server struct {
 }
 
 // Listen binds addr ("host:port"; port 0 picks a free port) and prepares to serve h; nothing is served before
-// Serve. log may be nil. The caller must call Shutdown (even if Serve was never called) to release the listener.
+// Serve. log (nil = no logs) receives the server's own errors (bad TLS, handler panics) at warn level, as given: the
+// caller names the component. The caller must call Shutdown (even if Serve was never called) to release the listener.
 func Listen(addr string, h http.Handler, log *zap.Logger) (*Server, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	log = log.With(zap.String("component", "http"))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("api: listen %s: %w", addr, err)
@@ -59,7 +59,7 @@ func (s *Server) Addr() string {
 // Serve serves requests until Shutdown and blocks meanwhile. It returns nil after Shutdown (also when Shutdown came
 // first), or the error that stopped the server. Call it once.
 func (s *Server) Serve() error {
-	s.log.Info("serving", zap.String(fieldAddr, s.Addr()))
+	s.log.Debug("serving", zap.String(fieldAddr, s.Addr()))
 	if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("api: serve: %w", err)
 	}

@@ -113,7 +113,7 @@ func readValue(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if r.ContentLength > apply.MaxValueLen {
 		return nil, apply.ErrValueTooLarge
 	}
-	body := r.Body
+	body := http.MaxBytesReader(w, r.Body, apply.MaxValueLen)
 	if r.ContentLength >= 0 {
 		buf := make([]byte, r.ContentLength)
 		if _, err := io.ReadFull(body, buf); err != nil {

@@ -145,10 +145,14 @@ func TestHandler_PutValue(t *testing.T) {
 	}
 }
 
-// countingReader is an endless body that counts the bytes read from it.
+// countingReader is a body of 2*MaxValueLen bytes that counts the bytes read from it.
 type countingReader struct{ n int }
 
 func (c *countingReader) Read(p []byte) (int, error) {
+	if c.n >= 2*apply.MaxValueLen {
+		return 0, io.EOF
+	}
+	p = p[:min(len(p), 2*apply.MaxValueLen-c.n)]
 	c.n += len(p)
 	return len(p), nil
 }

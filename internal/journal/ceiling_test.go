@@ -3,6 +3,7 @@ package journal
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -59,8 +60,7 @@ func BenchmarkPublishCeiling(b *testing.B) {
 	e := startServer(b)
 	var total time.Duration
 	for i := 0; i < b.N; i++ {
-		d, err := PublishCeiling(context.Background(), e.ClientURL(), "PUBCEIL"+string(rune('A'+i%26))+
-			time.Now().Format("150405000"), benchBacklog, benchSize)
+		d, err := PublishCeiling(context.Background(), e.ClientURL(), fmt.Sprintf("PUBCEIL%d", i), benchBacklog, benchSize)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -75,7 +75,7 @@ func BenchmarkPublishAsync(b *testing.B) {
 	data := make([]byte, benchSize)
 	var total time.Duration
 	for i := 0; i < b.N; i++ {
-		c := connectStream(b, e.ClientURL(), "PUBJ"+time.Now().Format("150405000"))
+		c := connectStream(b, e.ClientURL(), fmt.Sprintf("PUBJ%d", i))
 		ctx := context.Background()
 		acks := make(chan *Ack, maxPendingAcks)
 		start := time.Now()

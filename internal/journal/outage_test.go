@@ -31,6 +31,11 @@ func TestConn_Outage(t *testing.T) {
 		}
 	}
 
+	idle, err := c.Subscribe(ctx, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	// Acks in flight when the server goes away resolve promptly, either way.
 	var inflight []*Ack
 	for i := range uint64(100) {
@@ -71,6 +76,17 @@ func TestConn_Outage(t *testing.T) {
 		}
 	})
 
+	t.Run("StopWhileDown", func(t *testing.T) {
+		start := time.Now()
+		idle.Stop()
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("Stop while down took %s", d)
+		}
+		if err := idle.Err(); err != nil {
+			t.Fatalf("Err after Stop = %v", err)
+		}
+	})
+
 	startServerAt(t, "127.0.0.1:"+port, dir)
 	waitFor(t, 10*time.Second, "reconnect", c.Connected)
 
@@ -92,4 +108,43 @@ func TestConn_Outage(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestConnect_ServerDownAtStart checks that Connect returns while NATS is down, that calls fail fast with
+// ErrUnavailable meanwhile, and that the Conn connects by itself once the server appears.
+func TestConnect_ServerDownAtStart(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c := connect(t, "nats://"+addr, "LATE")
+	if c.Connected() {
+		t.Fatal("Connected with no server")
+	}
+	ctx := testCtx(t)
+	start := time.Now()
+	if _, err := c.EnsureStream(ctx); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("EnsureStream while down = %v, want ErrUnavailable", err)
+	}
+	if _, err := c.PublishAsync(ctx, []byte("x"), 0, ""); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("PublishAsync while down = %v, want ErrUnavailable", err)
+	}
+	if _, err := c.Subscribe(ctx, 1, 0); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Subscribe while down = %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("calls while down took %s, want fail-fast", d)
+	}
+	startServerAt(t, addr, t.TempDir())
+	waitFor(t, 10*time.Second, "connect", c.Connected)
+	if _, err := c.EnsureStream(ctx); err != nil {
+		t.Fatalf("EnsureStream after connect: %v", err)
+	}
+	if seqs := publishN(t, c, 0, 1); seqs[0] != 1 {
+		t.Fatalf("first seq = %d", seqs[0])
+	}
 }

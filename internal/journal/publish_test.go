@@ -117,7 +117,14 @@ func TestConn_PublishAsync(t *testing.T) {
 
 	t.Run("Closed", func(t *testing.T) {
 		c := connectStream(t, e.ClientURL(), "CLOSED")
+		pending, err := c.PublishAsync(testCtx(t), []byte("x"), 0, "")
+		if err != nil {
+			t.Fatal(err)
+		}
 		c.Close()
+		if seq, err := pending.Wait(testCtx(t)); err != nil && !errors.Is(err, ErrClosed) {
+			t.Fatalf("Wait after Close = %d, %v; want a sequence or ErrClosed", seq, err)
+		}
 		if _, err := c.PublishAsync(testCtx(t), []byte("x"), 0, ""); !errors.Is(err, ErrClosed) {
 			t.Fatalf("PublishAsync after Close = %v, want ErrClosed", err)
 		}

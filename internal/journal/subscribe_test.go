@@ -83,6 +83,34 @@ func TestConn_Subscribe(t *testing.T) {
 		}
 	})
 
+	t.Run("StreamDeleted", func(t *testing.T) {
+		own := connectStream(t, e.ClientURL(), "DOOMED")
+		publishN(t, own, 0, 1)
+		s, err := own.Subscribe(ctx, 1, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Stop)
+		receive(t, s, 5*time.Second)
+		if err := own.js.DeleteStream(ctx, "DOOMED"); err != nil {
+			t.Fatal(err)
+		}
+		closed := make(chan struct{})
+		go func() {
+			defer close(closed)
+			for range s.C() {
+			}
+		}()
+		select {
+		case <-closed:
+		case <-time.After(10 * time.Second):
+			t.Fatal("subscription still open after its stream was deleted")
+		}
+		if err := s.Err(); !errors.Is(err, ErrNoStream) {
+			t.Fatalf("Err = %v, want ErrNoStream", err)
+		}
+	})
+
 	// Last: purges the shared stream.
 	t.Run("AfterPurge", func(t *testing.T) {
 		if err := c.Purge(ctx, 40); err != nil {

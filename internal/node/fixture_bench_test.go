@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -199,6 +200,10 @@ func publishEntries(ctx context.Context, jc *journal.Conn, n int, value []byte) 
 func startBenchFollower(b *testing.B, natsURL, id string) *node.Follower {
 	b.Helper()
 	dir := b.TempDir()
+	// An existing, empty snapshot directory: "no snapshot yet", so the follower replays the log from seq 1.
+	if err := os.Mkdir(filepath.Join(dir, "snapshots"), 0o755); err != nil {
+		b.Fatal(err)
+	}
 	cfg, err := config.ParseFollower([]string{
 		"--data-dir", filepath.Join(dir, "follower"),
 		"--http-addr", "127.0.0.1:0",

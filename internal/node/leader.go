@@ -135,7 +135,9 @@ func StartLeader(ctx context.Context, cfg config.Leader, log *zap.Logger) (_ *Le
 	cleanup = append(cleanup, l.jc.Close)
 
 	l.srv, l.served, err = serveHTTP(cfg.HTTPAddr, api.Config{Node: l, Writer: l, Snapshots: l, Followers: l,
-		AuthToken: cfg.AuthToken, Metrics: l.metrics, Logger: log}, log)
+		AuthToken: cfg.AuthToken, Metrics: l.metrics, Logger: log,
+		// A sync write must be able to wait out --sync-timeout and still answer 202, never 504.
+		WriteTimeout: max(api.DefaultWriteTimeout, cfg.SyncTimeout+10*time.Second)}, log)
 	if err != nil {
 		return nil, err
 	}
@@ -248,6 +250,17 @@ func (l *Leader) runBackground(ctx context.Context, advertise string) {
 	}
 	l.state.set(stateReady, nil)
 	l.log.Info("leader ready", zap.Uint64("applied_seq", db.Applied()))
+	// Create the bucket (or directory) now, so followers can start before the first snapshot; a failure here is
+	// retried by the next snapshot.
+	l.snapMu.Lock()
+	ictx, icancel := context.WithTimeout(ctx, 10*time.Second)
+	if err := l.snapStore.Init(ictx, true); err != nil {
+		l.log.Warn("snapshot store not ready yet", zap.String("store", l.snapStore.String()), zap.Error(err))
+	} else {
+		l.snapInitDone = true
+	}
+	icancel()
+	l.snapMu.Unlock()
 
 	var tick <-chan time.Time
 	if l.cfg.SnapshotInterval > 0 {

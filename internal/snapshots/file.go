@@ -36,7 +36,7 @@ type fileStore struct {
 }
 
 func newFileStore(root string, log *zap.Logger) *fileStore {
-	return &fileStore{root: root, log: log.With(zap.String(logComponent, "snapshots"), zap.String(logStore, "file://"+root))}
+	return &fileStore{root: root, log: log.With(zap.String(logStore, "file://"+root))}
 }
 
 func (s *fileStore) String() string { return "file://" + s.root }

@@ -1,13 +1,11 @@
 package snapshots
 
-// Structured log field names used by this package.
+// Structured log field names used by this package. The caller names the component (log.With("component", ...)).
 const (
-	logComponent = "component"
-	logStore     = "store"
-	logStream    = "stream"
-	logSeq       = "seq"
-	logKey       = "key"
-	logPath      = "path"
-	logBytes     = "bytes"
-	logKeys      = "keys"
+	logStore  = "store"
+	logStream = "stream"
+	logSeq    = "seq"
+	logPath   = "path"
+	logBytes  = "bytes"
+	logKeys   = "keys"
 )

@@ -29,7 +29,7 @@ func NewRepo(store Store, stream string, log *zap.Logger) *Repo {
 	return &Repo{
 		store:  store,
 		stream: stream,
-		log:    log.With(zap.String(logComponent, "snapshots"), zap.String(logStream, stream)),
+		log:    log.With(zap.String(logStream, stream)),
 	}
 }
 

@@ -61,7 +61,7 @@ func newS3Store(bucket, prefix string, cfg S3Config, log *zap.Logger) (*s3Store,
 		prefix:   prefix,
 		partSize: cfg.PartSize,
 		desc:     desc,
-		log:      log.With(zap.String(logComponent, "snapshots"), zap.String(logStore, desc)),
+		log:      log.With(zap.String(logStore, desc)),
 	}, nil
 }
 

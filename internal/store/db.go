@@ -17,7 +17,7 @@ import (
 
 const (
 	defaultCacheBytes = 64 << 20
-	memTableBytes     = 4 << 20
+	memTableBytes     = 64 << 20
 )
 
 // Options configures a store. Zero values mean defaults.

@@ -21,8 +21,10 @@ func TestGate_Close(t *testing.T) {
 	})
 	t.Run("WaitsForCalls", func(t *testing.T) {
 		g := newGate()
-		if !g.enter() || !g.enter() {
-			t.Fatal("enter failed on an open gate")
+		for range 2 {
+			if !g.enter() {
+				t.Fatal("enter failed on an open gate")
+			}
 		}
 		closed := make(chan bool)
 		go func() { closed <- g.close() }()

@@ -1,0 +1,131 @@
+package journal
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+)
+
+// Lost is closed when the lease was lost to another node (see Err). It is not closed by Close or Conn.Close.
+func (l *Lease) Lost() <-chan struct{} { return l.lost }
+
+// Err returns an error wrapping ErrLeaseLost (naming the new holder when known) once Lost is closed, else nil.
+func (l *Lease) Err() error {
+	select {
+	case <-l.lost:
+		return l.err
+	default:
+		return nil
+	}
+}
+
+// Close stops renewing and, if the lease is still ours, deletes the key (compare-and-set on our revision) so a
+// successor does not have to wait for the TTL. ctx bounds the delete. Idempotent; failures are logged only.
+func (l *Lease) Close(ctx context.Context) {
+	l.closeOnce.Do(func() {
+		l.stop()
+		l.c.untrack(l)
+		select {
+		case <-l.lost:
+			return
+		default:
+		}
+		err := l.kv.Delete(ctx, leaseKey, jetstream.LastRevision(l.rev))
+		switch {
+		case err == nil:
+			l.c.log.Info("leader lease released", zap.String(fieldID, l.info.ID))
+		case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+			l.c.log.Info("leader lease not released: no longer ours", zap.String(fieldID, l.info.ID))
+		default:
+			l.c.log.Warn("leader lease not released, it will expire", zap.String(fieldID, l.info.ID), zap.Error(err))
+		}
+	})
+}
+
+// stop ends the renewer and waits for it; called by Close and Conn.Close.
+func (l *Lease) stop() {
+	l.stopOnce.Do(func() {
+		close(l.quit)
+		l.cancel()
+	})
+	<-l.done
+}
+
+// run renews the lease every interval until stopped or lost; after a failed renewal it retries sooner, with capped
+// exponential backoff.
+func (l *Lease) run() {
+	defer close(l.done)
+	defer l.cancel()
+	timer := time.NewTimer(l.interval)
+	defer timer.Stop()
+	backoff := renewMinBackoff
+	for {
+		select {
+		case <-l.quit:
+			return
+		case <-timer.C:
+		}
+		lost, err := l.renew()
+		switch {
+		case lost != nil:
+			l.err = fmt.Errorf("journal: lease: %w", lost)
+			l.c.log.Error("leader lease lost", zap.String(fieldID, l.info.ID), zap.Error(lost))
+			close(l.lost)
+			return
+		case err != nil:
+			if !errors.Is(err, context.Canceled) {
+				l.c.log.Warn("leader lease renewal failed, retrying", zap.Duration("retry_in", backoff), zap.Error(err))
+			}
+			timer.Reset(backoff)
+			backoff = min(2*backoff, l.interval)
+		default:
+			backoff = renewMinBackoff
+			timer.Reset(l.interval)
+		}
+	}
+}
+
+// renew extends the lease once. It returns lost != nil (wrapping ErrLeaseLost) when another node holds the key,
+// err != nil for a failure worth retrying, or neither on success.
+func (l *Lease) renew() (lost, err error) {
+	ctx, cancel := context.WithTimeout(l.ctx, l.interval)
+	defer cancel()
+	rev, err := l.kv.Update(ctx, leaseKey, l.value, l.rev)
+	if err == nil {
+		l.rev = rev
+		return nil, nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return nil, wrapErr("lease renew", err)
+	}
+	// The revision is not ours any more: expired (absent), our own update whose ack was lost, or someone else.
+	entry, err := l.kv.Get(ctx, leaseKey)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		rev, err := l.kv.Create(ctx, leaseKey, l.value)
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return fmt.Errorf("%w: taken after it expired", ErrLeaseLost), nil
+		}
+		if err != nil {
+			return nil, wrapErr("lease re-create", err)
+		}
+		l.c.log.Warn("leader lease had expired, re-created", zap.String(fieldID, l.info.ID))
+		l.rev = rev
+		return nil, nil
+	}
+	if err != nil {
+		return nil, wrapErr("lease renew check", err)
+	}
+	if bytes.Equal(entry.Value(), l.value) {
+		l.rev = entry.Revision() // our own write, its ack was lost
+		return nil, nil
+	}
+	if holder, derr := decodeLeaderInfo(entry.Value()); derr == nil {
+		return fmt.Errorf("%w: now held by %q (%s)", ErrLeaseLost, holder.ID, holder.URL), nil
+	}
+	return fmt.Errorf("%w: revision moved to %d", ErrLeaseLost, entry.Revision()), nil
+}

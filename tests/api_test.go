@@ -1,0 +1,139 @@
+//go:build e2e
+
+package tests
+
+import (
+	"bytes"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestAPI_Contract: the HTTP API's answers on a real leader, as CONTRACT.md lists them: key and value limits,
+// preconditions, 404s, headers and list paging.
+func TestAPI_Contract(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{})
+	lc := c.startLeader().api()
+	base := lc.put(t, "api/existing", []byte("v1"))
+	etag := strconv.Quote(strconv.FormatUint(base.Version, 10))
+
+	hdr := func(kv ...string) http.Header {
+		h := http.Header{}
+		for i := 0; i < len(kv); i += 2 {
+			h.Set(kv[i], kv[i+1])
+		}
+		return h
+	}
+	tests := []struct {
+		name   string
+		method string
+		path   string
+		body   []byte
+		hdr    http.Header
+		want   int
+		code   string // machine code of the JSON error, "" = not checked
+	}{
+		{"EmptyKey", http.MethodPut, "/v1/kv/", []byte("x"), nil, http.StatusBadRequest, ""},
+		{"KeyTooLong", http.MethodPut, "/v1/kv/" + strings.Repeat("k", 1025), []byte("x"), nil, http.StatusBadRequest, ""},
+		{"KeyMaxLength", http.MethodPut, "/v1/kv/" + strings.Repeat("k", 1024), []byte("x"), nil, http.StatusOK, ""},
+		{"KeyInvalidUTF8", http.MethodPut, "/v1/kv/bad%ff", []byte("x"), nil, http.StatusBadRequest, ""},
+		{"KeyNUL", http.MethodPut, "/v1/kv/bad%00key", []byte("x"), nil, http.StatusBadRequest, ""},
+		{"ValueTooLarge", http.MethodPut, kvPath("api/big"), make([]byte, 524289), nil, http.StatusRequestEntityTooLarge, ""},
+		{"ValueMaxSize", http.MethodPut, kvPath("api/max"), make([]byte, 524288), nil, http.StatusOK, ""},
+		{"EmptyValue", http.MethodPut, kvPath("api/empty"), []byte{}, nil, http.StatusOK, ""},
+		{"IfNoneMatchExisting", http.MethodPut, kvPath("api/existing"), []byte("x"), hdr("If-None-Match", "*"),
+			http.StatusPreconditionFailed, ""},
+		{"IfNoneMatchAbsent", http.MethodPut, kvPath("api/fresh"), []byte("x"), hdr("If-None-Match", "*"), http.StatusOK, ""},
+		{"IfMatchWrong", http.MethodPut, kvPath("api/existing"), []byte("x"), hdr("If-Match", `"999999"`),
+			http.StatusPreconditionFailed, ""},
+		{"DeleteIfMatchWrong", http.MethodDelete, kvPath("api/existing"), nil, hdr("If-Match", `"999999"`),
+			http.StatusPreconditionFailed, ""},
+		{"DeleteAbsent", http.MethodDelete, kvPath("api/absent"), nil, nil, http.StatusNotFound, ""},
+		{"GetAbsent", http.MethodGet, kvPath("api/absent"), nil, nil, http.StatusNotFound, ""},
+		{"IfMatchRight", http.MethodPut, kvPath("api/existing"), []byte("v2"), hdr("If-Match", etag), http.StatusOK, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := lc.must(t, tt.method, tt.path, tt.body, tt.hdr, tt.want)
+			if r.seqHeader() < 0 {
+				t.Fatalf("no Replikv-Seq header on %s", r)
+			}
+			if tt.want >= 400 {
+				if e := decode[errorDoc](t, r); e.Code == "" || e.Error == "" {
+					t.Fatalf("error answer without error and code: %s", r)
+				}
+			}
+		})
+	}
+
+	t.Run("Get", func(t *testing.T) {
+		r := lc.must(t, http.MethodGet, kvPath("api/existing"), nil, nil, http.StatusOK)
+		if string(r.Body) != "v2" || r.Header.Get("Content-Type") != "application/octet-stream" {
+			t.Fatalf("GET: %s, Content-Type %q", r, r.Header.Get("Content-Type"))
+		}
+		v, err := strconv.ParseUint(strings.Trim(r.Header.Get("ETag"), `"`), 10, 64)
+		if err != nil || v <= base.Version || int64(v) > r.seqHeader() {
+			t.Fatalf("ETag %q after version %d, Replikv-Seq %d", r.Header.Get("ETag"), base.Version, r.seqHeader())
+		}
+		r = lc.must(t, http.MethodGet, kvPath("api/max"), nil, nil, http.StatusOK)
+		if !bytes.Equal(r.Body, make([]byte, 524288)) {
+			t.Fatalf("GET of the largest value: %d bytes", len(r.Body))
+		}
+	})
+
+	t.Run("Delete", func(t *testing.T) {
+		w := decode[writeDoc](t, lc.must(t, http.MethodDelete, kvPath("api/fresh"), nil, nil, http.StatusOK))
+		if w.Key != "api/fresh" || w.Version == 0 {
+			t.Fatalf("DELETE body %+v", w)
+		}
+		lc.must(t, http.MethodGet, kvPath("api/fresh"), nil, nil, http.StatusNotFound)
+	})
+
+	t.Run("ListPaging", func(t *testing.T) {
+		for _, k := range []string{"page/a", "page/b", "page/c", "page/d", "page/e"} {
+			lc.put(t, k, []byte("val-"+k))
+		}
+		lc.put(t, "pagf", []byte("outside the prefix"))
+		var keys []string
+		after := ""
+		for range 10 {
+			path := "/v1/kv?prefix=page/&limit=2"
+			if after != "" {
+				path += "&after=" + after
+			}
+			page := decode[listDoc](t, lc.must(t, http.MethodGet, path, nil, nil, http.StatusOK))
+			for _, it := range page.Items {
+				if it.Value != nil {
+					t.Fatalf("list without values=true returned a value for %s", it.Key)
+				}
+				keys = append(keys, it.Key)
+			}
+			if len(page.Items) > 2 {
+				t.Fatalf("limit=2 returned %d items", len(page.Items))
+			}
+			if page.Next == "" {
+				break
+			}
+			after = page.Next
+		}
+		if got := strings.Join(keys, ","); got != "page/a,page/b,page/c,page/d,page/e" {
+			t.Fatalf("paged keys %s", got)
+		}
+		page := decode[listDoc](t, lc.must(t, http.MethodGet, "/v1/kv?prefix=page/&after=page/c&values=true", nil, nil,
+			http.StatusOK))
+		if len(page.Items) != 2 || page.Items[0].Key != "page/d" || string(page.Items[0].Value) != "val-page/d" ||
+			page.Next != "" {
+			t.Fatalf("list after page/c with values: %+v", page)
+		}
+	})
+
+	t.Run("Probes", func(t *testing.T) {
+		lc.must(t, http.MethodGet, "/healthz", nil, nil, http.StatusOK)
+		r := lc.must(t, http.MethodGet, "/metrics", nil, nil, http.StatusOK)
+		if !bytes.Contains(r.Body, []byte("replikv_applied_seq")) {
+			t.Fatalf("/metrics has no replikv_applied_seq")
+		}
+	})
+}

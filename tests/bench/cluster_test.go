@@ -1,0 +1,125 @@
+//go:build bench
+
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+const (
+	// stream is the stream name the benchmark nodes use (the default).
+	stream = "REPLIKV"
+	// valueSize is the value size of the onboarding benchmarks.
+	valueSize = 128
+	// bulkConns is the number of keep-alive connections that load the initial keys.
+	bulkConns = 64
+	// liveWriters and livePerWriter shape the live write load: a steady, moderate 2,000 writes/s.
+	liveWriters   = 4
+	livePerWriter = 500
+	// readyTimeout bounds a follower's onboarding.
+	readyTimeout = 10 * time.Minute
+)
+
+// keyName is the i-th key of the initial data set (the same names in replikv and in Redis).
+func keyName(i int) string { return fmt.Sprintf("key-%09d", i) }
+
+// benchValue returns a value of n bytes.
+func benchValue(n int) []byte {
+	v := make([]byte, n)
+	for i := range v {
+		v[i] = 'a' + byte(i%26)
+	}
+	return v
+}
+
+// cluster is a leader binary with its embedded NATS server and a local snapshot directory, loaded with keys.
+type cluster struct {
+	dir     string
+	snapDir string
+	leader  *proc
+	ln      *node
+	addr    string
+	natsURL string
+	keys    int
+}
+
+// startCluster starts the leader and writes keys keys (128-byte values) through its HTTP API with 64 keep-alive
+// connections.
+func startCluster(b *testing.B, keys int) *cluster {
+	b.Helper()
+	ctx := b.Context()
+	dir := b.TempDir()
+	c := &cluster{dir: dir, snapDir: filepath.Join(dir, "snapshots"), keys: keys}
+	c.leader = startProc(b, dir, "leader", binaries.leader,
+		"--data-dir", filepath.Join(dir, "leader"),
+		"--http-addr", "127.0.0.1:0",
+		"--nats-listen", "127.0.0.1:0",
+		"--snapshot-interval", "0",
+		"--snapshots", "file://"+c.snapDir,
+		"--stream", stream)
+	c.addr = c.leader.waitField(msgHTTPListening, "addr", startTimeout)
+	c.natsURL = c.leader.waitField(msgNATSListening, "url", startTimeout)
+	c.ln = newNode(c.addr)
+	if err := waitReady(ctx, c.ln, startTimeout); err != nil {
+		b.Fatal(err)
+	}
+	took, err := bulkPut(ctx, c.addr, bulkConns, keys, keyName, benchValue(valueSize))
+	if err != nil {
+		b.Fatalf("load %d keys: %v", keys, err)
+	}
+	b.Logf("leader: loaded %d keys in %v (%.0f writes/s, 64 connections)", keys, took.Round(time.Millisecond),
+		float64(keys)/took.Seconds())
+	return c
+}
+
+// startLoad starts the live write load on the leader.
+func (c *cluster) startLoad(ctx context.Context, prefix string) (*pacedLoad, error) {
+	ws := make([]writer, 0, liveWriters)
+	for range liveWriters {
+		pc, err := dialPut(ctx, c.addr)
+		if err != nil {
+			for _, w := range ws {
+				w.close()
+			}
+			return nil, err
+		}
+		ws = append(ws, httpWriter{c: pc})
+	}
+	return startPacedLoad(ctx, ws, livePerWriter, prefix, benchValue(valueSize)), nil
+}
+
+// follower is a follower binary onboarding from the cluster's snapshot directory and log.
+type follower struct {
+	proc *proc
+	n    *node
+	dir  string
+}
+
+// startFollower starts a follower with empty storage and waits for its HTTP listener (onboarding runs behind it).
+func (c *cluster) startFollower(b *testing.B, name string) *follower {
+	b.Helper()
+	dir := filepath.Join(c.dir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	p := startProc(b, dir, name, binaries.follower,
+		"--data-dir", filepath.Join(dir, "data"),
+		"--http-addr", "127.0.0.1:0",
+		"--nats-url", c.natsURL,
+		"--snapshots", "file://"+c.snapDir,
+		"--stream", stream,
+		"--id", name)
+	addr := p.waitField(msgHTTPListening, "addr", startTimeout)
+	return &follower{proc: p, n: newNode(addr), dir: dir}
+}
+
+// remove stops the follower and deletes its data.
+func (f *follower) remove() {
+	f.proc.stop()
+	_ = os.RemoveAll(filepath.Join(f.dir, "data"))
+}

@@ -1,0 +1,145 @@
+//go:build bench
+
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"time"
+)
+
+// writer performs one write; each worker of a paced load owns one.
+type writer interface {
+	write(key string, value []byte) error
+	close()
+}
+
+// httpWriter writes to a replikv leader.
+type httpWriter struct{ c *putConn }
+
+func (w httpWriter) write(key string, value []byte) error { return w.c.put(key, value) }
+func (w httpWriter) close()                               { w.c.close() }
+
+// sample is one write of a paced load: its scheduled time and its latency measured from that time.
+type sample struct {
+	at  time.Time
+	lat time.Duration
+}
+
+// pacedLoad is an open-loop write load: each worker issues writes on a fixed schedule, and a write's latency counts
+// from its scheduled time, so that a stall of the server shows in full instead of merely delaying later requests
+// (no coordinated omission). It owns its workers; stop ends and joins them.
+type pacedLoad struct {
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	writers []writer
+	samples [][]sample // one slice per worker, owned by it until stop
+	errs    []error    // the first error of each worker
+}
+
+// startPacedLoad starts one worker per writer, each writing perSecond distinct keys (prefix-<worker>-<i>) per second,
+// the workers' schedules staggered evenly.
+func startPacedLoad(ctx context.Context, ws []writer, perSecond float64, prefix string, value []byte) *pacedLoad {
+	ctx, cancel := context.WithCancel(ctx)
+	p := &pacedLoad{cancel: cancel, writers: ws, samples: make([][]sample, len(ws)), errs: make([]error, len(ws))}
+	interval := time.Duration(float64(time.Second) / perSecond)
+	begin := time.Now()
+	for w := range ws {
+		p.wg.Go(func() {
+			next := begin.Add(time.Duration(w) * interval / time.Duration(len(ws)))
+			timer := time.NewTimer(0)
+			defer timer.Stop()
+			for i := 0; ; i++ {
+				if d := time.Until(next); d > 0 {
+					timer.Reset(d)
+					select {
+					case <-ctx.Done():
+						return
+					case <-timer.C:
+					}
+				} else if ctx.Err() != nil {
+					return
+				}
+				err := ws[w].write(fmt.Sprintf("%s-%d-%d", prefix, w, i), value)
+				if err != nil {
+					if ctx.Err() == nil && p.errs[w] == nil {
+						p.errs[w] = err
+					}
+					return
+				}
+				p.samples[w] = append(p.samples[w], sample{at: next, lat: time.Since(next)})
+				next = next.Add(interval)
+			}
+		})
+	}
+	return p
+}
+
+// stop ends the load, waits for the workers, closes the writers, and returns every sample in schedule order and the
+// first write error, if any. It may be called once.
+func (p *pacedLoad) stop() ([]sample, error) {
+	p.cancel()
+	for _, w := range p.writers {
+		w.close() // unblocks a write in progress
+	}
+	p.wg.Wait()
+	var all []sample
+	for _, s := range p.samples {
+		all = append(all, s...)
+	}
+	slices.SortFunc(all, func(a, b sample) int { return a.at.Compare(b.at) })
+	for _, err := range p.errs {
+		if err != nil {
+			return all, err
+		}
+	}
+	return all, nil
+}
+
+// window is a time interval [from, to).
+type window struct{ from, to time.Time }
+
+func (w window) dur() time.Duration { return w.to.Sub(w.from) }
+
+// latencies returns the latencies of the samples scheduled inside any of the windows.
+func latencies(samples []sample, ws ...window) []time.Duration {
+	var out []time.Duration
+	for _, s := range samples {
+		for _, w := range ws {
+			if !s.at.Before(w.from) && s.at.Before(w.to) {
+				out = append(out, s.lat)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// quantile returns the q-quantile (0 < q <= 1) of lats by the nearest-rank method; 0 for no samples.
+func quantile(lats []time.Duration, q float64) time.Duration {
+	if len(lats) == 0 {
+		return 0
+	}
+	s := slices.Clone(lats)
+	slices.Sort(s)
+	i := int(math.Ceil(q*float64(len(s)))) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+// ms converts a duration to milliseconds for metrics.
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// sleepCtx waits for d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
