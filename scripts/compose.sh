@@ -20,31 +20,51 @@
 # Environment:
 #   COMPOSE_PROJECT_NAME  project name (default replikv); build, up, down and
 #                         the tests must agree on it
-#   FOLLOWERS             followers started by `up` (default 1)
+#   FOLLOWERS             followers `up` runs (default: as many as the project
+#                         has now, at least 1)
 #   UP_TIMEOUT            seconds `up` waits for health (default 300)
 #   REPLIKV_IMAGE         replikv image tag (default replikv:local), always built
 #   NATS_IMAGE, S3_IMAGE  default replikv-nats:local / replikv-s3:local are
 #                         built here; any other value is used as given (compose
 #                         pulls it if it is not present)
 #   COMPOSE               override the compose command (e.g. "docker-compose")
-# Other variables (LEADER_PORT, S3_ACCESS_KEY, ...) are read by
-# docker-compose.yml itself, from the environment or from .env.
+# Each of these may also be set in .env (next to docker-compose.yml); the
+# environment wins. Other variables (LEADER_PORT, S3_ACCESS_KEY, ...) are read
+# by docker-compose.yml itself, from the environment or from .env.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STAGE="$ROOT/deploy/build"
 VERSITYGW_VERSION="v1.8.0"
 
-: "${COMPOSE_PROJECT_NAME:=replikv}"
-: "${FOLLOWERS:=1}"
-: "${UP_TIMEOUT:=300}"
-: "${REPLIKV_IMAGE:=replikv:local}"
-: "${NATS_IMAGE:=replikv-nats:local}"
-: "${S3_IMAGE:=replikv-s3:local}"
-export COMPOSE_PROJECT_NAME REPLIKV_IMAGE NATS_IMAGE S3_IMAGE
-
 log() { printf 'compose.sh: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
+
+# dotenv_default sets variable $1, when the environment does not, from the
+# .env file that compose reads too (last `NAME=value` line, quotes removed),
+# else to $2. The variables are exported, so the script and compose agree.
+dotenv_default() {
+	local name="$1" value="$2" line
+	if [[ -n "${!name+set}" ]]; then
+		export "${name?}"
+		return
+	fi
+	if [[ -f "$ROOT/.env" ]] && line="$(grep -E "^[[:space:]]*$name=" "$ROOT/.env" | tail -n 1)"; then
+		value="${line#*=}"
+		value="${value%"${value##*[![:space:]]}"}"
+		if [[ "$value" =~ ^\"(.*)\"$ || "$value" =~ ^\'(.*)\'$ ]]; then
+			value="${BASH_REMATCH[1]}"
+		fi
+	fi
+	export "$name=$value"
+}
+
+dotenv_default COMPOSE_PROJECT_NAME replikv
+dotenv_default REPLIKV_IMAGE replikv:local
+dotenv_default NATS_IMAGE replikv-nats:local
+dotenv_default S3_IMAGE replikv-s3:local
+dotenv_default LEADER_PORT 8080
+: "${UP_TIMEOUT:=300}"
 
 # compose_cmd prints the compose command: Compose v2 (`docker compose`) when
 # the plugin answers, else the standalone docker-compose (v1 or v2).
@@ -199,6 +219,10 @@ dump_state() {
 
 cmd_up() {
 	cmd_build
+	if [[ -z "${FOLLOWERS:-}" ]]; then
+		FOLLOWERS="$(project_containers follower | wc -l)"
+		FOLLOWERS=$((FOLLOWERS > 0 ? FOLLOWERS : 1))
+	fi
 	if ! compose up -d --scale "follower=$FOLLOWERS" "$@"; then
 		dump_state
 		die "up failed"
@@ -212,7 +236,7 @@ cmd_up() {
 		sleep 1
 	done
 	compose ps
-	log "stack $COMPOSE_PROJECT_NAME is up; leader on 127.0.0.1:${LEADER_PORT:-8080}"
+	log "stack $COMPOSE_PROJECT_NAME is up; leader on 127.0.0.1:$LEADER_PORT"
 }
 
 cmd_down() {

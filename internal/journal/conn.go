@@ -24,6 +24,7 @@ const (
 	reconnectWait   = 500 * time.Millisecond
 	reconnectJitter = 250 * time.Millisecond
 	dialTimeout     = 2 * time.Second
+	pingInterval    = 5 * time.Second
 	maxReplicas     = 5
 	defaultConnName = "replikv"
 )
@@ -108,6 +109,9 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 		nats.ReconnectJitter(reconnectJitter, reconnectJitter),
 		nats.ReconnectBufSize(-1),
 		nats.Timeout(dialTimeout),
+		// Notice a dead TCP connection (a partition, a peer that vanished) in seconds, not the default minutes.
+		nats.PingInterval(pingInterval),
+		nats.MaxPingsOutstanding(2),
 		nats.ConnectHandler(func(*nats.Conn) { log.Info("nats connected") }),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {

@@ -30,6 +30,15 @@ type Ack struct {
 // ctx is done. It fails at once with ErrUnavailable while disconnected (nothing is buffered for later), ErrClosed
 // after Close. Calls must come from one goroutine at a time, in log order. data must not be modified until the ack.
 func (c *Conn) PublishAsync(ctx context.Context, data []byte, expectedLast uint64, msgID string) (*Ack, error) {
+	return c.PublishChained(ctx, data, expectedLast, "", msgID)
+}
+
+// PublishChained is PublishAsync that also sends Nats-Expected-Last-Msg-Id = prevMsgID when it is not empty. A
+// pipeline chains each entry to the Msg-Id of the one it published before: once any entry of the pipeline is
+// refused, every later one is refused too (its predecessor is not the log's last message), so a stale pipeline can
+// never get its tail into the log even when a later expected sequence happens to line up. The first entry of a
+// chain passes an empty prevMsgID and relies on the expected sequence alone.
+func (c *Conn) PublishChained(ctx context.Context, data []byte, expectedLast uint64, prevMsgID, msgID string) (*Ack, error) {
 	if c.isClosed() {
 		return nil, fmt.Errorf("journal: publish: %w", ErrClosed)
 	}
@@ -39,6 +48,9 @@ func (c *Conn) PublishAsync(ctx context.Context, data []byte, expectedLast uint6
 	h := nats.Header{jetstream.ExpectedLastSeqHeader: []string{strconv.FormatUint(expectedLast, 10)}}
 	if msgID != "" {
 		h[jetstream.MsgIDHeader] = []string{msgID}
+	}
+	if prevMsgID != "" {
+		h[jetstream.ExpectedLastMsgIDHeader] = []string{prevMsgID}
 	}
 	msg := &nats.Msg{Subject: c.subject, Data: data, Header: h}
 	for {

@@ -2,6 +2,7 @@ package journal
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 )
 
@@ -79,6 +80,35 @@ func TestConn_PublishAsync(t *testing.T) {
 		// The rightful writer continues.
 		if seqs := publishN(t, a, 3, 1); seqs[0] != 4 {
 			t.Fatalf("next seq = %d, want 4", seqs[0])
+		}
+	})
+
+	t.Run("ChainedStalePipelineNeverLands", func(t *testing.T) {
+		a := connectStream(t, e.ClientURL(), "CHAIN")
+		b := connect(t, e.ClientURL(), "CHAIN")
+		ctx := testCtx(t)
+		publishN(t, a, 0, 3)
+		// b believes the log ends at 1 and pipelines 4 chained entries expecting 1, 2, 3, 4: the third lines up
+		// with the real last sequence, but its predecessor's Msg-Id is not the log's last, so all are refused.
+		var acks []*Ack
+		prev := ""
+		for i := range uint64(4) {
+			id := fmt.Sprintf("b-%d", i)
+			ack, err := b.PublishChained(ctx, []byte("stale"), 1+i, prev, id)
+			if err != nil {
+				t.Fatalf("PublishChained: %v", err)
+			}
+			prev = id
+			acks = append(acks, ack)
+		}
+		for i, ack := range acks {
+			if seq, err := ack.Wait(ctx); err == nil {
+				t.Fatalf("stale chained publish %d stored at seq %d", i, seq)
+			}
+		}
+		info, err := a.Info(ctx)
+		if err != nil || info.LastSeq != 3 {
+			t.Fatalf("stream changed by a stale chained pipeline: %+v, %v", info, err)
 		}
 	})
 

@@ -92,7 +92,7 @@ func StartFollower(ctx context.Context, cfg config.Follower, log *zap.Logger) (_
 	if err := store.CleanStale(f.dataDir); err != nil {
 		return nil, fmt.Errorf("node: clean data dir: %w", err)
 	}
-	f.storeOpts = store.Options{Logger: log.With(zap.String("component", "store"))}
+	f.storeOpts = store.Options{Logger: log}
 	db, err := store.Open(store.StoreDir(f.dataDir), f.storeOpts)
 	if err != nil {
 		return nil, fmt.Errorf("node: open store: %w", err)
@@ -106,7 +106,7 @@ func StartFollower(ctx context.Context, cfg config.Follower, log *zap.Logger) (_
 	}
 	f.restorer = &restorer{repo: f.repo, dataDir: f.dataDir, storeOpts: f.storeOpts, log: log, metrics: f.metrics, state: &f.state}
 	if f.jc, err = journal.Connect(ctx, journal.Config{URL: cfg.NATSURL, Stream: cfg.Stream, Name: "replikv-" + cfg.ID,
-		Logger: log.With(zap.String("component", "journal"))}); err != nil {
+		Logger: log}); err != nil {
 		return nil, fmt.Errorf("node: connect to nats: %w", err)
 	}
 	cleanup = append(cleanup, f.jc.Close)

@@ -98,7 +98,7 @@ func StartLeader(ctx context.Context, cfg config.Leader, log *zap.Logger) (_ *Le
 		emb, err := journal.StartEmbedded(journal.EmbeddedConfig{
 			Listen: cfg.NATSListen, StoreDir: filepath.Join(l.dataDir, "nats"),
 			SyncInterval: cfg.NATSSyncInterval, SyncAlways: cfg.NATSSyncAlways,
-			Logger: log.With(zap.String("component", "nats-server")),
+			Logger: log,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("node: embedded nats: %w", err)
@@ -113,7 +113,7 @@ func StartLeader(ctx context.Context, cfg config.Leader, log *zap.Logger) (_ *Le
 	if err := store.CleanStale(l.dataDir); err != nil {
 		return nil, fmt.Errorf("node: clean data dir: %w", err)
 	}
-	storeOpts := store.Options{Logger: log.With(zap.String("component", "store"))}
+	storeOpts := store.Options{Logger: log}
 	db, err := store.Open(store.StoreDir(l.dataDir), storeOpts)
 	if err != nil {
 		return nil, fmt.Errorf("node: open store: %w", err)
@@ -129,7 +129,7 @@ func StartLeader(ctx context.Context, cfg config.Leader, log *zap.Logger) (_ *Le
 	l.restorer = &restorer{repo: l.repo, dataDir: l.dataDir, storeOpts: storeOpts, log: log, metrics: l.metrics, state: &l.state}
 
 	if l.jc, err = journal.Connect(ctx, journal.Config{URL: l.natsURL, Stream: cfg.Stream, Replicas: cfg.StreamReplicas,
-		Name: "replikv-" + l.id, Logger: log.With(zap.String("component", "journal"))}); err != nil {
+		Name: "replikv-" + l.id, Logger: log}); err != nil {
 		return nil, fmt.Errorf("node: connect to nats: %w", err)
 	}
 	cleanup = append(cleanup, l.jc.Close)

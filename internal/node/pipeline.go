@@ -85,6 +85,7 @@ type pipeline struct {
 
 	// Owned by the writer goroutine.
 	next    uint64
+	prevID  string // Msg-Id of the previous entry of the current chain; "" at the start of a chain
 	overlay map[string]overlayEntry
 	fifo    []keySeq
 
@@ -222,13 +223,15 @@ func (p *pipeline) handle(ctx context.Context, r *writeReq) {
 	}
 	seq := p.next
 	data := apply.AppendEntry(make([]byte, 0, len(r.key)+len(r.value)+16), apply.Entry{Op: r.op, Key: r.key, Value: r.value})
-	ack, err := p.jc.PublishAsync(ctx, data, seq-1, p.msgID+strconv.FormatUint(seq, 10))
+	id := p.msgID + strconv.FormatUint(seq, 10)
+	ack, err := p.jc.PublishChained(ctx, data, seq-1, p.prevID, id)
 	if err != nil {
 		// Nothing was sent for this write, so the chain of expected sequences is intact.
 		r.done <- writeResult{err: fmt.Errorf("node: publish: %w", wrapUnavailable(err))}
 		return
 	}
 	p.next++
+	p.prevID = id
 	p.overlay[string(r.key)] = overlayEntry{seq: seq, deleted: r.op == apply.OpDelete}
 	p.fifo = append(p.fifo, keySeq{key: string(r.key), seq: seq})
 	select {
@@ -312,6 +315,7 @@ func (p *pipeline) resync(ctx context.Context) error {
 	clear(p.overlay)
 	p.fifo = p.fifo[:0]
 	p.next = info.LastSeq + 1
+	p.prevID = "" // a new chain starts from the log's last sequence
 	p.lastAck.Store(info.LastSeq)
 	p.state.observeLogLast(info.LastSeq)
 	return nil

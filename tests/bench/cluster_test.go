@@ -95,13 +95,14 @@ func (c *cluster) startLoad(ctx context.Context, prefix string) (*pacedLoad, err
 
 // follower is a follower binary onboarding from the cluster's snapshot directory and log.
 type follower struct {
+	b    *testing.B
 	proc *proc
-	n    *node
 	dir  string
+	n    *node
 }
 
-// startFollower starts a follower with empty storage and waits for its HTTP listener (onboarding runs behind it).
-func (c *cluster) startFollower(b *testing.B, name string) *follower {
+// launchFollower starts a follower with empty storage; it does not wait for anything.
+func (c *cluster) launchFollower(b *testing.B, name string) *follower {
 	b.Helper()
 	dir := filepath.Join(c.dir, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -114,8 +115,16 @@ func (c *cluster) startFollower(b *testing.B, name string) *follower {
 		"--snapshots", "file://"+c.snapDir,
 		"--stream", stream,
 		"--id", name)
-	addr := p.waitField(msgHTTPListening, "addr", startTimeout)
-	return &follower{proc: p, n: newNode(addr), dir: dir}
+	return &follower{b: b, proc: p, dir: dir}
+}
+
+// node waits for the follower's HTTP listener (onboarding runs behind it) and returns its client. It may fail the
+// benchmark, so it must be called from the benchmark's goroutine.
+func (f *follower) node() *node {
+	if f.n == nil {
+		f.n = newNode(f.proc.waitField(msgHTTPListening, "addr", startTimeout))
+	}
+	return f.n
 }
 
 // remove stops the follower and deletes its data.

@@ -20,6 +20,7 @@ func BenchmarkOnboarding(b *testing.B) {
 	c := startCluster(b, *flagKeys)
 	b.Run("TimeToReady", func(b *testing.B) { benchTimeToReady(b, c) })
 	b.Run("LeaderP99/ThreeFollowers", func(b *testing.B) { benchP99Followers(b, c) })
+	b.Run("LeaderP99/ThreeBareConsumers", func(b *testing.B) { benchP99BareConsumers(b, c) })
 	b.Run("LeaderP99/Snapshot", func(b *testing.B) { benchP99Snapshot(b, c) })
 }
 
@@ -52,12 +53,12 @@ func benchTimeToReady(b *testing.B, c *cluster) {
 	b.Logf("redis: loaded %d keys in %v (pipelined)", c.keys, time.Since(start).Round(time.Millisecond))
 
 	var (
-		sum                 onboarding
-		diskless, disk      time.Duration
-		ceil                stageCeilings
-		consume, inProcess  time.Duration
-		rounds              int
-		profile             = *flagProfile
+		sum                onboarding
+		diskless, disk     time.Duration
+		ceil               stageCeilings
+		consume, inProcess time.Duration
+		rounds             int
+		profile            = *flagProfile
 	)
 	for b.Loop() {
 		m, err := c.ln.snapshot(ctx)
@@ -173,8 +174,8 @@ func (c *cluster) onboard(b *testing.B, name string) (onboarding, error) {
 	if err := sleepCtx(ctx, time.Second); err != nil { // steady state first
 		return onboarding{}, errors.Join(err, stopLoad(load))
 	}
-	f := c.startFollower(b, name)
-	times, last, err := watchUntilReady(ctx, f.n, readyTimeout)
+	f := c.launchFollower(b, name)
+	times, last, err := watchUntilReady(ctx, f.node(), readyTimeout)
 	loadErr := stopLoad(load)
 	if err != nil {
 		return onboarding{}, errors.Join(err, loadErr)
@@ -279,7 +280,7 @@ func (r *p99Result) report(b *testing.B, goal float64, what string) {
 	if r.otherCPU > 0 {
 		b.ReportMetric(100*r.otherCPU.Seconds()/r.busyTime.Seconds(), "followers_cpu_%")
 	}
-	b.Logf("leader write p99 %v while %s vs %v idle: %.2fx (goal <= %.2f); p50 %v vs %v; %d busy and %d idle samples",
+	b.Logf("leader write p99 %v while %s vs %v idle: %.2fx (goal <= %.2f, 0 = none); p50 %v vs %v; %d busy and %d idle samples",
 		busy99, what, idle99, ratio, goal, quantile(r.busy, 0.5), quantile(r.idle, 0.5), len(r.busy), len(r.idle))
 }
 
@@ -288,69 +289,113 @@ func (r *p99Result) report(b *testing.B, goal float64, what string) {
 // of 10 s before and after in the same run: x_vs_idle = p99 onboarding / p99 idle, goal <= 1.1. On this single
 // machine the followers compete with the leader for the same two cores; followers_cpu_% shows how much.
 func benchP99Followers(b *testing.B, c *cluster) {
-	ctx := b.Context()
-	const idleWindow = 10 * time.Second
 	var res p99Result
 	rounds := 0
 	for b.Loop() {
-		if _, err := c.ln.snapshot(ctx); err != nil {
-			b.Fatal(err)
-		}
-		load, err := c.startLoad(ctx, fmt.Sprintf("p99f-%d", rounds))
-		if err != nil {
-			b.Fatal(err)
-		}
-		idleA, err := idleFor(ctx, 2*time.Second, idleWindow)
-		if err != nil {
-			b.Fatal(errors.Join(err, stopLoad(load)))
-		}
-		leaderCPU0, err := procCPU(c.leader.pid())
-		if err != nil {
-			b.Fatal(err)
-		}
-		t1 := time.Now()
-		fs := make([]*follower, 3)
-		for i := range fs {
-			fs[i] = c.startFollower(b, fmt.Sprintf("p99f-%d-%d", rounds, i))
-		}
-		var wg sync.WaitGroup
-		errs := make([]error, len(fs))
-		for i, f := range fs {
-			wg.Go(func() { errs[i] = waitReady(ctx, f.n, readyTimeout) })
-		}
-		wg.Wait()
-		t2 := time.Now()
-		if err := errors.Join(errs...); err != nil {
-			b.Fatal(errors.Join(err, stopLoad(load)))
-		}
-		leaderCPU1, err := procCPU(c.leader.pid())
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, f := range fs {
-			cpu, err := procCPU(f.proc.pid())
-			if err != nil {
-				b.Fatal(err)
+		c.p99Under(b, fmt.Sprintf("p99f-%d", rounds), &res, func() (time.Duration, error) {
+			fs := make([]*follower, 3)
+			for i := range fs { // launch all three before waiting for any
+				fs[i] = c.launchFollower(b, fmt.Sprintf("p99f-%d-%d", rounds, i))
 			}
-			res.otherCPU += cpu
-			f.remove()
-		}
-		idleB, err := idleFor(ctx, 2*time.Second, idleWindow)
-		if err != nil {
-			b.Fatal(errors.Join(err, stopLoad(load)))
-		}
-		samples, err := load.stop()
-		if err != nil {
-			b.Fatal(err)
-		}
-		busy := window{t1, t2}
-		res.idle = append(res.idle, latencies(samples, idleA, idleB)...)
-		res.busy = append(res.busy, latencies(samples, busy)...)
-		res.busyTime += busy.dur()
-		res.leaderCPU += leaderCPU1 - leaderCPU0
+			var wg sync.WaitGroup
+			errs := make([]error, len(fs))
+			for i, f := range fs {
+				n := f.node() // on this goroutine: it may fail the benchmark
+				wg.Go(func() { errs[i] = waitReady(b.Context(), n, readyTimeout) })
+			}
+			wg.Wait()
+			if err := errors.Join(errs...); err != nil {
+				return 0, err
+			}
+			var cpu time.Duration
+			for _, f := range fs {
+				d, err := procCPU(f.proc.pid())
+				if err != nil {
+					return 0, err
+				}
+				cpu += d
+				f.remove()
+			}
+			return cpu, nil
+		})
 		rounds++
 	}
 	res.report(b, 1.1, "3 followers onboard")
+}
+
+// benchP99BareConsumers is the control experiment of benchP99Followers: instead of three followers, three bare
+// ordered consumers (journal.ConsumeCeiling, in the benchmark process) drain the log entries written since the
+// newest snapshot, as the followers' catch-up does, from the NATS server embedded in the leader. Same load, same
+// idle windows, same ratio. No goal: it shows how much of the followers' effect is the log reads alone.
+func benchP99BareConsumers(b *testing.B, c *cluster) {
+	var res p99Result
+	rounds := 0
+	for b.Loop() {
+		c.p99Under(b, fmt.Sprintf("p99c-%d", rounds), &res, func() (time.Duration, error) {
+			st, err := c.ln.status(b.Context())
+			if err != nil {
+				return 0, err
+			}
+			n := int(st.AppliedSeq - st.SnapshotSeq)
+			var wg sync.WaitGroup
+			errs := make([]error, 3)
+			for i := range errs {
+				wg.Go(func() {
+					_, errs[i] = journal.ConsumeCeiling(b.Context(), c.natsURL, stream, n)
+				})
+			}
+			wg.Wait()
+			return 0, errors.Join(errs...)
+		})
+		rounds++
+	}
+	res.report(b, 0, "3 bare consumers drain the log")
+}
+
+// p99Under takes a fresh snapshot, starts the live load, and records an idle window of 10 s, the busy window while
+// disturb runs, and another idle window of 10 s. disturb returns the CPU time used by the processes it started.
+func (c *cluster) p99Under(b *testing.B, name string, res *p99Result, disturb func() (time.Duration, error)) {
+	ctx := b.Context()
+	const idleWindow = 10 * time.Second
+	if _, err := c.ln.snapshot(ctx); err != nil {
+		b.Fatal(err)
+	}
+	load, err := c.startLoad(ctx, name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	idleA, err := idleFor(ctx, 2*time.Second, idleWindow)
+	if err != nil {
+		b.Fatal(errors.Join(err, stopLoad(load)))
+	}
+	leaderCPU0, err := procCPU(c.leader.pid())
+	if err != nil {
+		b.Fatal(errors.Join(err, stopLoad(load)))
+	}
+	t1 := time.Now()
+	otherCPU, err := disturb()
+	t2 := time.Now()
+	if err != nil {
+		b.Fatal(errors.Join(err, stopLoad(load)))
+	}
+	leaderCPU1, err := procCPU(c.leader.pid())
+	if err != nil {
+		b.Fatal(errors.Join(err, stopLoad(load)))
+	}
+	idleB, err := idleFor(ctx, 2*time.Second, idleWindow)
+	if err != nil {
+		b.Fatal(errors.Join(err, stopLoad(load)))
+	}
+	samples, err := load.stop()
+	if err != nil {
+		b.Fatal(err)
+	}
+	busy := window{t1, t2}
+	res.idle = append(res.idle, latencies(samples, idleA, idleB)...)
+	res.busy = append(res.busy, latencies(samples, busy)...)
+	res.busyTime += busy.dur()
+	res.leaderCPU += leaderCPU1 - leaderCPU0
+	res.otherCPU += otherCPU
 }
 
 // benchP99Snapshot measures the leader's write latency (live load of 2,000 writes/s, open loop) while it takes and

@@ -19,7 +19,7 @@ import (
 // errRedis marks an error reply of Redis.
 var errRedis = errors.New("redis error reply")
 
-// redisServer is one redis-server process on a loopback port, without persistence (--save '' --appendonly no) and
+// redisServer is one redis-server process on a loopback port, without persistence (--save ” --appendonly no) and
 // with diskless sync starting at once (--repl-diskless-sync-delay 0).
 type redisServer struct {
 	proc *proc

@@ -178,4 +178,3 @@ func restoreRSS(b *testing.B, natsURL, root, name string) (int64, time.Duration,
 	b.Logf("%s: VmHWM %d KiB, sampled VmRSS max %d KiB, restore took %.2fs", name, peak, sampled, secs)
 	return peak, time.Duration(secs * float64(time.Second)), nil
 }
-

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -21,11 +23,12 @@ const loadPrefix = "load/"
 // outcome is unknown (a 503 or a lost connection: such a write may still be
 // committed, the log decides). Safe for concurrent use.
 type ledger struct {
-	mu     sync.Mutex
-	keys   map[string]*keyHistory
-	acks   int
-	errs   int
-	failed []error // protocol violations seen by the writers (at most 10)
+	mu      sync.Mutex
+	keys    map[string]*keyHistory
+	acks    int
+	errs    int
+	reasons map[string]int // failed writes by cause, e.g. "http 503 unavailable"
+	failed  []error        // protocol violations seen by the writers (at most 10)
 }
 
 type keyHistory struct {
@@ -35,7 +38,9 @@ type keyHistory struct {
 	unknown map[string]bool // values written after the last ack, outcome unknown
 }
 
-func newLedger() *ledger { return &ledger{keys: make(map[string]*keyHistory)} }
+func newLedger() *ledger {
+	return &ledger{keys: make(map[string]*keyHistory), reasons: make(map[string]int)}
+}
 
 func (l *ledger) history(key string) *keyHistory {
 	h := l.keys[key]
@@ -80,10 +85,31 @@ func (l *ledger) reject(key, value string, err error) {
 }
 
 // fail counts a write with unknown outcome (it stays in unknown).
-func (l *ledger) fail() {
+func (l *ledger) fail(err error) {
+	reason := "transport"
+	var apiErr *apiError
+	if errors.As(err, &apiErr) {
+		reason = fmt.Sprintf("http %d %s", apiErr.Status, apiErr.Code)
+	} else if errors.Is(err, context.Canceled) {
+		reason = "canceled"
+	} else if errors.Is(err, syscall.ECONNREFUSED) {
+		reason = "connection refused"
+	} else if errors.Is(err, os.ErrDeadlineExceeded) {
+		reason = "timeout"
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.errs++
+	l.reasons[reason]++
+}
+
+// failures returns the failed writes by cause since the last call.
+func (l *ledger) failures() map[string]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := l.reasons
+	l.reasons = make(map[string]int)
+	return r
 }
 
 // counts returns the acknowledged and the failed writes so far.
@@ -208,7 +234,7 @@ func runWriter(ctx context.Context, c *client, base string, l *ledger, cfg loadC
 			apiErr.Status != http.StatusRequestTimeout:
 			l.reject(key, value, err)
 		default:
-			l.fail()
+			l.fail(err)
 		}
 		select {
 		case <-ctx.Done():

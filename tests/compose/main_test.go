@@ -3,11 +3,13 @@
 package compose
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -33,6 +35,7 @@ func TestMain(m *testing.M) {
 	suite.root = root
 	suite.engineErr = pingEngine()
 	if suite.engineErr == nil {
+		sweepStale(root)
 		suite.buildErr = buildImages(root)
 	}
 	os.Exit(m.Run())
@@ -47,9 +50,52 @@ func pingEngine() error {
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "docker", "version", "--format", "{{.Server.Version}}").CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("docker version: %w: %s", err, out)
+		return fmt.Errorf("docker version: %w: %s", err, bytes.TrimSpace(out))
 	}
 	return nil
+}
+
+// testProjectPrefix starts the compose project name of every test stack.
+const testProjectPrefix = "replikv-test-"
+
+// staleAfter is the age past which a test stack is taken for the leftover of
+// a run killed before its cleanup (go test -timeout skips cleanups); a whole
+// run takes minutes.
+const staleAfter = 2 * time.Hour
+
+// sweepStale takes down the test stacks that such killed runs left behind, so
+// that they do not slow this run. Failures are only reported.
+func sweepStale(root string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "docker", "ps", "-a", "--filter", "label=com.docker.compose.project",
+		"--format", `{{.Label "com.docker.compose.project"}}|{{.CreatedAt}}`).Output()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "compose tests: list stale stacks: %v\n", err)
+		return
+	}
+	stale := make(map[string]bool)
+	for _, line := range strings.Split(string(out), "\n") {
+		project, created, ok := strings.Cut(line, "|")
+		if !ok || !strings.HasPrefix(project, testProjectPrefix) {
+			continue
+		}
+		// e.g. "2026-11-25 20:32:05 +0000 UTC"
+		at, err := time.Parse("2006-01-02 15:04:05 -0700 MST", created)
+		if err == nil && time.Since(at) > staleAfter {
+			stale[project] = true
+		}
+	}
+	for project := range stale {
+		cmd := exec.CommandContext(ctx, filepath.Join(root, "scripts", "compose.sh"), "down")
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "COMPOSE_PROJECT_NAME="+project)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "compose tests: down stale %s: %v\n%s", project, err, out)
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "compose tests: removed stale stack %s\n", project)
+	}
 }
 
 func buildImages(root string) error {

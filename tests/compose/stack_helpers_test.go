@@ -41,7 +41,7 @@ func newStack(t *testing.T, root string, extraEnv ...string) *stack {
 	port := freePort(t)
 	s := &stack{
 		root:       root,
-		project:    "replikv-test-" + hex.EncodeToString(b[:]),
+		project:    testProjectPrefix + hex.EncodeToString(b[:]),
 		leaderPort: port,
 	}
 	s.env = append([]string{

@@ -1,5 +1,3 @@
-//go:build bench
-
 // Package bench holds replikv's onboarding benchmarks. They start the real binaries (built by TestMain from
 // ./cmd/leader and ./cmd/follower), a Redis pair for the full-sync comparison, and measure on the same machine in
 // the same run:
@@ -8,6 +6,8 @@
 //     to each stage's raw ceiling, against a Redis replica's full sync (REPLICAOF) of the same keys;
 //   - BenchmarkOnboarding/LeaderP99/ThreeFollowers: the leader's write p99 while three followers onboard at once,
 //     against its idle p99;
+//   - BenchmarkOnboarding/LeaderP99/ThreeBareConsumers: the control experiment of the previous one, with three bare
+//     ordered consumers draining the same log entries instead of followers;
 //   - BenchmarkOnboarding/LeaderP99/Snapshot: the leader's write p99 while it takes and uploads a snapshot, against
 //     its idle p99;
 //   - BenchmarkFollower_RestoreRSS: the follower process's peak RSS while restoring a snapshot of at least 1 GB and
@@ -17,7 +17,7 @@
 //
 //	go test -tags bench -run '^$' -bench . -benchtime 1x -timeout 60m ./tests/bench
 //
-// Flags (after the package): -bench.keys (keys of the onboarding benchmarks, default 1,000,000), -bench.rsskeys
+// Flags (after -args): -bench.keys (keys of the onboarding benchmarks, default 1,000,000), -bench.rsskeys
 // (keys of the larger RSS snapshot, default 2,200,000), -bench.profile (a file for the CPU profile of an in-process
 // restore of the onboarding snapshot).
 package bench

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Runs every replikv benchmark (see docs/benchmarks.md) and prints a summary of the ratios against their goals.
+#
+#   scripts/bench.sh            # core (internal/node) and onboarding (tests/bench, real binaries + Redis)
+#   BENCH_ONLY=core scripts/bench.sh
+#   BENCH_ONLY=onboarding scripts/bench.sh
+#
+# Knobs (environment): BENCHTIME_CORE (default 3x), BENCHTIME_ONBOARDING (default 1x), BENCH_KEYS (default
+# 1000000), BENCH_RSS_KEYS (default 2200000), BENCH_OUT (default build/bench). Raw outputs, the machine description
+# and the CPU profile of an in-process restore land in BENCH_OUT.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+GO=${GO:-go}
+BENCHTIME_CORE=${BENCHTIME_CORE:-3x}
+BENCHTIME_ONBOARDING=${BENCHTIME_ONBOARDING:-1x}
+BENCH_KEYS=${BENCH_KEYS:-1000000}
+BENCH_RSS_KEYS=${BENCH_RSS_KEYS:-2200000}
+BENCH_ONLY=${BENCH_ONLY:-all}
+OUT=${BENCH_OUT:-build/bench}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+
+if [ "$BENCH_ONLY" != core ] && ! command -v redis-server >/dev/null 2>&1; then
+	echo "bench: installing redis-server (Debian package) for the Redis full-sync comparison"
+	SUDO=
+	if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+fi
+
+{
+	echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	echo "cpus:    $(nproc)"
+	echo "cpu:     $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+	echo "memory:  $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+	echo "go:      $($GO version)"
+	echo "redis:   $(redis-server --version 2>/dev/null | awk '{print $3}' || echo none)"
+	echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min, before the run)"
+} | tee "$OUT/machine.txt"
+
+if [ "$BENCH_ONLY" = all ] || [ "$BENCH_ONLY" = core ]; then
+	echo "bench: core benchmarks (internal/node, -benchtime $BENCHTIME_CORE)"
+	$GO test -run '^$' -bench . -benchtime "$BENCHTIME_CORE" -timeout 30m ./internal/node | tee "$OUT/core.txt"
+fi
+if [ "$BENCH_ONLY" = all ] || [ "$BENCH_ONLY" = onboarding ]; then
+	echo "bench: onboarding benchmarks (tests/bench, real binaries, -benchtime $BENCHTIME_ONBOARDING)"
+	$GO test -v -tags bench -run '^$' -bench . -benchtime "$BENCHTIME_ONBOARDING" -timeout 90m ./tests/bench \
+		-args -bench.keys="$BENCH_KEYS" -bench.rsskeys="$BENCH_RSS_KEYS" \
+		-bench.profile="$OUT/restore.cpu.pprof" | tee "$OUT/onboarding.txt"
+	if [ -s "$OUT/restore.cpu.pprof" ]; then
+		$GO tool pprof -top -nodecount=30 "$OUT/restore.cpu.pprof" >"$OUT/restore.pprof.txt" 2>/dev/null || true
+	fi
+fi
+echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (after the run)" | tee -a "$OUT/machine.txt"
+
+# Summary: each goal with the measured ratio. "ge" goals need value >= goal, "le" goals value <= goal.
+cat "$OUT"/core.txt "$OUT"/onboarding.txt 2>/dev/null | awk '
+function metric(unit,    i) {
+	for (i = 3; i < NF; i += 2) if ($(i + 1) == unit) return $i
+	return ""
+}
+function row(what, unit, cmp, goal,    v, ok) {
+	v = metric(unit)
+	if (v == "") return
+	ok = (cmp == "ge") ? (v + 0 >= goal) : (v + 0 <= goal)
+	printf "%-58s %-22s %10.3f   goal %s %-6s %s\n", what, unit, v, (cmp == "ge" ? ">=" : "<="), goal, (ok ? "met" : "NOT MET")
+}
+function info(what, unit,    v) {
+	v = metric(unit)
+	if (v != "") printf "%-58s %-22s %10.3f\n", what, unit, v
+}
+/^BenchmarkLeader_Ingest/ {
+	row("1 leader ingest vs no-op PUT (64 clients, 128 B)", "x_vs_noop", "ge", 0.8)
+	info("  leader writes/s", "leader_writes/s"); info("  no-op writes/s", "noop_writes/s")
+	info("2 leader ingest vs raw JetStream async publish", "x_vs_jetstream")
+	info("  JetStream msgs/s", "jetstream_msgs/s")
+}
+/^BenchmarkFollower_Apply/ {
+	row("3 follower apply vs bare ordered consumer (500k)", "x_vs_consumer", "ge", 0.8)
+	info("  follower entries/s", "follower_entries/s"); info("  consumer entries/s", "consumer_entries/s")
+}
+/^BenchmarkOnboarding\/TimeToReady/ {
+	row("4 follower time to ready vs Redis full sync", "x_vs_redis", "le", 1.0)
+	info("  follower ready (s)", "follower_ready_s"); info("  redis full sync (s)", "redis_sync_s")
+}
+/^BenchmarkOnboarding\/LeaderP99\/ThreeFollowers/ {
+	row("5 leader write p99, 3 followers onboarding vs idle", "x_vs_idle", "le", 1.1)
+}
+/^BenchmarkOnboarding\/LeaderP99\/ThreeBareConsumers/ {
+	info("  control: 3 bare consumers draining the log vs idle", "x_vs_idle")
+}
+/^BenchmarkOnboarding\/LeaderP99\/Snapshot/ {
+	row("6 leader write p99 during a snapshot vs idle", "x_vs_idle", "le", 1.25)
+}
+/^BenchmarkFollower_RestoreRSS/ {
+	row("7 follower peak RSS restoring the >= 1 GB snapshot (MiB)", "full_peak_rss_MiB", "le", 256)
+	info("  at half the size (MiB)", "half_peak_rss_MiB")
+	row("  growth full / half", "growth_x", "le", 1.1)
+}
+' | tee "$OUT/summary.txt"
