@@ -223,6 +223,12 @@ cmd_up() {
 		FOLLOWERS="$(project_containers follower | wc -l)"
 		FOLLOWERS=$((FOLLOWERS > 0 ? FOLLOWERS : 1))
 	fi
+	# Plain `docker compose` / `docker-compose` run in this directory must find the same project as this script, so
+	# write the project name into .env (which compose reads) if there is no .env yet.
+	if [[ ! -f "$ROOT/.env" ]]; then
+		printf '# Written by scripts/compose.sh up: plain compose commands here use this project name.\n# Add settings from .env.example below.\nCOMPOSE_PROJECT_NAME=%s\n' "$COMPOSE_PROJECT_NAME" >"$ROOT/.env"
+		log "wrote .env (COMPOSE_PROJECT_NAME=$COMPOSE_PROJECT_NAME)"
+	fi
 	if ! compose up -d --scale "follower=$FOLLOWERS" "$@"; then
 		dump_state
 		die "up failed"

@@ -47,6 +47,8 @@ type Common struct {
 	S3Insecure bool
 	// S3Region is the S3 region.
 	S3Region string
+	// NATSCreds, NATSCA, NATSCert and NATSKey are files for NATS authentication and TLS (see journal.Config).
+	NATSCreds, NATSCA, NATSCert, NATSKey string
 	// AuthToken, when set, is required as a Bearer token on every /v1/ request. Never logged.
 	AuthToken string
 	// LogLevel is debug, info, warn or error.
@@ -156,6 +158,10 @@ func (p *parser) common(c *Common, role string, defaultHTTP, defaultNATS string,
 		natsHelp += "; empty runs an embedded NATS server"
 	}
 	fs.StringVar(&c.NATSURL, "nats-url", defaultNATS, natsHelp)
+	fs.StringVar(&c.NATSCreds, "nats-creds", "", "NATS user credentials file (.creds); user/password or token auth go in --nats-url")
+	fs.StringVar(&c.NATSCA, "nats-ca", "", "PEM file of CAs trusted for tls:// NATS servers; empty = system roots")
+	fs.StringVar(&c.NATSCert, "nats-cert", "", "PEM client certificate for NATS mutual TLS (with --nats-key)")
+	fs.StringVar(&c.NATSKey, "nats-key", "", "PEM client key for NATS mutual TLS (with --nats-cert)")
 	fs.StringVar(&c.Stream, "stream", "REPLIKV", "JetStream stream name")
 	defSnap := "./data/snapshots"
 	if abs, err := filepath.Abs(defSnap); err == nil {
@@ -182,6 +188,21 @@ func (p *parser) common(c *Common, role string, defaultHTTP, defaultNATS string,
 		return checkNATSURLs("--nats-url", c.NATSURL)
 	})
 	p.check(func() error { return CheckStream(c.Stream) })
+	p.check(func() error {
+		if (c.NATSCert == "") != (c.NATSKey == "") {
+			return errors.New("--nats-cert and --nats-key must be given together")
+		}
+		for name, path := range map[string]string{"--nats-creds": c.NATSCreds, "--nats-ca": c.NATSCA,
+			"--nats-cert": c.NATSCert, "--nats-key": c.NATSKey} {
+			if path == "" {
+				continue
+			}
+			if _, err := os.Stat(path); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+		}
+		return nil
+	})
 	p.check(func() error { return checkSnapshotsURL(c.Snapshots) })
 	p.check(func() error {
 		if c.S3Endpoint == "" {

@@ -87,6 +87,8 @@ func TestParse_Invalid(t *testing.T) {
 		{"AdvertiseURL", true, []string{"--advertise-url", "leader:8080"}, nil, "--advertise-url"},
 		{"UnknownFlag", true, []string{"--no-such-flag"}, nil, "no-such-flag"},
 		{"Positional", true, []string{"extra"}, nil, "extra"},
+		{"NATSCertWithoutKey", true, []string{"--nats-cert", "/etc/hostname"}, nil, "--nats-key"},
+		{"NATSCredsMissing", false, []string{"--nats-creds", "/nonexistent/x.creds"}, nil, "--nats-creds"},
 		{"EnvValue", true, nil, map[string]string{"REPLIKV_SNAPSHOT_KEEP": "many"}, "REPLIKV_SNAPSHOT_KEEP"},
 	}
 	for _, tt := range tests {

@@ -41,6 +41,13 @@ type Config struct {
 	Name string
 	// Logger receives connection events; nil discards them.
 	Logger *zap.Logger
+	// CredsFile is a NATS user credentials (.creds: JWT + NKey seed) file; empty means none. User/password and
+	// token auth go in the URL (nats://user:pass@host:4222), which is never logged.
+	CredsFile string
+	// CAFile is a PEM bundle of CAs trusted for tls:// servers; empty means the system roots.
+	CAFile string
+	// CertFile and KeyFile are a PEM client certificate and key for servers that require mutual TLS.
+	CertFile, KeyFile string
 }
 
 func (cfg *Config) validate() error {
@@ -101,7 +108,17 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 		return nil, fmt.Errorf("journal: connect: %w", err)
 	}
 	log := cfg.Logger.With(zap.String(fieldComponent, componentName), zap.String(fieldStream, cfg.Stream))
-	nc, err := nats.Connect(cfg.URL,
+	var authOpts []nats.Option
+	if cfg.CredsFile != "" {
+		authOpts = append(authOpts, nats.UserCredentials(cfg.CredsFile))
+	}
+	if cfg.CAFile != "" {
+		authOpts = append(authOpts, nats.RootCAs(cfg.CAFile))
+	}
+	if cfg.CertFile != "" || cfg.KeyFile != "" {
+		authOpts = append(authOpts, nats.ClientCert(cfg.CertFile, cfg.KeyFile))
+	}
+	nc, err := nats.Connect(cfg.URL, append(authOpts,
 		nats.Name(cfg.Name),
 		nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true),
@@ -122,7 +139,7 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			log.Warn("nats async error", zap.Error(err))
 		}),
-	)
+	)...)
 	if err != nil {
 		return nil, wrapErr("connect", err)
 	}

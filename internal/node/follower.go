@@ -106,7 +106,7 @@ func StartFollower(ctx context.Context, cfg config.Follower, log *zap.Logger) (_
 	}
 	f.restorer = &restorer{repo: f.repo, dataDir: f.dataDir, storeOpts: f.storeOpts, log: log, metrics: f.metrics, state: &f.state}
 	if f.jc, err = journal.Connect(ctx, journal.Config{URL: cfg.NATSURL, Stream: cfg.Stream, Name: "replikv-" + cfg.ID,
-		Logger: log}); err != nil {
+		Logger: log, CredsFile: cfg.NATSCreds, CAFile: cfg.NATSCA, CertFile: cfg.NATSCert, KeyFile: cfg.NATSKey}); err != nil {
 		return nil, fmt.Errorf("node: connect to nats: %w", err)
 	}
 	cleanup = append(cleanup, f.jc.Close)

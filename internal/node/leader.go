@@ -129,7 +129,8 @@ func StartLeader(ctx context.Context, cfg config.Leader, log *zap.Logger) (_ *Le
 	l.restorer = &restorer{repo: l.repo, dataDir: l.dataDir, storeOpts: storeOpts, log: log, metrics: l.metrics, state: &l.state}
 
 	if l.jc, err = journal.Connect(ctx, journal.Config{URL: l.natsURL, Stream: cfg.Stream, Replicas: cfg.StreamReplicas,
-		Name: "replikv-" + l.id, Logger: log}); err != nil {
+		Name: "replikv-" + l.id, Logger: log, CredsFile: cfg.NATSCreds, CAFile: cfg.NATSCA, CertFile: cfg.NATSCert,
+		KeyFile: cfg.NATSKey}); err != nil {
 		return nil, fmt.Errorf("node: connect to nats: %w", err)
 	}
 	cleanup = append(cleanup, l.jc.Close)
