@@ -212,14 +212,19 @@ func (p *pipeline) handle(ctx context.Context, r *writeReq) {
 		r.done <- writeResult{err: fmt.Errorf("node: not connected to NATS: %w", api.ErrUnavailable)}
 		return
 	}
-	cur, err := p.current(r.key)
-	if err != nil {
-		r.done <- writeResult{err: err}
-		return
-	}
-	if err := apply.Check(r.op, cur, r.cond); err != nil {
-		r.done <- writeResult{err: err}
-		return
+	// An unconditional PUT cannot fail a check: skip the lookup (a store read) on the hot path.
+	if r.op != apply.OpPut || r.cond.HasIfMatch || r.cond.IfNoneMatch {
+		cur, err := p.current(r.key)
+		if err != nil {
+			r.done <- writeResult{err: err}
+			return
+		}
+		if err := apply.Check(r.op, cur, r.cond); err != nil {
+			r.done <- writeResult{err: err}
+			return
+		}
+	} else {
+		p.trimOverlay()
 	}
 	seq := p.next
 	data := apply.AppendEntry(make([]byte, 0, len(r.key)+len(r.value)+16), apply.Entry{Op: r.op, Key: r.key, Value: r.value})
