@@ -262,6 +262,7 @@ func (f *Follower) follow(ctx context.Context, info journal.Info) (progressed bo
 	idle := time.NewTicker(time.Second)
 	defer idle.Stop()
 	first := true
+	unreachable := 0 // consecutive failed log probes while idle
 	batch := make([]journal.Msg, 0, maxApplyBatch)
 	for {
 		batch = batch[:0]
@@ -269,10 +270,21 @@ func (f *Follower) follow(ctx context.Context, info journal.Info) (progressed bo
 		case <-ctx.Done():
 			return progressed, ctx.Err()
 		case <-idle.C:
-			if in, err := f.jc.Info(ctx); err == nil {
-				logLast = max(logLast, in.LastSeq)
-				f.observe(db.Applied(), logLast)
+			in, err := f.jc.Info(ctx)
+			if err != nil {
+				// Cut off from the log: keep the subscription (it resumes by itself) and keep serving eventual
+				// reads, but stop claiming to be ready.
+				if unreachable++; unreachable >= 3 {
+					if state, _ := f.state.get(); state != stateFailed {
+						f.log.Warn("replication log unreachable", zap.Error(err))
+					}
+					f.state.set(stateFailed, fmt.Errorf("replication log unreachable: %w", err))
+				}
+				continue
 			}
+			unreachable = 0
+			logLast = max(logLast, in.LastSeq)
+			f.observe(db.Applied(), logLast)
 			continue
 		case m, ok := <-sub.C():
 			if !ok {
@@ -339,10 +351,12 @@ func (f *Follower) observe(applied, logLast uint64) {
 	case lag <= f.cfg.ReadyLag && state != stateReady:
 		f.state.set(stateReady, nil)
 		f.log.Info("follower ready", zap.Uint64("applied_seq", applied), zap.Uint64("lag", lag))
-	case lag > f.cfg.ReadyLag && state == stateReady:
+	case lag > f.cfg.ReadyLag && state != stateCatchingUp:
 		f.state.set(stateCatchingUp, nil)
 		f.state.setProgress(api.Progress{TargetSeq: logLast})
-		f.log.Warn("follower fell behind", zap.Uint64("applied_seq", applied), zap.Uint64("lag", lag))
+		if state == stateReady {
+			f.log.Warn("follower fell behind", zap.Uint64("applied_seq", applied), zap.Uint64("lag", lag))
+		}
 	case state == stateCatchingUp:
 		f.state.setProgress(api.Progress{TargetSeq: logLast})
 	}
@@ -364,6 +378,14 @@ func (f *Follower) heartbeats(ctx context.Context) {
 		if err := f.jc.PublishHeartbeat(journal.Heartbeat{ID: f.cfg.ID, State: st.State, Applied: st.AppliedSeq,
 			Lag: st.Lag, SentAt: time.Now().UTC()}); err != nil {
 			f.log.Debug("heartbeat not sent", zap.Error(err))
+		}
+		// At most one heartbeat per millisecond: batches applied meanwhile are confirmed by the next one.
+		pause := time.NewTimer(time.Millisecond)
+		select {
+		case <-ctx.Done():
+			pause.Stop()
+			return
+		case <-pause.C:
 		}
 	}
 }

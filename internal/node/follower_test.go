@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/replikv/replikv/internal/journal"
 )
 
 func TestFollower_ReplaysLogAndServesReads(t *testing.T) {
@@ -216,4 +218,44 @@ func TestFollower_BadEntryIsNeverSkipped(t *testing.T) {
 	if code, b, _ := do(t, http.MethodGet, furl+"/v1/kv/a", nil); code != http.StatusOK || string(b) != "1" {
 		t.Fatalf("read: %d %q", code, b)
 	}
+}
+
+func TestFollower_LogUnreachableIsNotReady(t *testing.T) {
+	natsDir, snapDir := t.TempDir(), t.TempDir()
+	emb, err := journal.StartEmbedded(journal.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: natsDir, SyncAlways: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	natsURL := emb.ClientURL()
+	l := startLeader(t, t.TempDir(), snapDir, "--nats-url", natsURL)
+	lurl := base(l.HTTPAddr())
+	waitState(t, lurl, stateReady, 20*time.Second)
+	put(t, lurl, "a", "1")
+	f := startFollower(t, t.TempDir(), snapDir, natsURL)
+	furl := base(f.HTTPAddr())
+	waitState(t, furl, stateReady, 20*time.Second)
+
+	emb.Close()
+	st := waitState(t, furl, stateFailed, 20*time.Second)
+	mustContain(t, st.Error, "unreachable")
+	if code, b, _ := do(t, http.MethodGet, furl+"/v1/kv/a", nil); code != http.StatusOK || string(b) != "1" {
+		t.Fatalf("eventual read while cut off: %d %q", code, b)
+	}
+	if code, _, _ := do(t, http.MethodGet, furl+"/v1/kv/a?consistency=strong&timeout=300ms", nil); code != http.StatusGatewayTimeout {
+		t.Fatalf("strong read while cut off: %d, want 504", code)
+	}
+
+	emb2, err := journal.StartEmbedded(journal.EmbeddedConfig{Listen: natsURL[len("nats://"):], StoreDir: natsDir, SyncAlways: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emb2.Close)
+	waitState(t, furl, stateReady, 30*time.Second)
+	eventually(t, 30*time.Second, func() string {
+		if code, _ := put(t, lurl, "b", "2"); code != http.StatusOK {
+			return fmt.Sprintf("leader write: %d", code)
+		}
+		return ""
+	})
+	digestsEqual(t, lurl, furl, 20*time.Second)
 }
