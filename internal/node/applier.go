@@ -61,3 +61,22 @@ loop:
 	clear(a.muts) // drop references to message buffers
 	return last, stop
 }
+
+// drainBatch appends the messages already waiting on sub to batch, without blocking, until batch is full or more
+// returns false for the last message taken.
+func drainBatch(sub *journal.Subscription, batch []journal.Msg, more func(journal.Msg) bool) []journal.Msg {
+	for len(batch) < cap(batch) && more(batch[len(batch)-1]) {
+		select {
+		case m, ok := <-sub.C():
+			if !ok {
+				return batch
+			}
+			batch = append(batch, m)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+func always(journal.Msg) bool { return true }

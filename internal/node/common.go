@@ -17,6 +17,7 @@ import (
 	"github.com/replikv/replikv/internal/config"
 	"github.com/replikv/replikv/internal/metrics"
 	"github.com/replikv/replikv/internal/snapshots"
+	"github.com/replikv/replikv/internal/store"
 )
 
 // Log field names used across the package.
@@ -144,4 +145,74 @@ func updateSeqMetrics(m *metrics.Metrics, applied, logLast uint64) {
 	}
 	m.LogLastSeq.Set(float64(logLast))
 	m.Lag.Set(float64(logLast - applied))
+}
+
+// runUntilDone waits until ctx is cancelled (a clean stop) or the HTTP server fails, then closes the node.
+func runUntilDone(ctx context.Context, served <-chan error, closeNode func() error) error {
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		runErr = fmt.Errorf("node: http server: %w", err)
+	}
+	return errors.Join(runErr, closeNode())
+}
+
+// local is the state both roles keep on their own machine: the data dir, the store, the snapshot repo, and the
+// reported state. Leader and Follower embed it.
+type local struct {
+	dataDir   string
+	storeOpts store.Options
+	holder    storeHolder
+	notify    *seqNotifier
+	state     stateTracker
+	snapStore snapshots.Store
+	repo      *snapshots.Repo
+	restorer  *restorer
+}
+
+// openLocal creates the data dir, removes what a crash mid-restore left, opens the store and the snapshot repo. On
+// success the caller owns closing the store (holder.swap(nil)); on error nothing stays open.
+func (n *local) openLocal(c config.Common, log *zap.Logger, m *metrics.Metrics) error {
+	var err error
+	if n.dataDir, err = ensureDir(c.DataDir); err != nil {
+		return err
+	}
+	if err := store.CleanStale(n.dataDir); err != nil {
+		return fmt.Errorf("node: clean data dir: %w", err)
+	}
+	n.storeOpts = store.Options{Logger: log}
+	if n.snapStore, n.repo, err = openSnapshots(c, log); err != nil {
+		return err
+	}
+	db, err := store.Open(store.StoreDir(n.dataDir), n.storeOpts)
+	if err != nil {
+		return fmt.Errorf("node: open store: %w", err)
+	}
+	_ = n.holder.swap(db)
+	n.notify = newSeqNotifier(db.Applied())
+	n.state.setSnapshotSeq(db.SnapshotSeq())
+	n.restorer = &restorer{repo: n.repo, dataDir: n.dataDir, storeOpts: n.storeOpts, log: log, metrics: m, state: &n.state}
+	return nil
+}
+
+// Applied implements api.Node.
+func (n *local) Applied() uint64 { return n.notify.Seq() }
+
+// View implements api.Node.
+func (n *local) View(ctx context.Context) (api.View, error) { return n.holder.view(ctx) }
+
+// WaitApplied implements api.Node.
+func (n *local) WaitApplied(ctx context.Context, seq uint64) error { return n.notify.Wait(ctx, seq) }
+
+// reopenStore opens the store directory again after a restore (or a reset) replaced it, makes it the node's store
+// and advances the applied sequence readers wait on.
+func (n *local) reopenStore() error {
+	db, err := store.Open(store.StoreDir(n.dataDir), n.storeOpts)
+	if err != nil {
+		return fmt.Errorf("node: reopen store: %w", err)
+	}
+	_ = n.holder.swap(db)
+	n.notify.Advance(db.Applied())
+	return nil
 }

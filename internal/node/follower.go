@@ -31,16 +31,9 @@ type Follower struct {
 	cfg     config.Follower
 	log     *zap.Logger
 	metrics *metrics.Metrics
-	dataDir string
+	local
 
-	jc        *journal.Conn
-	holder    storeHolder
-	notify    *seqNotifier
-	state     stateTracker
-	snapStore snapshots.Store
-	repo      *snapshots.Repo
-	restorer  *restorer
-	storeOpts store.Options
+	jc *journal.Conn
 
 	hbKick chan struct{}
 
@@ -62,13 +55,7 @@ func RunFollower(ctx context.Context, cfg config.Follower, log *zap.Logger) erro
 	if err != nil {
 		return err
 	}
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case err := <-f.served:
-		runErr = fmt.Errorf("node: http server: %w", err)
-	}
-	return errors.Join(runErr, f.Close())
+	return runUntilDone(ctx, f.served, f.Close)
 }
 
 // StartFollower starts a follower and returns once its HTTP API is listening; onboarding runs in the background and
@@ -86,25 +73,10 @@ func StartFollower(ctx context.Context, cfg config.Follower, log *zap.Logger) (_
 		}
 	}()
 	f.state.set(stateStarting, nil)
-	if f.dataDir, err = ensureDir(cfg.DataDir); err != nil {
+	if err := f.openLocal(cfg.Common, log, f.metrics); err != nil {
 		return nil, err
 	}
-	if err := store.CleanStale(f.dataDir); err != nil {
-		return nil, fmt.Errorf("node: clean data dir: %w", err)
-	}
-	f.storeOpts = store.Options{Logger: log}
-	db, err := store.Open(store.StoreDir(f.dataDir), f.storeOpts)
-	if err != nil {
-		return nil, fmt.Errorf("node: open store: %w", err)
-	}
-	_ = f.holder.swap(db)
 	cleanup = append(cleanup, func() { _ = f.holder.swap(nil) })
-	f.notify = newSeqNotifier(db.Applied())
-	f.state.setSnapshotSeq(db.SnapshotSeq())
-	if f.snapStore, f.repo, err = openSnapshots(cfg.Common, log); err != nil {
-		return nil, err
-	}
-	f.restorer = &restorer{repo: f.repo, dataDir: f.dataDir, storeOpts: f.storeOpts, log: log, metrics: f.metrics, state: &f.state}
 	if f.jc, err = journal.Connect(ctx, journal.Config{URL: cfg.NATSURL, Stream: cfg.Stream, Name: "replikv-" + cfg.ID,
 		Logger: log, CredsFile: cfg.NATSCreds, CAFile: cfg.NATSCA, CertFile: cfg.NATSCert, KeyFile: cfg.NATSKey}); err != nil {
 		return nil, fmt.Errorf("node: connect to nats: %w", err)
@@ -229,15 +201,12 @@ func (f *Follower) bootstrap(ctx context.Context, info journal.Info) error {
 		f.state.setSnapshotSeq(0)
 		rerr = nil
 	}
-	db, err := store.Open(store.StoreDir(f.dataDir), f.storeOpts)
-	if err != nil {
-		return fmt.Errorf("node: open store: %w", err)
+	if err := f.reopenStore(); err != nil {
+		return err
 	}
-	_ = f.holder.swap(db)
 	if rerr != nil {
 		return rerr
 	}
-	f.notify.Advance(db.Applied())
 	if m.Seq > 0 {
 		f.log.Info("onboarding from snapshot", zap.Uint64("snapshot_seq", m.Seq))
 	}
@@ -292,18 +261,7 @@ func (f *Follower) follow(ctx context.Context, info journal.Info) (progressed bo
 			}
 			batch = append(batch, m)
 		}
-	drain:
-		for len(batch) < cap(batch) {
-			select {
-			case m, ok := <-sub.C():
-				if !ok {
-					break drain
-				}
-				batch = append(batch, m)
-			default:
-				break drain
-			}
-		}
+		batch = drainBatch(sub, batch, always)
 		if first {
 			first = false
 			if batch[0].Seq > start {
@@ -392,15 +350,6 @@ func (f *Follower) heartbeats(ctx context.Context) {
 
 // Status implements api.Node.
 func (f *Follower) Status() api.Status { return f.state.status("follower", f.cfg.ID, f.Applied()) }
-
-// Applied implements api.Node.
-func (f *Follower) Applied() uint64 { return f.notify.Seq() }
-
-// View implements api.Node.
-func (f *Follower) View(ctx context.Context) (api.View, error) { return f.holder.view(ctx) }
-
-// WaitApplied implements api.Node.
-func (f *Follower) WaitApplied(ctx context.Context, seq uint64) error { return f.notify.Wait(ctx, seq) }
 
 // StrongTarget implements api.Node: the log's last sequence as of now, asked of NATS (not of the leader).
 func (f *Follower) StrongTarget(ctx context.Context) (uint64, error) {

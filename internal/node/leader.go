@@ -14,8 +14,6 @@ import (
 	"github.com/replikv/replikv/internal/config"
 	"github.com/replikv/replikv/internal/journal"
 	"github.com/replikv/replikv/internal/metrics"
-	"github.com/replikv/replikv/internal/snapshots"
-	"github.com/replikv/replikv/internal/store"
 )
 
 // leaseTTL is how long a leader's lease lives without renewal. A second leader waits this long after the first one
@@ -29,16 +27,10 @@ type Leader struct {
 	log     *zap.Logger
 	metrics *metrics.Metrics
 	id      string
-	dataDir string
+	local
 
 	jc        *journal.Conn
-	holder    storeHolder
-	notify    *seqNotifier
-	state     stateTracker
 	followers *followerTable
-	snapStore snapshots.Store
-	repo      *snapshots.Repo
-	restorer  *restorer
 
 	natsURL   string
 	emb       *journal.Embedded
@@ -62,13 +54,7 @@ func RunLeader(ctx context.Context, cfg config.Leader, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case err := <-l.served:
-		runErr = fmt.Errorf("node: http server: %w", err)
-	}
-	return errors.Join(runErr, l.Close())
+	return runUntilDone(ctx, l.served, l.Close)
 }
 
 // StartLeader starts a leader and returns once its HTTP API is listening; it comes up (stream, lease, recovery) in
@@ -84,10 +70,11 @@ func StartLeader(ctx context.Context, cfg config.Leader, log *zap.Logger) (_ *Le
 		}
 	}()
 	l.state.set(stateStarting, nil)
-	if l.dataDir, err = ensureDir(cfg.DataDir); err != nil {
+	dataDir, err := ensureDir(cfg.DataDir)
+	if err != nil {
 		return nil, err
 	}
-	if l.id, err = loadOrCreateID(filepath.Join(l.dataDir, "leader-id"), "leader-"); err != nil {
+	if l.id, err = loadOrCreateID(filepath.Join(dataDir, "leader-id"), "leader-"); err != nil {
 		return nil, err
 	}
 	l.log = log.With(zap.String("role", "leader"), zap.String("id", l.id))
@@ -96,7 +83,7 @@ func StartLeader(ctx context.Context, cfg config.Leader, log *zap.Logger) (_ *Le
 	l.natsURL = cfg.NATSURL
 	if l.natsURL == "" {
 		emb, err := journal.StartEmbedded(journal.EmbeddedConfig{
-			Listen: cfg.NATSListen, StoreDir: filepath.Join(l.dataDir, "nats"),
+			Listen: cfg.NATSListen, StoreDir: filepath.Join(dataDir, "nats"),
 			SyncInterval: cfg.NATSSyncInterval, SyncAlways: cfg.NATSSyncAlways,
 			Logger: log,
 		})
@@ -110,23 +97,10 @@ func StartLeader(ctx context.Context, cfg config.Leader, log *zap.Logger) (_ *Le
 			zap.Duration("sync_interval", cfg.NATSSyncInterval))
 	}
 
-	if err := store.CleanStale(l.dataDir); err != nil {
-		return nil, fmt.Errorf("node: clean data dir: %w", err)
-	}
-	storeOpts := store.Options{Logger: log}
-	db, err := store.Open(store.StoreDir(l.dataDir), storeOpts)
-	if err != nil {
-		return nil, fmt.Errorf("node: open store: %w", err)
-	}
-	_ = l.holder.swap(db)
-	cleanup = append(cleanup, func() { _ = l.holder.swap(nil) })
-	l.notify = newSeqNotifier(db.Applied())
-	l.state.setSnapshotSeq(db.SnapshotSeq())
-
-	if l.snapStore, l.repo, err = openSnapshots(cfg.Common, log); err != nil {
+	if err := l.openLocal(cfg.Common, log, l.metrics); err != nil {
 		return nil, err
 	}
-	l.restorer = &restorer{repo: l.repo, dataDir: l.dataDir, storeOpts: storeOpts, log: log, metrics: l.metrics, state: &l.state}
+	cleanup = append(cleanup, func() { _ = l.holder.swap(nil) })
 
 	if l.jc, err = journal.Connect(ctx, journal.Config{URL: l.natsURL, Stream: cfg.Stream, Replicas: cfg.StreamReplicas,
 		Name: "replikv-" + l.id, Logger: log, CredsFile: cfg.NATSCreds, CAFile: cfg.NATSCA, CertFile: cfg.NATSCert,
@@ -317,15 +291,12 @@ func (l *Leader) recover(ctx context.Context) error {
 			return err
 		}
 		m, rerr := l.restorer.restoreNewest(ctx, info.FirstSeq)
-		db, err := store.Open(store.StoreDir(l.dataDir), l.restorer.storeOpts)
-		if err != nil {
-			return fmt.Errorf("node: reopen store: %w", err)
+		if err := l.reopenStore(); err != nil {
+			return err
 		}
-		_ = l.holder.swap(db)
 		if rerr != nil {
 			return rerr
 		}
-		l.notify.Advance(db.Applied())
 		l.log.Info("restored snapshot for recovery", zap.Uint64("snapshot_seq", m.Seq))
 	}
 	l.state.set(stateCatchingUp, nil)
@@ -363,15 +334,6 @@ func (l *Leader) Status() api.Status {
 	st := l.state.status("leader", l.id, l.Applied())
 	return st
 }
-
-// Applied implements api.Node.
-func (l *Leader) Applied() uint64 { return l.notify.Seq() }
-
-// View implements api.Node.
-func (l *Leader) View(ctx context.Context) (api.View, error) { return l.holder.view(ctx) }
-
-// WaitApplied implements api.Node.
-func (l *Leader) WaitApplied(ctx context.Context, seq uint64) error { return l.notify.Wait(ctx, seq) }
 
 // StrongTarget implements api.Node: on the leader every acknowledged write is already applied.
 func (l *Leader) StrongTarget(context.Context) (uint64, error) { return l.Applied(), nil }

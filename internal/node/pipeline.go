@@ -471,18 +471,7 @@ func replayLog(ctx context.Context, jc *journal.Conn, db *store.DB, notify *seqN
 			}
 			batch = append(batch, m)
 		}
-	drain:
-		for len(batch) < cap(batch) && batch[len(batch)-1].Seq < last {
-			select {
-			case m, ok := <-sub.C():
-				if !ok {
-					break drain
-				}
-				batch = append(batch, m)
-			default:
-				break drain
-			}
-		}
+		batch = drainBatch(sub, batch, func(m journal.Msg) bool { return m.Seq < last })
 		// Never apply beyond last: entries after it belong to whoever writes next.
 		n := len(batch)
 		for n > 0 && batch[n-1].Seq > last {
