@@ -48,7 +48,7 @@ type options struct {
 func run(args []string, out io.Writer) error {
 	var o options
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.IntVar(&o.keys, "keys", 200000, "keys written before the snapshot")
+	fs.IntVar(&o.keys, "keys", 100000, "keys written before the snapshot")
 	fs.IntVar(&o.valueSize, "value-size", 128, "value size in bytes")
 	fs.IntVar(&o.writers, "writers", 16, "concurrent writers in the live load")
 	fs.DurationVar(&o.afterReady, "after-ready", 3*time.Second, "how long the load keeps running after the follower is ready")
