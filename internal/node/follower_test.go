@@ -259,3 +259,18 @@ func TestFollower_LogUnreachableIsNotReady(t *testing.T) {
 	})
 	digestsEqual(t, lurl, furl, 20*time.Second)
 }
+
+func TestFollower_ReplaysWhenSnapshotDirMissing(t *testing.T) {
+	l := startLeader(t, t.TempDir(), t.TempDir())
+	lurl := base(l.HTTPAddr())
+	waitState(t, lurl, stateReady, 20*time.Second)
+	put(t, lurl, "a", "1")
+	// The follower's snapshot directory does not exist (no leader ever wrote there): no snapshot, replay from 1.
+	f := startFollower(t, t.TempDir(), t.TempDir()+"/never-created", l.NATSURL())
+	furl := base(f.HTTPAddr())
+	st := waitState(t, furl, stateReady, 20*time.Second)
+	if st.SnapshotSeq != 0 {
+		t.Fatalf("snapshot_seq %d, want 0", st.SnapshotSeq)
+	}
+	digestsEqual(t, lurl, furl, 10*time.Second)
+}

@@ -36,7 +36,7 @@ func (r *restorer) restoreNewest(ctx context.Context, firstSeq uint64) (snapshot
 	const maxRelists = 5
 	for attempt := 0; ; attempt++ {
 		manifests, err := r.repo.List(ctx)
-		if err != nil {
+		if err != nil && !errors.Is(err, snapshots.ErrNotFound) { // no directory or bucket yet: no snapshot yet
 			return snapshots.Manifest{}, fmt.Errorf("node: list snapshots: %w", err)
 		}
 		if len(manifests) == 0 {
