@@ -33,9 +33,11 @@ lint: $(GOBIN)/staticcheck
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./tests/
 	$(GO) vet -tags compose ./tests/compose/
+	$(GO) vet -tags bench ./tests/bench/
 	$(GOBIN)/staticcheck ./...
 	$(GOBIN)/staticcheck -tags e2e ./tests/
 	$(GOBIN)/staticcheck -tags compose ./tests/compose/
+	$(GOBIN)/staticcheck -tags bench ./tests/bench/
 
 ## The whole suite: unit (with the race detector), fuzz (short), multi-process end-to-end, and Docker compose.
 test: tools test-unit test-fuzz test-e2e test-compose
