@@ -240,3 +240,34 @@ func TestLeader_NATSOutage(t *testing.T) {
 		t.Fatalf("acknowledged write lost: %d %q (version %d)", code, b, v)
 	}
 }
+
+func TestLeader_StandbyTakesOverReleasedLease(t *testing.T) {
+	natsDir, snapDir := t.TempDir(), t.TempDir()
+	emb, err := journal.StartEmbedded(journal.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: natsDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emb.Close)
+	l1 := startLeader(t, t.TempDir(), snapDir, "--nats-url", emb.ClientURL())
+	url1 := base(l1.HTTPAddr())
+	waitState(t, url1, stateReady, 20*time.Second)
+	put(t, url1, "a", "1")
+	l2 := startLeader(t, t.TempDir(), snapDir, "--nats-url", emb.ClientURL())
+	url2 := base(l2.HTTPAddr())
+	waitState(t, url2, stateDegraded, 20*time.Second)
+
+	var before digestBody
+	getJSON(t, url1+"/v1/digest", &before)
+	if err := l1.Close(); err != nil { // releases the lease
+		t.Fatal(err)
+	}
+	waitState(t, url2, stateReady, 30*time.Second)
+	var after digestBody
+	getJSON(t, url2+"/v1/digest", &after)
+	if after != before {
+		t.Fatalf("standby state %+v, want %+v", after, before)
+	}
+	if code, v := put(t, url2, "b", "2"); code != http.StatusOK || v != before.Seq+1 {
+		t.Fatalf("standby write: %d version %d", code, v)
+	}
+}
