@@ -5,7 +5,7 @@
 #   BENCH_ONLY=core scripts/bench.sh
 #   BENCH_ONLY=onboarding scripts/bench.sh
 #
-# Knobs (environment): BENCHTIME_CORE (default 3x), BENCHTIME_ONBOARDING (default 1x), BENCH_KEYS (default
+# Knobs (environment): BENCHTIME_CORE (default 3x), BENCHTIME_ONBOARDING (default 3x), BENCH_KEYS (default
 # 1000000), BENCH_RSS_KEYS (default 2200000), BENCH_OUT (default build/bench). Raw outputs, the machine description
 # and the CPU profile of an in-process restore land in BENCH_OUT.
 set -euo pipefail
@@ -13,13 +13,14 @@ cd "$(dirname "$0")/.."
 
 GO=${GO:-go}
 BENCHTIME_CORE=${BENCHTIME_CORE:-3x}
-BENCHTIME_ONBOARDING=${BENCHTIME_ONBOARDING:-1x}
+BENCHTIME_ONBOARDING=${BENCHTIME_ONBOARDING:-3x}
 BENCH_KEYS=${BENCH_KEYS:-1000000}
 BENCH_RSS_KEYS=${BENCH_RSS_KEYS:-2200000}
 BENCH_ONLY=${BENCH_ONLY:-all}
 OUT=${BENCH_OUT:-build/bench}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
+rm -f "$OUT/core.txt" "$OUT/onboarding.txt" "$OUT/summary.txt" "$OUT/restore.cpu.pprof" "$OUT/restore.pprof.txt"
 
 if [ "$BENCH_ONLY" != core ] && ! command -v redis-server >/dev/null 2>&1; then
 	echo "bench: installing redis-server (Debian package) for the Redis full-sync comparison"
@@ -55,7 +56,11 @@ fi
 echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (after the run)" | tee -a "$OUT/machine.txt"
 
 # Summary: each goal with the measured ratio. "ge" goals need value >= goal, "le" goals value <= goal.
-cat "$OUT"/core.txt "$OUT"/onboarding.txt 2>/dev/null | awk '
+results=()
+for f in "$OUT/core.txt" "$OUT/onboarding.txt"; do
+	if [ -s "$f" ]; then results+=("$f"); fi
+done
+cat "${results[@]}" /dev/null | awk '
 function metric(unit,    i) {
 	for (i = 3; i < NF; i += 2) if ($(i + 1) == unit) return $i
 	return ""

@@ -65,9 +65,9 @@ func (c *putConn) put(key string, value []byte) error {
 
 func (c *putConn) close() { _ = c.conn.Close() }
 
-// bulkPut writes n keys (key(i) for i in [0, n)) with value over conns keep-alive connections, one request in flight
-// each, and returns the elapsed time.
-func bulkPut(ctx context.Context, addr string, conns, n int, key func(int) string, value []byte) (time.Duration, error) {
+// bulkPut writes n keys (key(i) for i in [0, n)) with random values of valueSize bytes over conns keep-alive
+// connections, one request in flight each, and returns the elapsed time.
+func bulkPut(ctx context.Context, addr string, conns, n int, key func(int) string, valueSize int) (time.Duration, error) {
 	cs := make([]*putConn, 0, conns)
 	defer func() {
 		for _, c := range cs {
@@ -95,14 +95,15 @@ func bulkPut(ctx context.Context, addr string, conns, n int, key func(int) strin
 		wg       sync.WaitGroup
 	)
 	start := time.Now()
-	for _, c := range cs {
+	for w, c := range cs {
 		wg.Go(func() {
+			vals := newValues(uint64(w), valueSize)
 			for !failed.Load() {
 				i := next.Add(1) - 1
 				if i >= int64(n) {
 					return
 				}
-				if err := c.put(key(int(i)), value); err != nil {
+				if err := c.put(key(int(i)), vals.next()); err != nil {
 					errOnce.Do(func() { firstErr = err })
 					failed.Store(true)
 					return

@@ -4,7 +4,9 @@ package bench
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -28,13 +30,23 @@ const (
 // keyName is the i-th key of the initial data set (the same names in replikv and in Redis).
 func keyName(i int) string { return fmt.Sprintf("key-%09d", i) }
 
-// benchValue returns a value of n bytes.
-func benchValue(n int) []byte {
-	v := make([]byte, n)
-	for i := range v {
-		v[i] = 'a' + byte(i%26)
-	}
-	return v
+// values produces random values of one size: incompressible like real data, unlike a repeated pattern that zstd
+// (replikv's snapshots) and LZF (Redis's RDB) would shrink to almost nothing. It is owned by one goroutine; the
+// slice next returns is reused by the following call.
+type values struct {
+	rng *rand.ChaCha8
+	buf []byte
+}
+
+func newValues(seed uint64, size int) *values {
+	var s [32]byte
+	binary.LittleEndian.PutUint64(s[:], seed)
+	return &values{rng: rand.NewChaCha8(s), buf: make([]byte, size)}
+}
+
+func (v *values) next() []byte {
+	_, _ = v.rng.Read(v.buf)
+	return v.buf
 }
 
 // cluster is a leader binary with its embedded NATS server and a local snapshot directory, loaded with keys.
@@ -48,7 +60,7 @@ type cluster struct {
 	keys    int
 }
 
-// startCluster starts the leader and writes keys keys (128-byte values) through its HTTP API with 64 keep-alive
+// startCluster starts the leader and writes keys keys (random 128-byte values) through its HTTP API with 64 keep-alive
 // connections.
 func startCluster(b *testing.B, keys int) *cluster {
 	b.Helper()
@@ -68,7 +80,7 @@ func startCluster(b *testing.B, keys int) *cluster {
 	if err := waitReady(ctx, c.ln, startTimeout); err != nil {
 		b.Fatal(err)
 	}
-	took, err := bulkPut(ctx, c.addr, bulkConns, keys, keyName, benchValue(valueSize))
+	took, err := bulkPut(ctx, c.addr, bulkConns, keys, keyName, valueSize)
 	if err != nil {
 		b.Fatalf("load %d keys: %v", keys, err)
 	}
@@ -90,7 +102,7 @@ func (c *cluster) startLoad(ctx context.Context, prefix string) (*pacedLoad, err
 		}
 		ws = append(ws, httpWriter{c: pc})
 	}
-	return startPacedLoad(ctx, ws, livePerWriter, prefix, benchValue(valueSize)), nil
+	return startPacedLoad(ctx, ws, livePerWriter, prefix, valueSize), nil
 }
 
 // follower is a follower binary onboarding from the cluster's snapshot directory and log.

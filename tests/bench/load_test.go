@@ -40,9 +40,9 @@ type pacedLoad struct {
 	errs    []error    // the first error of each worker
 }
 
-// startPacedLoad starts one worker per writer, each writing perSecond distinct keys (prefix-<worker>-<i>) per second,
-// the workers' schedules staggered evenly.
-func startPacedLoad(ctx context.Context, ws []writer, perSecond float64, prefix string, value []byte) *pacedLoad {
+// startPacedLoad starts one worker per writer, each writing perSecond distinct keys (prefix-<worker>-<i>) per second
+// with random values of valueSize bytes, the workers' schedules staggered evenly.
+func startPacedLoad(ctx context.Context, ws []writer, perSecond float64, prefix string, valueSize int) *pacedLoad {
 	ctx, cancel := context.WithCancel(ctx)
 	p := &pacedLoad{cancel: cancel, writers: ws, samples: make([][]sample, len(ws)), errs: make([]error, len(ws))}
 	interval := time.Duration(float64(time.Second) / perSecond)
@@ -50,6 +50,7 @@ func startPacedLoad(ctx context.Context, ws []writer, perSecond float64, prefix 
 	for w := range ws {
 		p.wg.Go(func() {
 			next := begin.Add(time.Duration(w) * interval / time.Duration(len(ws)))
+			vals := newValues(uint64(1000+w), valueSize)
 			timer := time.NewTimer(0)
 			defer timer.Stop()
 			for i := 0; ; i++ {
@@ -63,7 +64,7 @@ func startPacedLoad(ctx context.Context, ws []writer, perSecond float64, prefix 
 				} else if ctx.Err() != nil {
 					return
 				}
-				err := ws[w].write(fmt.Sprintf("%s-%d-%d", prefix, w, i), value)
+				err := ws[w].write(fmt.Sprintf("%s-%d-%d", prefix, w, i), vals.next())
 				if err != nil {
 					if ctx.Err() == nil && p.errs[w] == nil {
 						p.errs[w] = err

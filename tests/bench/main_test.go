@@ -15,7 +15,7 @@ import (
 // Command-line knobs of the suite; read-only after flag parsing.
 var (
 	flagKeys = flag.Int("bench.keys", 1_000_000,
-		"keys (128-byte values) the onboarding benchmarks load into the leader and into Redis")
+		"keys (random 128-byte values) the onboarding benchmarks load into the leader and into Redis")
 	flagRSSKeys = flag.Int("bench.rsskeys", 2_200_000,
 		"keys (480-byte random values) of the larger snapshot of BenchmarkFollower_RestoreRSS; the smaller has half")
 	flagProfile = flag.String("bench.profile", "",

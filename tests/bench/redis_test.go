@@ -148,8 +148,9 @@ func (c *redisConn) reply() (string, error) {
 	}
 }
 
-// loadRedis SETs n keys with value over one connection, pipelined in batches of 1000 commands.
-func loadRedis(ctx context.Context, addr string, n int, key func(int) string, value []byte) error {
+// loadRedis SETs n keys with random values of valueSize bytes over one connection, pipelined in batches of 1000
+// commands.
+func loadRedis(ctx context.Context, addr string, n int, key func(int) string, valueSize int) error {
 	c, err := dialRedis(ctx, addr)
 	if err != nil {
 		return err
@@ -157,10 +158,11 @@ func loadRedis(ctx context.Context, addr string, n int, key func(int) string, va
 	defer c.close()
 	const batch = 1000
 	set := []byte("SET")
+	vals := newValues(7, valueSize)
 	for i := 0; i < n; i += batch {
 		end := min(i+batch, n)
 		for j := i; j < end; j++ {
-			c.send(set, []byte(key(j)), value)
+			c.send(set, []byte(key(j)), vals.next())
 		}
 		if err := c.bw.Flush(); err != nil {
 			return fmt.Errorf("bench: redis load: %w", err)
