@@ -331,7 +331,7 @@ func (l *Leader) followerMetrics() {
 // Status implements api.Node.
 func (l *Leader) Status() api.Status {
 	l.state.observeLogLast(l.logLast())
-	st := l.state.status("leader", l.id, l.Applied())
+	st := l.state.status(api.RoleLeader, l.id, l.Applied())
 	return st
 }
 

@@ -6,14 +6,14 @@ import (
 	"github.com/replikv/replikv/internal/api"
 )
 
-// Node states, as reported in the status object.
+// Node states, as reported in the status object (the API owns the names).
 const (
-	stateStarting   = "starting"
-	stateRestoring  = "restoring"
-	stateCatchingUp = "catching_up"
-	stateReady      = "ready"
-	stateDegraded   = "degraded"
-	stateFailed     = "failed"
+	stateStarting   = api.StateStarting
+	stateRestoring  = api.StateRestoring
+	stateCatchingUp = api.StateCatchingUp
+	stateReady      = api.StateReady
+	stateDegraded   = api.StateDegraded
+	stateFailed     = api.StateFailed
 )
 
 // stateTracker holds the reported state of a node. Any goroutine may read or update it.
