@@ -252,7 +252,9 @@ func (p *pipeline) recover(ctx context.Context) {
 	barrier := make(chan struct{})
 	if !waitOrReject(ctx, p, func() <-chan struct{} {
 		ch := make(chan struct{})
+		p.wg.Add(1) // owned like the writer and committer: stop waits for it
 		go func() {
+			defer p.wg.Done()
 			defer close(ch)
 			select {
 			case p.inflight <- &pending{barrier: barrier}:
