@@ -349,7 +349,9 @@ func (f *Follower) heartbeats(ctx context.Context) {
 }
 
 // Status implements api.Node.
-func (f *Follower) Status() api.Status { return f.state.status(api.RoleFollower, f.cfg.ID, f.Applied()) }
+func (f *Follower) Status() api.Status {
+	return f.state.status(api.RoleFollower, f.cfg.ID, f.Applied())
+}
 
 // StrongTarget implements api.Node: the log's last sequence as of now, asked of NATS (not of the leader).
 func (f *Follower) StrongTarget(ctx context.Context) (uint64, error) {
