@@ -6,10 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
+
+	testbin "github.com/replikv/replikv/internal/testutil/binaries"
 )
 
 // Command-line knobs of the suite; read-only after flag parsing.
@@ -41,39 +40,11 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
-	if err := buildBinaries(dir); err != nil {
+	paths, err := testbin.Build(dir)
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		return 1
 	}
+	binaries.leader, binaries.follower = paths.Leader, paths.Follower
 	return m.Run()
-}
-
-// buildBinaries builds cmd/leader and cmd/follower into dir (no race detector: these are performance runs).
-func buildBinaries(dir string) error {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		return fmt.Errorf("build: go tool not found: %w", err)
-	}
-	out, err := exec.Command(goBin, "env", "GOMOD").Output()
-	if err != nil {
-		return fmt.Errorf("build: go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return fmt.Errorf("build: not inside the replikv module")
-	}
-	root := filepath.Dir(gomod)
-	for _, b := range []struct {
-		pkg string
-		dst *string
-	}{{"./cmd/leader", &binaries.leader}, {"./cmd/follower", &binaries.follower}} {
-		path := filepath.Join(dir, filepath.Base(b.pkg))
-		cmd := exec.Command(goBin, "build", "-o", path, b.pkg)
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("build %s: %w\n%s", b.pkg, err, out)
-		}
-		*b.dst = path
-	}
-	return nil
 }
