@@ -1,72 +1,20 @@
 package node_test
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/replikv/replikv/internal/testutil/httpload"
 )
-
-// putConn is one keep-alive HTTP/1.1 connection sending PUTs one at a time. It is written by hand (no net/http
-// client) so that the load generator costs as little CPU as possible next to the server on a 2-core machine: the
-// benchmark should measure the server stack, not the client. A putConn is owned by one goroutine.
-type putConn struct {
-	conn net.Conn
-	br   *bufio.Reader
-	req  []byte
-}
-
-func dialPut(ctx context.Context, addr string) (*putConn, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("bench: dial %s: %w", addr, err)
-	}
-	return &putConn{conn: c, br: bufio.NewReaderSize(c, 4096)}, nil
-}
-
-// put sends PUT /v1/kv/<key> with value and reads the whole answer; anything but 200 is an error.
-func (c *putConn) put(key string, value []byte) error {
-	c.req = append(c.req[:0], "PUT /v1/kv/"...)
-	c.req = append(c.req, key...)
-	c.req = append(c.req, " HTTP/1.1\r\nHost: bench\r\nContent-Type: application/octet-stream\r\nContent-Length: "...)
-	c.req = strconv.AppendInt(c.req, int64(len(value)), 10)
-	c.req = append(c.req, "\r\n\r\n"...)
-	c.req = append(c.req, value...)
-	if _, err := c.conn.Write(c.req); err != nil {
-		return fmt.Errorf("bench: put: %w", err)
-	}
-	resp, err := http.ReadResponse(c.br, nil)
-	if err != nil {
-		return fmt.Errorf("bench: put: read answer: %w", err)
-	}
-	_, err = io.Copy(io.Discard, resp.Body)
-	_ = resp.Body.Close()
-	if err != nil {
-		return fmt.Errorf("bench: put: read body: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("bench: put: %w: status %d", errUnexpectedStatus, resp.StatusCode)
-	}
-	return nil
-}
-
-func (c *putConn) close() { _ = c.conn.Close() }
-
-// errUnexpectedStatus marks an answer other than 200 to a benchmark write.
-var errUnexpectedStatus = errors.New("unexpected status")
 
 // putLoad is a closed-loop write load: conns keep-alive connections, each with one request in flight.
 type putLoad struct {
 	addr  string
-	conns []*putConn
+	conns []*httpload.PutConn
 	value []byte
 }
 
@@ -74,7 +22,7 @@ type putLoad struct {
 func newPutLoad(ctx context.Context, addr string, conns int, value []byte) (*putLoad, error) {
 	l := &putLoad{addr: addr, value: value}
 	for range conns {
-		c, err := dialPut(ctx, addr)
+		c, err := httpload.DialPut(ctx, addr)
 		if err != nil {
 			l.close()
 			return nil, err
@@ -86,7 +34,7 @@ func newPutLoad(ctx context.Context, addr string, conns int, value []byte) (*put
 
 func (l *putLoad) close() {
 	for _, c := range l.conns {
-		c.close()
+		c.Close()
 	}
 }
 
@@ -110,7 +58,7 @@ func (l *putLoad) run(ctx context.Context, prefix string, n int) (time.Duration,
 				if i >= int64(n) {
 					return
 				}
-				if err := c.put(prefix+strconv.FormatInt(i, 10), l.value); err != nil {
+				if err := c.Put(prefix+strconv.FormatInt(i, 10), l.value); err != nil {
 					errOnce.Do(func() { firstErr = err })
 					failed.Store(true)
 					return

@@ -3,79 +3,30 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/replikv/replikv/internal/testutil/httpload"
 )
-
-// errUnexpectedStatus marks an HTTP answer other than the one a benchmark step needs.
-var errUnexpectedStatus = errors.New("unexpected status")
-
-// putConn is one keep-alive HTTP/1.1 connection sending PUTs one at a time, written by hand so the load generator
-// costs little CPU next to the nodes on a 2-core machine. A putConn is owned by one goroutine.
-type putConn struct {
-	conn net.Conn
-	br   *bufio.Reader
-	req  []byte
-}
-
-func dialPut(ctx context.Context, addr string) (*putConn, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("bench: dial %s: %w", addr, err)
-	}
-	return &putConn{conn: c, br: bufio.NewReaderSize(c, 4096)}, nil
-}
-
-// put sends PUT /v1/kv/<key> with value and reads the whole answer; anything but 200 is an error.
-func (c *putConn) put(key string, value []byte) error {
-	c.req = append(c.req[:0], "PUT /v1/kv/"...)
-	c.req = append(c.req, key...)
-	c.req = append(c.req, " HTTP/1.1\r\nHost: bench\r\nContent-Type: application/octet-stream\r\nContent-Length: "...)
-	c.req = strconv.AppendInt(c.req, int64(len(value)), 10)
-	c.req = append(c.req, "\r\n\r\n"...)
-	c.req = append(c.req, value...)
-	if _, err := c.conn.Write(c.req); err != nil {
-		return fmt.Errorf("bench: put: %w", err)
-	}
-	resp, err := http.ReadResponse(c.br, nil)
-	if err != nil {
-		return fmt.Errorf("bench: put: read answer: %w", err)
-	}
-	_, err = io.Copy(io.Discard, resp.Body)
-	_ = resp.Body.Close()
-	if err != nil {
-		return fmt.Errorf("bench: put: read body: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("bench: put: %w: %d", errUnexpectedStatus, resp.StatusCode)
-	}
-	return nil
-}
-
-func (c *putConn) close() { _ = c.conn.Close() }
 
 // bulkPut writes n keys (key(i) for i in [0, n)) with random values of valueSize bytes over conns keep-alive
 // connections, one request in flight each, and returns the elapsed time.
 func bulkPut(ctx context.Context, addr string, conns, n int, key func(int) string, valueSize int) (time.Duration, error) {
-	cs := make([]*putConn, 0, conns)
+	cs := make([]*httpload.PutConn, 0, conns)
 	defer func() {
 		for _, c := range cs {
-			c.close()
+			c.Close()
 		}
 	}()
 	for range conns {
-		c, err := dialPut(ctx, addr)
+		c, err := httpload.DialPut(ctx, addr)
 		if err != nil {
 			return 0, err
 		}
@@ -83,7 +34,7 @@ func bulkPut(ctx context.Context, addr string, conns, n int, key func(int) strin
 	}
 	stop := context.AfterFunc(ctx, func() {
 		for _, c := range cs {
-			c.close()
+			c.Close()
 		}
 	})
 	defer stop()
@@ -103,7 +54,7 @@ func bulkPut(ctx context.Context, addr string, conns, n int, key func(int) strin
 				if i >= int64(n) {
 					return
 				}
-				if err := c.put(key(int(i)), vals.next()); err != nil {
+				if err := c.Put(key(int(i)), vals.next()); err != nil {
 					errOnce.Do(func() { firstErr = err })
 					failed.Store(true)
 					return
@@ -185,7 +136,7 @@ func (n *node) do(req *http.Request, want int, v any) error {
 		return fmt.Errorf("bench: %s %s: %w", req.Method, req.URL.Path, err)
 	}
 	if resp.StatusCode != want {
-		return fmt.Errorf("bench: %s %s: %w: %d %s", req.Method, req.URL.Path, errUnexpectedStatus, resp.StatusCode, body)
+		return fmt.Errorf("bench: %s %s: %w: %d %s", req.Method, req.URL.Path, httpload.ErrUnexpectedStatus, resp.StatusCode, body)
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		return fmt.Errorf("bench: %s %s: decode: %w", req.Method, req.URL.Path, err)

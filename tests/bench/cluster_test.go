@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/replikv/replikv/internal/testutil/httpload"
 )
 
 const (
@@ -93,7 +95,7 @@ func startCluster(b *testing.B, keys int) *cluster {
 func (c *cluster) startLoad(ctx context.Context, prefix string) (*pacedLoad, error) {
 	ws := make([]writer, 0, liveWriters)
 	for range liveWriters {
-		pc, err := dialPut(ctx, c.addr)
+		pc, err := httpload.DialPut(ctx, c.addr)
 		if err != nil {
 			for _, w := range ws {
 				w.close()

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/replikv/replikv/internal/testutil/httpload"
 )
 
 // writer performs one write; each worker of a paced load owns one.
@@ -18,10 +20,10 @@ type writer interface {
 }
 
 // httpWriter writes to a replikv leader.
-type httpWriter struct{ c *putConn }
+type httpWriter struct{ c *httpload.PutConn }
 
-func (w httpWriter) write(key string, value []byte) error { return w.c.put(key, value) }
-func (w httpWriter) close()                               { w.c.close() }
+func (w httpWriter) write(key string, value []byte) error { return w.c.Put(key, value) }
+func (w httpWriter) close()                               { w.c.Close() }
 
 // sample is one write of a paced load: its scheduled time and its latency measured from that time.
 type sample struct {
