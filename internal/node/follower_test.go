@@ -234,6 +234,8 @@ func TestFollower_LogUnreachableIsNotReady(t *testing.T) {
 	f := startFollower(t, t.TempDir(), snapDir, natsURL)
 	furl := base(f.HTTPAddr())
 	waitState(t, furl, stateReady, 20*time.Second)
+	// Ready allows --ready-lag entries of lag: wait until "a" is applied before cutting the log off.
+	digestsEqual(t, lurl, furl, 10*time.Second)
 
 	emb.Close()
 	st := waitState(t, furl, stateFailed, 20*time.Second)
