@@ -72,6 +72,8 @@ type Leader struct {
 	SnapshotInterval time.Duration
 	// SnapshotKeep is how many snapshots are kept in the store; at least 2.
 	SnapshotKeep int
+	// SnapshotCPU is the share of one core a snapshot's encoder may use, in (0, 1]; 1 means unpaced.
+	SnapshotCPU float64
 	// SyncFollowers is how many ready followers must apply a write before it is confirmed; 0 = asynchronous.
 	SyncFollowers int
 	// SyncTimeout is how long a write waits for SyncFollowers before answering 202.
@@ -243,6 +245,7 @@ func ParseLeader(args []string, getenv func(string) string, stderr io.Writer) (L
 	fs.StringVar(&c.AdvertiseURL, "advertise-url", "", "the URL followers send writers to; default http:// + the bound HTTP address")
 	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", 5*time.Minute, "take a snapshot this often if the log moved; 0 = only on demand")
 	fs.IntVar(&c.SnapshotKeep, "snapshot-keep", 3, "snapshots kept in the store; never fewer than 2")
+	fs.Float64Var(&c.SnapshotCPU, "snapshot-cpu", 0.25, "share of one CPU core a snapshot may use, in (0, 1]; 1 = unpaced (fastest)")
 	fs.IntVar(&c.SyncFollowers, "sync-followers", 0, "a write is confirmed only after this many ready followers applied it (0 = asynchronous)")
 	fs.DurationVar(&c.SyncTimeout, "sync-timeout", 5*time.Second, "how long a write waits for --sync-followers")
 	fs.IntVar(&c.StreamReplicas, "stream-replicas", 1, "replicas of the stream when it is created (3 on a clustered JetStream)")
@@ -271,6 +274,12 @@ func ParseLeader(args []string, getenv func(string) string, stderr io.Writer) (L
 	p.check(func() error {
 		if c.SnapshotKeep < 2 {
 			return fmt.Errorf("--snapshot-keep: %d is fewer than 2 (the newest two snapshots are always kept)", c.SnapshotKeep)
+		}
+		return nil
+	})
+	p.check(func() error {
+		if !(c.SnapshotCPU > 0 && c.SnapshotCPU <= 1) { // also refuses NaN
+			return fmt.Errorf("--snapshot-cpu: %v is not in (0, 1]", c.SnapshotCPU)
 		}
 		return nil
 	})

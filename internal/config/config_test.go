@@ -20,7 +20,7 @@ func TestParseLeader_Defaults(t *testing.T) {
 	if c.DataDir != "./data/leader" || c.HTTPAddr != "127.0.0.1:8080" || c.NATSURL != "" || c.Stream != "REPLIKV" ||
 		c.NATSListen != "127.0.0.1:4222" || c.SnapshotInterval != 5*time.Minute || c.SnapshotKeep != 3 ||
 		c.SyncFollowers != 0 || c.SyncTimeout != 5*time.Second || c.S3Region != "us-east-1" || c.LogLevel != "info" ||
-		c.StreamReplicas != 1 || c.NATSSyncAlways || c.NATSSyncInterval != 0 {
+		c.StreamReplicas != 1 || c.NATSSyncAlways || c.NATSSyncInterval != 0 || c.SnapshotCPU != 0.25 {
 		t.Fatalf("defaults: %+v", c)
 	}
 	if !strings.HasPrefix(c.Snapshots, "file:///") || !strings.HasSuffix(c.Snapshots, "/data/snapshots") {
@@ -74,6 +74,10 @@ func TestParse_Invalid(t *testing.T) {
 		{"HTTPAddr", true, []string{"--http-addr", "nonsense"}, nil, "--http-addr"},
 		{"HTTPAddrPort", true, []string{"--http-addr", "127.0.0.1:99999"}, nil, "--http-addr"},
 		{"SnapshotKeep", true, []string{"--snapshot-keep", "1"}, nil, "--snapshot-keep"},
+		{"SnapshotCPUZero", true, []string{"--snapshot-cpu", "0"}, nil, "--snapshot-cpu"},
+		{"SnapshotCPUAboveOne", true, []string{"--snapshot-cpu", "1.5"}, nil, "--snapshot-cpu"},
+		{"SnapshotCPUNaN", true, []string{"--snapshot-cpu", "NaN"}, nil, "--snapshot-cpu"},
+		{"SnapshotCPUEnv", true, nil, map[string]string{"REPLIKV_SNAPSHOT_CPU": "-0.5"}, "snapshot-cpu"},
 		{"SnapshotInterval", true, []string{"--snapshot-interval", "-1s"}, nil, "--snapshot-interval"},
 		{"Snapshots", true, []string{"--snapshots", "ftp://x"}, nil, "--snapshots"},
 		{"SnapshotsRelative", true, []string{"--snapshots", "file://rel/dir"}, nil, "--snapshots"},

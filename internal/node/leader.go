@@ -101,6 +101,7 @@ func StartLeader(ctx context.Context, cfg config.Leader, log *zap.Logger) (_ *Le
 		return nil, err
 	}
 	cleanup = append(cleanup, func() { _ = l.holder.swap(nil) })
+	l.repo = l.repo.WithCreateCPU(cfg.SnapshotCPU)
 
 	if l.jc, err = journal.Connect(ctx, journal.Config{URL: l.natsURL, Stream: cfg.Stream, Replicas: cfg.StreamReplicas,
 		Name: "replikv-" + l.id, Logger: log, CredsFile: cfg.NATSCreds, CAFile: cfg.NATSCA, CertFile: cfg.NATSCert,

@@ -23,8 +23,12 @@ type Source interface {
 	Iterate(fn func(key, value []byte, version uint64) error) error
 }
 
-// ctxCheckEvery is how many records Create encodes between checks of its context.
-const ctxCheckEvery = 1024
+// ctxCheckEvery is how many records Create encodes between checks of its context; paceEvery between looks at the
+// clock when paced.
+const (
+	ctxCheckEvery = 1024
+	paceEvery     = 64
+)
 
 // errUploadStopped is what the encoding goroutine sees when Put returned before reading everything.
 var errUploadStopped = errors.New("snapshots: create: upload stopped")
@@ -63,7 +67,7 @@ func (r *Repo) Create(ctx context.Context, src Source, leader string) (Manifest,
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		res = encode(ctx, src, seq, pw)
+		res = encode(ctx, src, seq, pw, r.createCPU, r.zstd)
 		_ = pw.CloseWithError(res.err) // nil: Put reads io.EOF
 	}()
 	n, putErr := r.store.Put(ctx, dataKey(r.stream, seq), pr)
@@ -114,10 +118,13 @@ type encodeResult struct {
 	downstream bool
 }
 
-// encode runs src through the Encoder and zstd into w, hashing and counting the compressed bytes.
-func encode(ctx context.Context, src Source, seq uint64, w io.Writer) encodeResult {
+// encode runs src through the Encoder and zstd into w, hashing and counting the compressed bytes. cpuShare in (0, 1)
+// paces it (see Repo.WithCreateCPU).
+func encode(ctx context.Context, src Source, seq uint64, w io.Writer, cpuShare float64, zc *zstdCache) encodeResult {
 	hw := &hashWriter{w: w, h: sha256.New()}
-	zw, err := newZstdWriter(hw)
+	pace := newPacer(cpuShare)
+	parallel := pace == nil
+	zw, err := zc.get(hw, parallel)
 	if err != nil {
 		return encodeResult{err: err}
 	}
@@ -127,9 +134,15 @@ func encode(ctx context.Context, src Source, seq uint64, w io.Writer) encodeResu
 		return encodeResult{err: err}
 	}
 	dig := apply.NewDigest()
+	pace.start()
 	err = src.Iterate(func(key, value []byte, version uint64) error {
-		if enc.Count()%ctxCheckEvery == 0 {
-			if err := ctx.Err(); err != nil {
+		if n := enc.Count(); n%paceEvery == 0 {
+			if n%ctxCheckEvery == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			if err := pace.tick(ctx); err != nil {
 				return err
 			}
 		}
@@ -142,8 +155,12 @@ func encode(ctx context.Context, src Source, seq uint64, w io.Writer) encodeResu
 	if err == nil {
 		err = enc.Close()
 	}
-	if zerr := zw.Close(); err == nil && zerr != nil {
+	zerr := zw.Close()
+	if err == nil && zerr != nil {
 		err = fmt.Errorf("zstd: %w", zerr)
+	}
+	if err == nil {
+		zc.put(zw, parallel)
 	}
 	if err != nil {
 		return encodeResult{err: err, downstream: hw.err != nil}

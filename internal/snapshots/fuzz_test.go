@@ -74,7 +74,7 @@ func FuzzDecodeManifest(f *testing.F) {
 // report corruption, never anything else, for in-memory input.
 func FuzzRestoreStream(f *testing.F) {
 	var buf bytes.Buffer
-	zw, err := newZstdWriter(&buf)
+	zw, err := newZstdWriter(&buf, true)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -18,6 +18,10 @@ type Repo struct {
 	store  Store
 	stream string
 	log    *zap.Logger
+	// createCPU is the share of one core Create's encoder may use (see WithCreateCPU); 0 means unpaced.
+	createCPU float64
+	// zstd keeps Create's compressor between snapshots; copies made by WithCreateCPU share it.
+	zstd *zstdCache
 }
 
 // NewRepo returns the repo of stream in store. A stream name that cannot be a key segment makes every method fail
@@ -30,7 +34,21 @@ func NewRepo(store Store, stream string, log *zap.Logger) *Repo {
 		store:  store,
 		stream: stream,
 		log:    log.With(zap.String(logStream, stream)),
+		zstd:   &zstdCache{},
 	}
+}
+
+// WithCreateCPU returns a copy of r whose Create keeps the snapshot encoder (reading the view, encoding, zstd and
+// SHA-256) to about share of one core by pausing between short slices of work, so that a snapshot on a busy leader
+// leaves the write path its CPU; it also compresses on the encoding goroutine instead of two. share >= 1 or <= 0
+// means unpaced: as fast as the store takes the data, with zstd on two goroutines.
+func (r *Repo) WithCreateCPU(share float64) *Repo {
+	c := *r
+	c.createCPU = share
+	if share >= 1 || share < 0 {
+		c.createCPU = 0
+	}
+	return &c
 }
 
 // List returns valid manifests, newest (highest seq) first. Directories without a manifest or with an invalid one are

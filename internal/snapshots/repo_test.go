@@ -80,6 +80,28 @@ func runRepoSuite(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 	})
 
+	t.Run("PacedAndReused", func(t *testing.T) {
+		// A paced repo compresses on one goroutine; every Create after the first reuses the cached encoder. Each
+		// snapshot must still restore to exactly its source.
+		r0, _ := newRepo(t)
+		seq := uint64(0)
+		for _, r := range []*Repo{r0.WithCreateCPU(0.5), r0, r0.WithCreateCPU(0.5), r0, r0.WithCreateCPU(1)} {
+			for range 2 {
+				seq += 10
+				src := &genSource{seq: seq, n: 3000, valueLen: 100, random: true}
+				m := create(t, r, src)
+				keys, digest := digestOf(src)
+				if m.Keys != keys || m.Digest != digest {
+					t.Fatalf("manifest %+v, want %d keys and digest %s", m, keys, digest)
+				}
+				var sink collectSink
+				if err := r.Restore(ctx, m, &sink, nil); err != nil || uint64(len(sink.recs)) != keys {
+					t.Fatalf("Restore = %v with %d records, want %d", err, len(sink.recs), keys)
+				}
+			}
+		}
+	})
+
 	t.Run("Empty", func(t *testing.T) {
 		r, _ := newRepo(t)
 		m := create(t, r, &sliceSource{seq: 5})

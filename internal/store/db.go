@@ -151,7 +151,10 @@ func (db *DB) Applied() uint64 { return db.applied.Load() }
 // leader created (0 if none).
 func (db *DB) SnapshotSeq() uint64 { return db.snap.Load() }
 
-// SetSnapshotSeq persists the snapshot sequence (synced to disk). Errors wrap ErrClosed or pebble's errors.
+// SetSnapshotSeq records the snapshot sequence. The write is not synced: a synced write would hold back every
+// apply committed after it until the fsync ends (pebble publishes commits in order), a visible stall on a busy
+// leader. It becomes durable with the next flush; after a crash SnapshotSeq may show the previous value, which only
+// /v1/status reports. Errors wrap ErrClosed or pebble's errors.
 func (db *DB) SetSnapshotSeq(seq uint64) error {
 	if !db.gate.enter() {
 		return fmt.Errorf("store: set snapshot seq: %w", ErrClosed)
@@ -159,7 +162,7 @@ func (db *DB) SetSnapshotSeq(seq uint64) error {
 	defer db.gate.leave()
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], seq)
-	if err := db.db.Set(keySnapshot, b[:], pebble.Sync); err != nil {
+	if err := db.db.Set(keySnapshot, b[:], pebble.NoSync); err != nil {
 		return fmt.Errorf("store: set snapshot seq: %w", err)
 	}
 	db.snap.Store(seq)

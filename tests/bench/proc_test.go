@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ const (
 	msgHTTPListening   = "http listening"          // field "addr"
 	msgNATSListening   = "embedded nats listening" // field "url" (leader without --nats-url)
 	msgSnapshotRestore = "snapshot restored"       // field "took" (follower)
+	msgSnapshotCreated = "snapshot created"        // leader, once a snapshot is uploaded and its manifest written
 )
 
 const (
@@ -52,7 +54,7 @@ func startProc(b testing.TB, dir, name, bin string, args ...string) *proc {
 	if err != nil {
 		b.Fatalf("%s: log file: %v", name, err)
 	}
-	p.lw = &logWriter{f: f, fields: map[string]map[string]any{}}
+	p.lw = &logWriter{f: f, fields: map[string]map[string]any{}, times: map[string][]time.Time{}}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Dir = dir
 	p.cmd.Env = benchEnv()
@@ -193,6 +195,7 @@ type logWriter struct {
 	f      *os.File
 	buf    []byte
 	fields map[string]map[string]any
+	times  map[string][]time.Time // every occurrence of each message, by its "ts" field
 }
 
 func (w *logWriter) Write(p []byte) (int, error) {
@@ -215,6 +218,11 @@ func (w *logWriter) Write(p []byte) (int, error) {
 					if _, seen := w.fields[msg]; !seen {
 						w.fields[msg] = m
 					}
+					if ts, ok := m["ts"].(string); ok {
+						if t, err := time.Parse(logTimeLayout, ts); err == nil {
+							w.times[msg] = append(w.times[msg], t)
+						}
+					}
 				}
 			}
 		}
@@ -224,6 +232,16 @@ func (w *logWriter) Write(p []byte) (int, error) {
 		w.buf = w.buf[:0]
 	}
 	return len(p), nil
+}
+
+// logTimeLayout is zap's ISO 8601 time encoding, the binaries' "ts" field.
+const logTimeLayout = "2006-01-02T15:04:05.000Z0700"
+
+// logged returns the times at which the process logged msg, oldest first.
+func (p *proc) logged(msg string) []time.Time {
+	p.lw.mu.Lock()
+	defer p.lw.mu.Unlock()
+	return slices.Clone(p.lw.times[msg])
 }
 
 func (w *logWriter) field(msg, name string) (any, bool) {

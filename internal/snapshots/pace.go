@@ -1,0 +1,67 @@
+package snapshots
+
+import (
+	"context"
+	"time"
+)
+
+// pacer keeps the snapshot encoder to a share of one core, so that a snapshot taken on a busy leader leaves the
+// write path its CPU. It works in slices: after every paceSlice of wall time spent encoding it sleeps long enough
+// that encoding takes at most share of the elapsed time. share >= 1 (or <= 0) turns pacing off.
+//
+// Wall time over-counts the encoder's CPU when it is itself preempted, which only makes the pacer more polite.
+type pacer struct {
+	share float64
+	now   func() time.Time
+	sleep func(context.Context, time.Duration) error
+	since time.Time // start of the current slice of work
+	slept time.Duration
+}
+
+// paceSlice is how long the encoder works before it may yield. Short slices keep the extra latency a write can see
+// small (at most about one slice); long ones keep the timer cost negligible.
+const paceSlice = time.Millisecond
+
+func newPacer(share float64) *pacer {
+	if share >= 1 || share <= 0 {
+		return nil
+	}
+	return &pacer{share: share, now: time.Now, sleep: sleepCtx}
+}
+
+// start begins the first slice.
+func (p *pacer) start() {
+	if p != nil {
+		p.since = p.now()
+	}
+}
+
+// tick is called between records (cheaply: the caller calls it every few records). When the current slice is used
+// up it sleeps for the idle part of the duty cycle and starts the next slice.
+func (p *pacer) tick(ctx context.Context) error {
+	if p == nil {
+		return nil
+	}
+	worked := p.now().Sub(p.since)
+	if worked < paceSlice {
+		return nil
+	}
+	idle := time.Duration(float64(worked) * (1 - p.share) / p.share)
+	if err := p.sleep(ctx, idle); err != nil {
+		return err
+	}
+	p.slept += idle
+	p.since = p.now()
+	return nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
