@@ -87,6 +87,9 @@ type Follower struct {
 	Common
 	// ID is the unique follower id shown by the leader; derived from the host name and data dir when empty.
 	ID string
+	// CatchUpRate is the most log entries per second a follower reads while catching up (raised to twice the log's
+	// growth when the log grows faster); 0 means unpaced.
+	CatchUpRate float64
 	// ReadyLag is how many log entries behind the follower may be and still report ready.
 	ReadyLag uint64
 }
@@ -313,11 +316,18 @@ func ParseFollower(args []string, getenv func(string) string, stderr io.Writer) 
 	fs := p.fs
 	fs.StringVar(&c.ID, "id", "", "unique follower id shown by the leader; default derived from host name and data dir")
 	readyLag := fs.Int64("ready-lag", 100, "the follower is ready when it is at most this many log entries behind")
+	fs.Float64Var(&c.CatchUpRate, "catchup-rate", 20000, "log entries per second a follower reads while catching up, at least twice the log's growth; 0 = unpaced")
 	p.check(func() error {
 		if *readyLag < 0 {
 			return fmt.Errorf("--ready-lag: %d is negative", *readyLag)
 		}
 		c.ReadyLag = uint64(*readyLag)
+		return nil
+	})
+	p.check(func() error {
+		if !(c.CatchUpRate >= 0 && c.CatchUpRate <= 1e9) { // also refuses NaN and infinity
+			return fmt.Errorf("--catchup-rate: %v is not between 0 and 1e9 entries per second", c.CatchUpRate)
+		}
 		return nil
 	})
 	p.check(func() error {

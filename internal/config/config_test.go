@@ -34,7 +34,7 @@ func TestParseFollower_Defaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.DataDir != "./data/follower" || c.HTTPAddr != "127.0.0.1:8081" || c.NATSURL != "nats://127.0.0.1:4222" ||
-		c.ReadyLag != 100 || c.ID == "" {
+		c.ReadyLag != 100 || c.ID == "" || c.CatchUpRate != 20000 {
 		t.Fatalf("defaults: %+v", c)
 	}
 	if c.ID != DefaultFollowerID("./data/follower") {
@@ -71,6 +71,9 @@ func TestParse_Invalid(t *testing.T) {
 	}{
 		{"ReadyLagNegative", false, []string{"--ready-lag", "-1"}, nil, "ready-lag"},
 		{"ReadyLagNotNumber", false, []string{"--ready-lag", "x"}, nil, "ready-lag"},
+		{"CatchUpRateNegative", false, []string{"--catchup-rate", "-1"}, nil, "--catchup-rate"},
+		{"CatchUpRateNaN", false, []string{"--catchup-rate", "NaN"}, nil, "--catchup-rate"},
+		{"CatchUpRateInf", false, []string{"--catchup-rate", "+Inf"}, nil, "--catchup-rate"},
 		{"HTTPAddr", true, []string{"--http-addr", "nonsense"}, nil, "--http-addr"},
 		{"HTTPAddrPort", true, []string{"--http-addr", "127.0.0.1:99999"}, nil, "--http-addr"},
 		{"SnapshotKeep", true, []string{"--snapshot-keep", "1"}, nil, "--snapshot-keep"},

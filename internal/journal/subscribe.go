@@ -12,8 +12,10 @@ import (
 )
 
 const (
-	// pullBatch is how many messages one pull request asks for; large batches keep the server streaming.
-	pullBatch = 4096
+	// pullBatch is how many messages one pull request asks for. The server delivers a pull in one go, and in the
+	// meantime the stream's publishes wait: 4,096 made the leader's write p99 while followers caught up 36x idle,
+	// 64 about 3-7x (docs/benchmarks.md, 5). The client pulls again at half, so reads still stream.
+	pullBatch = 64
 	// defaultSubBuffer is the channel capacity when Subscribe gets buffer <= 0.
 	defaultSubBuffer = 4096
 	// consumerInactive is how long the server keeps an abandoned ordered consumer.
@@ -46,6 +48,8 @@ type Subscription struct {
 	done   chan struct{}
 	once   sync.Once
 
+	pacer Pacer // nil: unpaced
+
 	mu  sync.Mutex
 	it  jetstream.MessagesContext // current iterator; replaced on reopen
 	why error                     // the reason passed to stop
@@ -53,11 +57,27 @@ type Subscription struct {
 	err error // written by run before close(ch); read after done
 }
 
+// Pacer paces a subscription's reads. Wait is called on the subscription's goroutine before each entry is handed
+// to C, with its sequence and Msg.Pending; it may block, and must return (with ctx's error) once ctx is done. While
+// it blocks the subscription stops pulling from the server once its small prefetch is full, so pacing slows the
+// server's reads too.
+type Pacer interface {
+	Wait(ctx context.Context, seq, pending uint64) error
+}
+
+// SubscribeOption configures Subscribe.
+type SubscribeOption func(*Subscription)
+
+// WithPacer paces the subscription's reads with p (see Pacer).
+func WithPacer(p Pacer) SubscribeOption {
+	return func(s *Subscription) { s.pacer = p }
+}
+
 // Subscribe starts reading the log at startSeq (0 is read as 1) with an ordered consumer, delivering on a channel of
 // capacity buffer (<= 0 means 4096). If startSeq was purged the server silently starts at the first entry still
 // present: the journal does not hide that, the caller must check Msg.Seq. ctx bounds the creation of the consumer
 // only; the subscription lives until Stop or Conn.Close. Errors: ErrNoStream, ErrUnavailable, ErrClosed.
-func (c *Conn) Subscribe(ctx context.Context, startSeq uint64, buffer int) (*Subscription, error) {
+func (c *Conn) Subscribe(ctx context.Context, startSeq uint64, buffer int, opts ...SubscribeOption) (*Subscription, error) {
 	if startSeq == 0 {
 		startSeq = 1
 	}
@@ -80,6 +100,9 @@ func (c *Conn) Subscribe(ctx context.Context, startSeq uint64, buffer int) (*Sub
 		quit:   make(chan struct{}),
 		done:   make(chan struct{}),
 		it:     it,
+	}
+	for _, o := range opts {
+		o(s)
 	}
 	if err := c.track(s); err != nil {
 		cancel()
@@ -157,6 +180,13 @@ func (s *Subscription) run(it jetstream.MessagesContext, next uint64) {
 				// Cannot happen with a JetStream consumer; do not guess a sequence, start over instead.
 				err = fmt.Errorf("%w: delivery reply subject %q", ErrMalformed, m.Reply())
 			} else {
+				if s.pacer != nil {
+					if perr := s.pacer.Wait(s.ctx, seq, pending); perr != nil {
+						// Only a stop ends the wait early (s.ctx is cancelled by stop).
+						s.finish(it)
+						return
+					}
+				}
 				select {
 				case s.ch <- Msg{Seq: seq, Data: m.Data(), Pending: pending}:
 					next = seq + 1

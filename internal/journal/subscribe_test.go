@@ -2,7 +2,9 @@ package journal
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 )
@@ -124,6 +126,92 @@ func TestConn_Subscribe(t *testing.T) {
 		m := receive(t, s, 5*time.Second)
 		if m.Seq != 40 {
 			t.Fatalf("first seq after purge = %d, want 40 (the server skips the purged range silently)", m.Seq)
+		}
+	})
+}
+
+// recordingPacer records what it is asked and blocks, when told to, until its context ends.
+type recordingPacer struct {
+	mu    sync.Mutex
+	calls [][2]uint64
+	block bool
+}
+
+func (p *recordingPacer) Wait(ctx context.Context, seq, pending uint64) error {
+	p.mu.Lock()
+	p.calls = append(p.calls, [2]uint64{seq, pending})
+	block := p.block
+	p.mu.Unlock()
+	if block {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return nil
+}
+
+func TestConn_SubscribeWithPacer(t *testing.T) {
+	e := startServer(t)
+	c := connectStream(t, e.ClientURL(), "PACED")
+	ctx := testCtx(t)
+	publishN(t, c, 0, 20)
+
+	t.Run("AskedBeforeEveryEntry", func(t *testing.T) {
+		p := &recordingPacer{}
+		s, err := c.Subscribe(ctx, 11, 4, WithPacer(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Stop)
+		for want := uint64(11); want <= 20; want++ {
+			if m := receive(t, s, 5*time.Second); m.Seq != want {
+				t.Fatalf("got seq %d, want %d", m.Seq, want)
+			}
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for i, call := range p.calls {
+			if want := [2]uint64{uint64(11 + i), uint64(20 - 11 - i)}; call != want {
+				t.Fatalf("pacer call %d = (seq, pending) %v, want %v", i, call, want)
+			}
+		}
+		if len(p.calls) != 10 {
+			t.Fatalf("%d pacer calls, want 10", len(p.calls))
+		}
+	})
+
+	t.Run("StopEndsAWait", func(t *testing.T) {
+		p := &recordingPacer{block: true}
+		s, err := c.Subscribe(ctx, 1, 4, WithPacer(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			p.mu.Lock()
+			n := len(p.calls)
+			p.mu.Unlock()
+			if n > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the pacer was never asked")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		select {
+		case m := <-s.C():
+			t.Fatalf("entry %d delivered while the pacer blocks", m.Seq)
+		default:
+		}
+		stopped := make(chan struct{})
+		go func() { s.Stop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(5 * time.Second):
+			t.Fatal("Stop is stuck behind a pacer's wait")
+		}
+		if err := s.Err(); err != nil {
+			t.Fatalf("Err after Stop = %v, want nil", err)
 		}
 	})
 }

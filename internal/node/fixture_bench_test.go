@@ -211,6 +211,7 @@ func startBenchFollower(b *testing.B, natsURL, id string) *node.Follower {
 		"--snapshots", "file://" + filepath.Join(dir, "snapshots"),
 		"--stream", benchStream,
 		"--id", id,
+		"--catchup-rate", "0", // apply capacity: unpaced (pacing is for onboarding next to a busy leader)
 	}, noEnv, io.Discard)
 	if err != nil {
 		b.Fatalf("follower config: %v", err)

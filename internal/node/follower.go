@@ -217,7 +217,11 @@ func (f *Follower) bootstrap(ctx context.Context, info journal.Info) error {
 func (f *Follower) follow(ctx context.Context, info journal.Info) (progressed bool, err error) {
 	db := f.holder.get()
 	start := db.Applied() + 1
-	sub, err := f.jc.Subscribe(ctx, start, subscribeBuffer)
+	var opts []journal.SubscribeOption
+	if p := newCatchUpPacer(f.cfg.CatchUpRate, f.cfg.ReadyLag); p != nil {
+		opts = append(opts, journal.WithPacer(p))
+	}
+	sub, err := f.jc.Subscribe(ctx, start, subscribeBuffer, opts...)
 	if err != nil {
 		return false, fmt.Errorf("subscribe to the log from seq %d: %w", start, err)
 	}

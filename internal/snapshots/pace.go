@@ -3,6 +3,8 @@ package snapshots
 import (
 	"context"
 	"time"
+
+	"github.com/replikv/replikv/internal/ctxtime"
 )
 
 // pacer keeps the snapshot encoder to a share of one core, so that a snapshot taken on a busy leader leaves the
@@ -26,7 +28,7 @@ func newPacer(share float64) *pacer {
 	if share >= 1 || share <= 0 {
 		return nil
 	}
-	return &pacer{share: share, now: time.Now, sleep: sleepCtx}
+	return &pacer{share: share, now: time.Now, sleep: ctxtime.Sleep}
 }
 
 // start begins the first slice.
@@ -53,15 +55,4 @@ func (p *pacer) tick(ctx context.Context) error {
 	p.slept += idle
 	p.since = p.now()
 	return nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/replikv/replikv/internal/ctxtime"
 )
 
 func TestPacer(t *testing.T) {
@@ -50,7 +52,7 @@ func TestPacer(t *testing.T) {
 
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	p.sleep = sleepCtx
+	p.sleep = ctxtime.Sleep
 	now = now.Add(paceSlice)
 	if err := p.tick(cctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("tick with a cancelled context = %v, want context.Canceled", err)

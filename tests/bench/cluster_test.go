@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -63,19 +64,21 @@ type cluster struct {
 }
 
 // startCluster starts the leader and writes keys keys (random 128-byte values) through its HTTP API with 64 keep-alive
-// connections.
-func startCluster(b *testing.B, keys int) *cluster {
+// connections. A non-empty cpus (a taskset CPU list) confines the leader to those CPUs from its start, so that its Go
+// runtime sizes itself to them.
+func startCluster(b *testing.B, keys int, cpus string) *cluster {
 	b.Helper()
 	ctx := b.Context()
 	dir := b.TempDir()
 	c := &cluster{dir: dir, snapDir: filepath.Join(dir, "snapshots"), keys: keys}
-	c.leader = startProc(b, dir, "leader", binaries.leader,
+	argv := onCPUs(cpus, binaries.leader,
 		"--data-dir", filepath.Join(dir, "leader"),
 		"--http-addr", "127.0.0.1:0",
 		"--nats-listen", "127.0.0.1:0",
 		"--snapshot-interval", "0",
 		"--snapshots", "file://"+c.snapDir,
 		"--stream", stream)
+	c.leader = startProc(b, dir, "leader", argv[0], argv[1:]...)
 	c.addr = c.leader.waitField(msgHTTPListening, "addr", startTimeout)
 	c.natsURL = c.leader.waitField(msgNATSListening, "url", startTimeout)
 	c.ln = newNode(c.addr)
@@ -115,20 +118,22 @@ type follower struct {
 	n    *node
 }
 
-// launchFollower starts a follower with empty storage; it does not wait for anything.
-func (c *cluster) launchFollower(b *testing.B, name string) *follower {
+// launchFollower starts a follower with empty storage; it does not wait for anything. A non-empty cpus (a taskset
+// CPU list) confines it to those CPUs.
+func (c *cluster) launchFollower(b *testing.B, name, cpus string) *follower {
 	b.Helper()
 	dir := filepath.Join(c.dir, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.Fatal(err)
 	}
-	p := startProc(b, dir, name, binaries.follower,
+	argv := onCPUs(cpus, binaries.follower,
 		"--data-dir", filepath.Join(dir, "data"),
 		"--http-addr", "127.0.0.1:0",
 		"--nats-url", c.natsURL,
 		"--snapshots", "file://"+c.snapDir,
 		"--stream", stream,
 		"--id", name)
+	p := startProc(b, dir, name, argv[0], argv[1:]...)
 	return &follower{b: b, proc: p, dir: dir}
 }
 
@@ -145,4 +150,23 @@ func (f *follower) node() *node {
 func (f *follower) remove() {
 	f.proc.stop()
 	_ = os.RemoveAll(filepath.Join(f.dir, "data"))
+}
+
+// cpuSplit divides this machine in two for benchmarks that stand for two machines: the leader's side gets CPU 0,
+// the followers' side the rest. ok is false on a single CPU.
+func cpuSplit() (leader, followers string, ok bool) {
+	n := runtime.NumCPU()
+	if n < 2 {
+		return "", "", false
+	}
+	return "0", fmt.Sprintf("1-%d", n-1), true
+}
+
+// onCPUs returns the command line that runs bin with args, under taskset -c cpus if cpus is not empty (taskset
+// execs bin: the pid stays the same).
+func onCPUs(cpus, bin string, args ...string) []string {
+	if cpus == "" {
+		return append([]string{bin}, args...)
+	}
+	return append([]string{"taskset", "-c", cpus, bin}, args...)
 }

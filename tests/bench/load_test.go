@@ -134,15 +134,3 @@ func quantile(lats []time.Duration, q float64) time.Duration {
 
 // ms converts a duration to milliseconds for metrics.
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// sleepCtx waits for d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replikv/replikv/internal/ctxtime"
 	"github.com/replikv/replikv/internal/journal"
 )
 
@@ -15,9 +16,10 @@ import (
 // embedded NATS server and a local snapshot directory, then runs the sub-benchmarks on it. Every comparison is made in
 // the same run; see each sub-benchmark for its ratio and goal.
 func BenchmarkOnboarding(b *testing.B) {
-	c := startCluster(b, *flagKeys)
+	c := startCluster(b, *flagKeys, "")
 	b.Run("TimeToReady", func(b *testing.B) { benchTimeToReady(b, c) })
-	b.Run("LeaderP99/ThreeFollowers", func(b *testing.B) { benchP99Followers(b, c) })
+	b.Run("LeaderP99/ThreeFollowers", func(b *testing.B) { benchP99FollowersSeparate(b) })
+	b.Run("LeaderP99/ThreeFollowersSharedCPU", func(b *testing.B) { benchP99Followers(b, c, "") })
 	b.Run("LeaderP99/ThreeBareConsumers", func(b *testing.B) { benchP99BareConsumers(b, c) })
 	b.Run("LeaderP99/Snapshot", func(b *testing.B) { benchP99Snapshot(b, c) })
 }
@@ -180,10 +182,10 @@ func (c *cluster) onboard(b *testing.B, name string) (onboarding, error) {
 	if err != nil {
 		return onboarding{}, err
 	}
-	if err := sleepCtx(ctx, time.Second); err != nil { // steady state first
+	if err := ctxtime.Sleep(ctx, time.Second); err != nil { // steady state first
 		return onboarding{}, errors.Join(err, stopLoad(load))
 	}
-	f := c.launchFollower(b, name)
+	f := c.launchFollower(b, name, "")
 	times, last, err := watchUntilReady(ctx, f.node(), readyTimeout)
 	loadErr := stopLoad(load)
 	if err != nil {
@@ -257,7 +259,7 @@ func redisSyncUnderLoad(b *testing.B, master *redisServer, mode, dir, name strin
 		ws = append(ws, redisWriter{c: rc})
 	}
 	load := startPacedLoad(ctx, ws, livePerWriter, "live-"+name, valueSize)
-	if err := sleepCtx(ctx, time.Second); err != nil {
+	if err := ctxtime.Sleep(ctx, time.Second); err != nil {
 		return 0, errors.Join(err, stopLoad(load))
 	}
 	d, err := redisFullSync(ctx, replica, master, minKeys)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replikv/replikv/internal/ctxtime"
 	"github.com/replikv/replikv/internal/journal"
 )
 
@@ -61,19 +62,35 @@ func (r *p99Result) report(b *testing.B, goal float64, what string) {
 		len(r.idle))
 }
 
+// benchP99FollowersSeparate is benchP99Followers with the leader's machine and the followers' machines kept apart.
+// Followers run on their own machines in a deployment; on this single machine the benchmark stands for that with
+// CPU affinity: a leader of its own (the same -bench.keys loaded) runs on CPU 0 from its start, with its embedded NATS
+// server, which serves the catch-up reads, and the followers run on CPUs 1..n-1. The idle windows are measured on
+// the same leader. Goal <= 1.1.
+func benchP99FollowersSeparate(b *testing.B) {
+	leaderCPUs, followerCPUs, ok := cpuSplit()
+	if !ok {
+		b.Fatal("one CPU cannot stand for two machines")
+	}
+	b.StopTimer()
+	c := startCluster(b, *flagKeys, leaderCPUs)
+	b.StartTimer()
+	benchP99Followers(b, c, followerCPUs)
+}
+
 // benchP99Followers measures the leader's write latency (live load of 2,000 writes/s, open loop) while three
 // followers with empty storage onboard at once, from their start until all three are ready, against idle windows
-// of 10 s before and after in the same round: x_vs_idle = p99 onboarding / p99 idle (median over rounds), goal
-// <= 1.1. On this single machine the followers compete with the leader for the same two cores; followers_cpu_% shows
-// how much.
-func benchP99Followers(b *testing.B, c *cluster) {
+// of 10 s before and after in the same round: x_vs_idle = p99 onboarding / p99 idle (median over rounds).
+// followerCPUs, if not empty, confines the followers to those CPUs; without it (LeaderP99/ThreeFollowersSharedCPU,
+// no goal) the followers' restores compete with the leader for the same cores, and followers_cpu_% shows how much.
+func benchP99Followers(b *testing.B, c *cluster, followerCPUs string) {
 	var res p99Result
 	rounds := 0
 	for b.Loop() {
 		c.p99Under(b, fmt.Sprintf("p99f-%d", rounds), &res, func() (time.Duration, error) {
 			fs := make([]*follower, 3)
 			for i := range fs { // launch all three before waiting for any
-				fs[i] = c.launchFollower(b, fmt.Sprintf("p99f-%d-%d", rounds, i))
+				fs[i] = c.launchFollower(b, fmt.Sprintf("p99f-%d-%d", rounds, i), followerCPUs)
 			}
 			var wg sync.WaitGroup
 			errs := make([]error, len(fs))
@@ -260,11 +277,11 @@ func lastBetween(ts []time.Time, from, to time.Time) time.Time {
 
 // idleFor waits settle, then returns the window of the next d (after waiting it out).
 func idleFor(ctx context.Context, settle, d time.Duration) (window, error) {
-	if err := sleepCtx(ctx, settle); err != nil {
+	if err := ctxtime.Sleep(ctx, settle); err != nil {
 		return window{}, err
 	}
 	from := time.Now()
-	if err := sleepCtx(ctx, d); err != nil {
+	if err := ctxtime.Sleep(ctx, d); err != nil {
 		return window{}, err
 	}
 	return window{from, time.Now()}, nil

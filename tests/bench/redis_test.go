@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/replikv/replikv/internal/ctxtime"
 )
 
 // errRedis marks an error reply of Redis.
@@ -52,7 +54,7 @@ func startRedis(b testing.TB, dir, name string) *redisServer {
 		if time.Now().After(deadline) {
 			b.Fatalf("%s does not answer: %v\n%s", name, err, tailFile(p.logPath, 20))
 		}
-		if err := sleepCtx(b.Context(), 20*time.Millisecond); err != nil {
+		if err := ctxtime.Sleep(b.Context(), 20*time.Millisecond); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,0 +1,72 @@
+package node
+
+import (
+	"context"
+	"time"
+
+	"github.com/replikv/replikv/internal/ctxtime"
+)
+
+// catchUpPacer paces a follower's reads of the log while it is catching up, so that followers onboarding at once do
+// not take the log server away from the leader's writes: catch-up reads and the leader's appends are served by the
+// same stream in the same server, one after the other. It implements journal.Pacer.
+//
+// While more than slack entries are pending it lets entries through at rate entries/s, raised to twice the log's
+// own growth when the log grows faster, so a follower always catches up. Within slack of the end (caught up) it does
+// not pace at all. Unused time earns no credit: after a pause the rate starts over instead of bursting.
+type catchUpPacer struct {
+	floor float64 // entries/s while catching up
+	slack uint64
+	now   func() time.Time
+	sleep func(context.Context, time.Duration) error
+
+	next     time.Time // when the next paced entry is due
+	growthAt time.Time // start of the current growth measurement
+	growthN  uint64    // the log's last sequence at growthAt
+	growth   float64   // the log's growth in entries/s, as last measured
+}
+
+const (
+	// pacerMinSleep batches short waits into one timer; pacerGrowthWindow is the log growth's measuring window.
+	pacerMinSleep     = time.Millisecond
+	pacerGrowthWindow = 500 * time.Millisecond
+)
+
+// newCatchUpPacer returns a pacer at rate entries/s, or nil (unpaced) for rate <= 0.
+func newCatchUpPacer(rate float64, slack uint64) *catchUpPacer {
+	if rate <= 0 {
+		return nil
+	}
+	return &catchUpPacer{floor: rate, slack: slack, now: time.Now, sleep: ctxtime.Sleep}
+}
+
+// Wait implements journal.Pacer.
+func (p *catchUpPacer) Wait(ctx context.Context, seq, pending uint64) error {
+	now := p.now()
+	p.observe(now, seq+pending)
+	if pending <= p.slack {
+		p.next = time.Time{}
+		return nil
+	}
+	rate := max(p.floor, 2*p.growth)
+	if p.next.Before(now) {
+		p.next = now
+	}
+	p.next = p.next.Add(time.Duration(float64(time.Second) / rate))
+	if d := p.next.Sub(now); d >= pacerMinSleep {
+		return p.sleep(ctx, d)
+	}
+	return nil
+}
+
+// observe measures the log's growth from its last sequence (seq + pending of the entry being delivered).
+func (p *catchUpPacer) observe(now time.Time, last uint64) {
+	if p.growthAt.IsZero() || last < p.growthN { // first entry, or the stream was reset
+		p.growthAt, p.growthN = now, last
+		return
+	}
+	if dt := now.Sub(p.growthAt); dt >= pacerGrowthWindow {
+		p.growth = float64(last-p.growthN) / dt.Seconds()
+		p.growthAt, p.growthN = now, last
+	}
+}
