@@ -4,6 +4,7 @@
 #   scripts/bench.sh            # core (internal/node) and onboarding (tests/bench, real binaries + Redis)
 #   BENCH_ONLY=core scripts/bench.sh
 #   BENCH_ONLY=onboarding scripts/bench.sh
+#   BENCH_ONLY=summary scripts/bench.sh   # only the summary of the outputs already in BENCH_OUT
 #
 # Knobs (environment): BENCHTIME_CORE (default 3x), BENCHTIME_ONBOARDING (default 3x), BENCH_KEYS (default
 # 1000000), BENCH_RSS_KEYS (default 2200000), BENCH_OUT (default build/bench). Raw outputs, the machine description
@@ -20,9 +21,11 @@ BENCH_ONLY=${BENCH_ONLY:-all}
 OUT=${BENCH_OUT:-build/bench}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
-rm -f "$OUT/core.txt" "$OUT/onboarding.txt" "$OUT/summary.txt" "$OUT/restore.cpu.pprof" "$OUT/restore.pprof.txt"
+if [ "$BENCH_ONLY" != summary ]; then
+	rm -f "$OUT/core.txt" "$OUT/onboarding.txt" "$OUT/summary.txt" "$OUT/restore.cpu.pprof" "$OUT/restore.pprof.txt"
+fi
 
-if [ "$BENCH_ONLY" != core ] && ! command -v redis-server >/dev/null 2>&1; then
+if [ "$BENCH_ONLY" != core ] && [ "$BENCH_ONLY" != summary ] && ! command -v redis-server >/dev/null 2>&1; then
 	echo "bench: installing redis-server (Debian package) for the Redis full-sync comparison"
 	SUDO=
 	if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
@@ -30,7 +33,7 @@ if [ "$BENCH_ONLY" != core ] && ! command -v redis-server >/dev/null 2>&1; then
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
 fi
 
-{
+[ "$BENCH_ONLY" = summary ] || {
 	echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 	echo "cpus:    $(nproc)"
 	echo "cpu:     $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
@@ -53,7 +56,7 @@ if [ "$BENCH_ONLY" = all ] || [ "$BENCH_ONLY" = onboarding ]; then
 		$GO tool pprof -top -nodecount=30 "$OUT/restore.cpu.pprof" >"$OUT/restore.pprof.txt" 2>/dev/null || true
 	fi
 fi
-echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (after the run)" | tee -a "$OUT/machine.txt"
+[ "$BENCH_ONLY" = summary ] || echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (after the run)" | tee -a "$OUT/machine.txt"
 
 # Summary: each goal with the measured ratio. "ge" goals need value >= goal, "le" goals value <= goal.
 results=()
@@ -89,14 +92,20 @@ function info(what, unit,    v) {
 	row("4 follower time to ready vs Redis full sync", "x_vs_redis", "le", 1.0)
 	info("  follower ready (s)", "follower_ready_s"); info("  redis full sync (s)", "redis_sync_s")
 }
-/^BenchmarkOnboarding\/LeaderP99\/ThreeFollowers/ {
+/^BenchmarkOnboarding\/LeaderP99\/ThreeFollowers-/ {
 	row("5 leader write p99, 3 followers onboarding vs idle", "x_vs_idle", "le", 1.1)
+	info("  idle p99 (ms)", "idle_p99_ms"); info("  onboarding p99 (ms)", "busy_p99_ms")
+}
+/^BenchmarkOnboarding\/LeaderP99\/ThreeFollowersSharedCPU/ {
+	info("  the same, followers on the leader CPUs too", "x_vs_idle")
 }
 /^BenchmarkOnboarding\/LeaderP99\/ThreeBareConsumers/ {
 	info("  control: 3 bare consumers draining the log vs idle", "x_vs_idle")
 }
 /^BenchmarkOnboarding\/LeaderP99\/Snapshot/ {
 	row("6 leader write p99 during a snapshot vs idle", "x_vs_idle", "le", 1.25)
+	info("  idle p99 (ms)", "idle_p99_ms"); info("  snapshot p99 (ms)", "busy_p99_ms")
+	info("  retention + log compaction after it: p99 (ms)", "compact_p99_ms")
 }
 /^BenchmarkFollower_RestoreRSS/ {
 	row("7 follower peak RSS restoring the >= 1 GB snapshot (MiB)", "full_peak_rss_MiB", "le", 256)
