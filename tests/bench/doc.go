@@ -5,15 +5,18 @@
 //   - BenchmarkOnboarding/TimeToReady: a new follower's time to ready under a live write load, split by stage next
 //     to each stage's raw ceiling, against a Redis replica's full sync (REPLICAOF) of the same keys;
 //   - BenchmarkOnboarding/LeaderP99/ThreeFollowers: the leader's write p99 while three followers onboard at once,
-//     against its idle p99;
-//   - BenchmarkOnboarding/LeaderP99/ThreeBareConsumers: the control experiment of the previous one, with three bare
-//     ordered consumers draining the same log entries instead of followers;
+//     against its idle p99, with the leader (its own, started under taskset on CPU 0) and the followers (the other
+//     CPUs) standing for separate machines;
+//   - BenchmarkOnboarding/LeaderP99/ThreeFollowersSharedCPU: the same on one host, nothing pinned;
+//   - BenchmarkOnboarding/LeaderP99/ThreeBareConsumers: the control experiment, with three bare ordered consumers
+//     draining the same log entries, unpaced, instead of followers;
 //   - BenchmarkOnboarding/LeaderP99/Snapshot: the leader's write p99 while it takes and uploads a snapshot, against
-//     its idle p99;
+//     its idle p99, and apart from it the p99 during retention and log compaction;
 //   - BenchmarkFollower_RestoreRSS: the follower process's peak RSS while restoring a snapshot of at least 1 GB and
 //     one of half that size.
 //
-// They need redis-server on PATH (scripts/bench.sh installs it) and take minutes. Run them with
+// They need redis-server and taskset on PATH (scripts/bench.sh installs Redis; taskset is in util-linux) and take
+// minutes. Run them with
 //
 //	go test -tags bench -run '^$' -bench . -benchtime 1x -timeout 60m ./tests/bench
 //
