@@ -96,6 +96,9 @@ function info(what, unit,    v) {
 	row("5 leader write p99, 3 followers onboarding vs idle", "x_vs_idle", "le", 1.1)
 	info("  idle p99 (ms)", "idle_p99_ms"); info("  onboarding p99 (ms)", "busy_p99_ms")
 }
+/^BenchmarkOnboarding\/LeaderP99\/ThreeFollowersNiced/ {
+	info("  the same, followers at nice 19 next to the leader", "x_vs_idle")
+}
 /^BenchmarkOnboarding\/LeaderP99\/ThreeFollowersSharedCPU/ {
 	info("  the same, followers on the leader CPUs too", "x_vs_idle")
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -118,15 +119,15 @@ type follower struct {
 	n    *node
 }
 
-// launchFollower starts a follower with empty storage; it does not wait for anything. A non-empty cpus (a taskset
-// CPU list) confines it to those CPUs.
-func (c *cluster) launchFollower(b *testing.B, name, cpus string) *follower {
+// launchFollower starts a follower with empty storage; it does not wait for anything. A non-empty wrap is a command
+// prefix that execs the follower (taskset, nice: the pid stays the follower's).
+func (c *cluster) launchFollower(b *testing.B, name string, wrap []string) *follower {
 	b.Helper()
 	dir := filepath.Join(c.dir, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.Fatal(err)
 	}
-	argv := onCPUs(cpus, binaries.follower,
+	argv := append(slices.Clone(wrap), binaries.follower,
 		"--data-dir", filepath.Join(dir, "data"),
 		"--http-addr", "127.0.0.1:0",
 		"--nats-url", c.natsURL,

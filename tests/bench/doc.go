@@ -7,6 +7,8 @@
 //   - BenchmarkOnboarding/LeaderP99/ThreeFollowers: the leader's write p99 while three followers onboard at once,
 //     against its idle p99, with the leader (its own, started under taskset on CPU 0) and the followers (the other
 //     CPUs) standing for separate machines;
+//   - BenchmarkOnboarding/LeaderP99/ThreeFollowersNiced: the same on the main leader, which keeps every CPU, with the
+//     followers on CPUs 1..n-1 at nice 19;
 //   - BenchmarkOnboarding/LeaderP99/ThreeFollowersSharedCPU: the same on one host, nothing pinned;
 //   - BenchmarkOnboarding/LeaderP99/ThreeBareConsumers: the control experiment, with three bare ordered consumers
 //     draining the same log entries, unpaced, instead of followers;

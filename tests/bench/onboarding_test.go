@@ -19,7 +19,8 @@ func BenchmarkOnboarding(b *testing.B) {
 	c := startCluster(b, *flagKeys, "")
 	b.Run("TimeToReady", func(b *testing.B) { benchTimeToReady(b, c) })
 	b.Run("LeaderP99/ThreeFollowers", func(b *testing.B) { benchP99FollowersSeparate(b) })
-	b.Run("LeaderP99/ThreeFollowersSharedCPU", func(b *testing.B) { benchP99Followers(b, c, "") })
+	b.Run("LeaderP99/ThreeFollowersNiced", func(b *testing.B) { benchP99FollowersNiced(b, c) })
+	b.Run("LeaderP99/ThreeFollowersSharedCPU", func(b *testing.B) { benchP99Followers(b, c, nil) })
 	b.Run("LeaderP99/ThreeBareConsumers", func(b *testing.B) { benchP99BareConsumers(b, c) })
 	b.Run("LeaderP99/Snapshot", func(b *testing.B) { benchP99Snapshot(b, c) })
 }
@@ -185,7 +186,7 @@ func (c *cluster) onboard(b *testing.B, name string) (onboarding, error) {
 	if err := ctxtime.Sleep(ctx, time.Second); err != nil { // steady state first
 		return onboarding{}, errors.Join(err, stopLoad(load))
 	}
-	f := c.launchFollower(b, name, "")
+	f := c.launchFollower(b, name, nil)
 	times, last, err := watchUntilReady(ctx, f.node(), readyTimeout)
 	loadErr := stopLoad(load)
 	if err != nil {

@@ -75,7 +75,17 @@ func benchP99FollowersSeparate(b *testing.B) {
 	b.StopTimer()
 	c := startCluster(b, *flagKeys, leaderCPUs)
 	b.StartTimer()
-	benchP99Followers(b, c, followerCPUs)
+	benchP99Followers(b, c, []string{"taskset", "-c", followerCPUs})
+}
+
+// benchP99FollowersNiced stands for separate machines the other way: the leader keeps every CPU, and the followers
+// run on CPUs 1..n-1 at the lowest priority (nice 19), so that they only get CPU time the leader leaves idle.
+func benchP99FollowersNiced(b *testing.B, c *cluster) {
+	_, followerCPUs, ok := cpuSplit()
+	if !ok {
+		b.Fatal("one CPU cannot stand for two machines")
+	}
+	benchP99Followers(b, c, []string{"taskset", "-c", followerCPUs, "nice", "-n", "19"})
 }
 
 // benchP99Followers measures the leader's write latency (live load of 2,000 writes/s, open loop) while three
@@ -83,14 +93,14 @@ func benchP99FollowersSeparate(b *testing.B) {
 // of 10 s before and after in the same round: x_vs_idle = p99 onboarding / p99 idle (median over rounds).
 // followerCPUs, if not empty, confines the followers to those CPUs; without it (LeaderP99/ThreeFollowersSharedCPU,
 // no goal) the followers' restores compete with the leader for the same cores, and followers_cpu_% shows how much.
-func benchP99Followers(b *testing.B, c *cluster, followerCPUs string) {
+func benchP99Followers(b *testing.B, c *cluster, wrap []string) {
 	var res p99Result
 	rounds := 0
 	for b.Loop() {
 		c.p99Under(b, fmt.Sprintf("p99f-%d", rounds), &res, func() (time.Duration, error) {
 			fs := make([]*follower, 3)
 			for i := range fs { // launch all three before waiting for any
-				fs[i] = c.launchFollower(b, fmt.Sprintf("p99f-%d-%d", rounds, i), followerCPUs)
+				fs[i] = c.launchFollower(b, fmt.Sprintf("p99f-%d-%d", rounds, i), wrap)
 			}
 			var wg sync.WaitGroup
 			errs := make([]error, len(fs))
