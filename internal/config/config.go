@@ -316,7 +316,7 @@ func ParseFollower(args []string, getenv func(string) string, stderr io.Writer) 
 	fs := p.fs
 	fs.StringVar(&c.ID, "id", "", "unique follower id shown by the leader; default derived from host name and data dir")
 	readyLag := fs.Int64("ready-lag", 100, "the follower is ready when it is at most this many log entries behind")
-	fs.Float64Var(&c.CatchUpRate, "catchup-rate", 20000, "log entries per second a follower reads while catching up, at least twice the log's growth; 0 = unpaced")
+	fs.Float64Var(&c.CatchUpRate, "catchup-rate", 20000, "log entries per second (at least 100) a follower reads while catching up, at least twice the log's growth; 0 = unpaced")
 	p.check(func() error {
 		if *readyLag < 0 {
 			return fmt.Errorf("--ready-lag: %d is negative", *readyLag)
@@ -325,8 +325,9 @@ func ParseFollower(args []string, getenv func(string) string, stderr io.Writer) 
 		return nil
 	})
 	p.check(func() error {
-		if !(c.CatchUpRate >= 0 && c.CatchUpRate <= 1e9) { // also refuses NaN and infinity
-			return fmt.Errorf("--catchup-rate: %v is not between 0 and 1e9 entries per second", c.CatchUpRate)
+		// Below 100/s the log consumer would pull so rarely that the server could drop it as inactive (1 minute).
+		if c.CatchUpRate != 0 && !(c.CatchUpRate >= 100 && c.CatchUpRate <= 1e9) { // also refuses NaN and infinity
+			return fmt.Errorf("--catchup-rate: %v is neither 0 (unpaced) nor between 100 and 1e9 entries per second", c.CatchUpRate)
 		}
 		return nil
 	})

@@ -74,6 +74,7 @@ func TestParse_Invalid(t *testing.T) {
 		{"CatchUpRateNegative", false, []string{"--catchup-rate", "-1"}, nil, "--catchup-rate"},
 		{"CatchUpRateNaN", false, []string{"--catchup-rate", "NaN"}, nil, "--catchup-rate"},
 		{"CatchUpRateInf", false, []string{"--catchup-rate", "+Inf"}, nil, "--catchup-rate"},
+		{"CatchUpRateTooSlow", false, []string{"--catchup-rate", "10"}, nil, "--catchup-rate"},
 		{"HTTPAddr", true, []string{"--http-addr", "nonsense"}, nil, "--http-addr"},
 		{"HTTPAddrPort", true, []string{"--http-addr", "127.0.0.1:99999"}, nil, "--http-addr"},
 		{"SnapshotKeep", true, []string{"--snapshot-keep", "1"}, nil, "--snapshot-keep"},
