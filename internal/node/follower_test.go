@@ -276,3 +276,32 @@ func TestFollower_ReplaysWhenSnapshotDirMissing(t *testing.T) {
 	}
 	digestsEqual(t, lurl, furl, 10*time.Second)
 }
+
+// TestFollower_CatchUpIsPaced checks that --catchup-rate is wired into the follower's log reads: a backlog well
+// beyond --ready-lag is read no faster than the rate, and the follower still ends ready with the leader's digest.
+func TestFollower_CatchUpIsPaced(t *testing.T) {
+	l := startLeader(t, t.TempDir(), t.TempDir())
+	lurl := base(l.HTTPAddr())
+	waitState(t, lurl, stateReady, 20*time.Second)
+	const n = 1200
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 8 {
+				put(t, lurl, fmt.Sprintf("k/%04d", i), "v")
+			}
+		}()
+	}
+	wg.Wait()
+	start := time.Now()
+	f := startFollower(t, t.TempDir(), t.TempDir(), l.NATSURL(), "--catchup-rate", "500")
+	furl := base(f.HTTPAddr())
+	waitState(t, furl, stateReady, 30*time.Second)
+	// About n - 100 (the ready lag) entries at 500/s: at least 2 s; unpaced this takes a few milliseconds.
+	if d := time.Since(start); d < 1800*time.Millisecond {
+		t.Fatalf("ready after %v, faster than --catchup-rate 500 allows for %d entries", d, n)
+	}
+	digestsEqual(t, lurl, furl, 20*time.Second)
+}
