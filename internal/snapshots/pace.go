@@ -22,7 +22,7 @@ type pacer struct {
 
 // paceSlice is how long the encoder works before it may yield. Short slices keep the extra latency a write can see
 // small (at most about one slice); long ones keep the timer cost negligible.
-const paceSlice = time.Millisecond
+const paceSlice = 250 * time.Microsecond
 
 func newPacer(share float64) *pacer {
 	if share >= 1 || share <= 0 {
