@@ -18,8 +18,10 @@ const (
 	pullBatch = 64
 	// defaultSubBuffer is the channel capacity when Subscribe gets buffer <= 0.
 	defaultSubBuffer = 4096
-	// consumerInactive is how long the server keeps an abandoned ordered consumer.
-	consumerInactive = time.Minute
+	// consumerInactive is how long the server keeps an abandoned ordered consumer; consumerDeleteTimeout bounds the
+	// deletion of a stopped one.
+	consumerInactive      = time.Minute
+	consumerDeleteTimeout = 2 * time.Second
 	// Reopen backoff after the ordered consumer failed to recover by itself.
 	reopenMinBackoff = 100 * time.Millisecond
 	reopenMaxBackoff = 5 * time.Second
@@ -50,9 +52,10 @@ type Subscription struct {
 
 	pacer Pacer // nil: unpaced
 
-	mu  sync.Mutex
-	it  jetstream.MessagesContext // current iterator; replaced on reopen
-	why error                     // the reason passed to stop
+	mu   sync.Mutex
+	it   jetstream.MessagesContext // current iterator; replaced on reopen
+	cons jetstream.Consumer        // its ordered consumer
+	why  error                     // the reason passed to stop
 
 	err error // written by run before close(ch); read after done
 }
@@ -87,7 +90,7 @@ func (c *Conn) Subscribe(ctx context.Context, startSeq uint64, buffer int, opts 
 	if c.isClosed() {
 		return nil, fmt.Errorf("journal: subscribe: %w", ErrClosed)
 	}
-	it, err := c.openIterator(ctx, startSeq)
+	it, cons, err := c.openIterator(ctx, startSeq)
 	if err != nil {
 		return nil, wrapErr("subscribe", err)
 	}
@@ -100,6 +103,7 @@ func (c *Conn) Subscribe(ctx context.Context, startSeq uint64, buffer int, opts 
 		quit:   make(chan struct{}),
 		done:   make(chan struct{}),
 		it:     it,
+		cons:   cons,
 	}
 	for _, o := range opts {
 		o(s)
@@ -116,7 +120,7 @@ func (c *Conn) Subscribe(ctx context.Context, startSeq uint64, buffer int, opts 
 // openIterator creates an ordered consumer starting at start and its message iterator. The consumer tries to
 // recover from a missed heartbeat or a reconnect once by itself; when that fails its Next returns the error and run
 // takes over with backoff, so that Stop is never stuck behind the library's own retry loop.
-func (c *Conn) openIterator(ctx context.Context, start uint64) (jetstream.MessagesContext, error) {
+func (c *Conn) openIterator(ctx context.Context, start uint64) (jetstream.MessagesContext, jetstream.Consumer, error) {
 	cons, err := c.js.OrderedConsumer(ctx, c.stream, jetstream.OrderedConsumerConfig{
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:       start,
@@ -124,9 +128,13 @@ func (c *Conn) openIterator(ctx context.Context, start uint64) (jetstream.Messag
 		InactiveThreshold: consumerInactive,
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return cons.Messages(jetstream.PullMaxMessages(pullBatch))
+	it, err := cons.Messages(jetstream.PullMaxMessages(pullBatch))
+	if err != nil {
+		return nil, nil, err
+	}
+	return it, cons, nil
 }
 
 // C returns the channel of log entries, in stream order. It is closed after Stop, Conn.Close or a fatal error.
@@ -143,8 +151,8 @@ func (s *Subscription) Err() error {
 	}
 }
 
-// Stop stops the subscription and waits for its goroutine; C is closed when it returns. Idempotent and safe for
-// concurrent use.
+// Stop stops the subscription and waits for its goroutine; C is closed when it returns. It then deletes the
+// consumer on the server (waiting at most 2 s for that). Idempotent and safe for concurrent use.
 func (s *Subscription) Stop() {
 	s.stopWith(nil)
 	s.c.untrack(s)
@@ -154,7 +162,9 @@ func (s *Subscription) Stop() {
 func (s *Subscription) stop() { s.stopWith(fmt.Errorf("journal: subscription: %w", ErrClosed)) }
 
 func (s *Subscription) stopWith(why error) {
+	first := false
 	s.once.Do(func() {
+		first = true
 		s.mu.Lock()
 		s.why = why
 		close(s.quit)
@@ -164,6 +174,30 @@ func (s *Subscription) stopWith(why error) {
 		it.Stop()
 	})
 	<-s.done
+	if first && why == nil {
+		s.deleteConsumer()
+	}
+}
+
+// deleteConsumer removes the subscription's consumer from the server after a Stop instead of leaving it to expire
+// (consumerInactive). Failing to is harmless: the server still drops it then.
+func (s *Subscription) deleteConsumer() {
+	s.mu.Lock()
+	cons := s.cons
+	s.mu.Unlock()
+	if cons == nil || !s.c.nc.IsConnected() { // cut off: do not hold Stop up for nothing
+		return
+	}
+	info := cons.CachedInfo()
+	if info == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), consumerDeleteTimeout)
+	defer cancel()
+	if err := s.c.js.DeleteConsumer(ctx, s.c.stream, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		s.c.log.Debug("could not delete a stopped subscription's consumer; the server drops it when inactive",
+			zap.String("consumer", info.Name), zap.Error(err))
+	}
 }
 
 // run is the subscription's only goroutine: it moves messages from the iterator to ch and reopens the consumer
@@ -260,7 +294,7 @@ func (s *Subscription) reopen(next uint64) jetstream.MessagesContext {
 			return nil
 		case <-timer.C:
 		}
-		it, err := s.c.openIterator(s.ctx, next)
+		it, cons, err := s.c.openIterator(s.ctx, next)
 		if err == nil {
 			s.mu.Lock()
 			if s.stopping() {
@@ -268,7 +302,7 @@ func (s *Subscription) reopen(next uint64) jetstream.MessagesContext {
 				s.finish(it)
 				return nil
 			}
-			s.it = it
+			s.it, s.cons = it, cons
 			s.mu.Unlock()
 			return it
 		}

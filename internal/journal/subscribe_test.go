@@ -215,3 +215,36 @@ func TestConn_SubscribeWithPacer(t *testing.T) {
 		}
 	})
 }
+
+// TestConn_SubscribeStopDeletesConsumer checks that Stop removes the server's consumer instead of leaving it to
+// expire.
+func TestConn_SubscribeStopDeletesConsumer(t *testing.T) {
+	e := startServer(t)
+	c := connectStream(t, e.ClientURL(), "DELCONS")
+	ctx := testCtx(t)
+	publishN(t, c, 0, 3)
+	consumers := func() int {
+		t.Helper()
+		st, err := c.js.Stream(ctx, "DELCONS")
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Consumers
+	}
+	s, err := c.Subscribe(ctx, 1, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	receive(t, s, 5*time.Second)
+	if n := consumers(); n != 1 {
+		t.Fatalf("%d consumers while subscribed, want 1", n)
+	}
+	s.Stop()
+	if n := consumers(); n != 0 {
+		t.Fatalf("%d consumers after Stop, want 0", n)
+	}
+}
