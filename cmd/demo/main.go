@@ -26,6 +26,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/replikv/replikv/internal/ctxtime"
 )
 
 func main() {
@@ -275,7 +277,7 @@ func waitReady(ctx context.Context, url string, timeout time.Duration) error {
 		if err := getJSON(ctx, url+"/v1/status", &st); err == nil && st.State == "ready" {
 			return nil
 		}
-		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+		if err := ctxtime.Sleep(ctx, 100*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -328,7 +330,7 @@ func watchOnboarding(ctx context.Context, url string, out io.Writer) error {
 				return nil
 			}
 		}
-		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+		if err := ctxtime.Sleep(ctx, 200*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -346,7 +348,7 @@ func sameSeqDigests(ctx context.Context, leaderURL, followerURL string, timeout 
 		if err := getJSON(ctx, fmt.Sprintf("%s/v1/digest?min_seq=%d&timeout=10s", followerURL, ld.Seq), &fd); err == nil && fd.Seq == ld.Seq {
 			return ld, fd, nil
 		}
-		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+		if err := ctxtime.Sleep(ctx, 100*time.Millisecond); err != nil {
 			return ld, fd, err
 		}
 	}
@@ -478,17 +480,6 @@ func doJSON(req *http.Request, want int, v any) error {
 		return fmt.Errorf("%s %s: %d %s", req.Method, req.URL.Path, resp.StatusCode, strings.TrimSpace(string(body)))
 	}
 	return json.Unmarshal(body, v)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 func human(n int64) string {

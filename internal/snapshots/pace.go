@@ -9,7 +9,7 @@ import (
 
 // pacer keeps the snapshot encoder to a share of one core, so that a snapshot taken on a busy leader leaves the
 // write path its CPU. It works in slices: after every paceSlice of wall time spent encoding it sleeps long enough
-// that encoding takes at most share of the elapsed time. share >= 1 (or <= 0) turns pacing off.
+// that encoding takes at most share of the elapsed time. A share outside (0, 1) turns pacing off.
 //
 // Wall time over-counts the encoder's CPU when it is itself preempted, which only makes the pacer more polite.
 type pacer struct {
@@ -25,7 +25,7 @@ type pacer struct {
 const paceSlice = 250 * time.Microsecond
 
 func newPacer(share float64) *pacer {
-	if share >= 1 || share <= 0 {
+	if !(share > 0 && share < 1) { // also NaN
 		return nil
 	}
 	return &pacer{share: share, now: time.Now, sleep: ctxtime.Sleep}

@@ -3,6 +3,7 @@ package snapshots
 import (
 	"context"
 	"errors"
+	"math"
 	"testing"
 	"time"
 
@@ -10,7 +11,7 @@ import (
 )
 
 func TestPacer(t *testing.T) {
-	for _, share := range []float64{0, -1, 1, 2} {
+	for _, share := range []float64{0, -1, 1, 2, math.NaN()} {
 		if p := newPacer(share); p != nil {
 			t.Fatalf("newPacer(%v) = %+v, want nil (unpaced)", share, p)
 		}

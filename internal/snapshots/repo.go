@@ -18,7 +18,7 @@ type Repo struct {
 	store  Store
 	stream string
 	log    *zap.Logger
-	// createCPU is the share of one core Create's encoder may use (see WithCreateCPU); 0 means unpaced.
+	// createCPU is the share of one core Create's encoder may use (see WithCreateCPU); outside (0, 1) unpaced.
 	createCPU float64
 	// zstd keeps Create's compressor between snapshots; copies made by WithCreateCPU share it.
 	zstd *zstdCache
@@ -45,9 +45,6 @@ func NewRepo(store Store, stream string, log *zap.Logger) *Repo {
 func (r *Repo) WithCreateCPU(share float64) *Repo {
 	c := *r
 	c.createCPU = share
-	if share >= 1 || share < 0 {
-		c.createCPU = 0
-	}
 	return &c
 }
 

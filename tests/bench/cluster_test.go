@@ -65,14 +65,14 @@ type cluster struct {
 }
 
 // startCluster starts the leader and writes keys keys (random 128-byte values) through its HTTP API with 64 keep-alive
-// connections. A non-empty cpus (a taskset CPU list) confines the leader to those CPUs from its start, so that its Go
-// runtime sizes itself to them.
-func startCluster(b *testing.B, keys int, cpus string) *cluster {
+// connections. A non-empty wrap is a command prefix that execs the leader (taskset: it then runs on those CPUs from
+// its start, so that its Go runtime sizes itself to them).
+func startCluster(b *testing.B, keys int, wrap []string) *cluster {
 	b.Helper()
 	ctx := b.Context()
 	dir := b.TempDir()
 	c := &cluster{dir: dir, snapDir: filepath.Join(dir, "snapshots"), keys: keys}
-	argv := onCPUs(cpus, binaries.leader,
+	argv := append(slices.Clone(wrap), binaries.leader,
 		"--data-dir", filepath.Join(dir, "leader"),
 		"--http-addr", "127.0.0.1:0",
 		"--nats-listen", "127.0.0.1:0",
@@ -161,13 +161,4 @@ func cpuSplit() (leader, followers string, ok bool) {
 		return "", "", false
 	}
 	return "0", fmt.Sprintf("1-%d", n-1), true
-}
-
-// onCPUs returns the command line that runs bin with args, under taskset -c cpus if cpus is not empty (taskset
-// execs bin: the pid stays the same).
-func onCPUs(cpus, bin string, args ...string) []string {
-	if cpus == "" {
-		return append([]string{bin}, args...)
-	}
-	return append([]string{"taskset", "-c", cpus, bin}, args...)
 }

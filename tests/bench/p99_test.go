@@ -73,7 +73,7 @@ func benchP99FollowersSeparate(b *testing.B) {
 		b.Fatal("one CPU cannot stand for two machines")
 	}
 	b.StopTimer()
-	c := startCluster(b, *flagKeys, leaderCPUs)
+	c := startCluster(b, *flagKeys, []string{"taskset", "-c", leaderCPUs})
 	b.StartTimer()
 	benchP99Followers(b, c, []string{"taskset", "-c", followerCPUs})
 }
