@@ -22,9 +22,9 @@ type Ack struct {
 // expectedLast (0 = empty stream): one writer can pipeline thousands of entries and is still fenced against a second
 // writer (but a stale pipeline is refused only until one of its expected sequences happens to match the log: after
 // the first failure, treat every later entry of the same pipeline as possibly stored). msgID, when not empty, is sent
-// as Nats-Msg-Id: within 2 minutes the server acks a re-send of the same id with the original sequence instead of
-// storing it again. The server checks the expected sequence first, so the re-send must expect the current last
-// sequence to be recognised as a duplicate.
+// as Nats-Msg-Id: within the stream's duplicate window (1 second) the server acks a re-send of the same id with the
+// original sequence instead of storing it again. The server checks the expected sequence first, so the re-send must
+// expect the current last sequence to be recognised as a duplicate.
 //
 // At most 4096 publishes are in flight; when that many are pending, PublishAsync backs off until a slot frees or
 // ctx is done. It fails at once with ErrUnavailable while disconnected (nothing is buffered for later), ErrClosed

@@ -11,8 +11,13 @@ import (
 	"go.uber.org/zap"
 )
 
-// duplicateWindow is how long the server remembers Nats-Msg-Id values to drop re-sent entries.
-const duplicateWindow = 2 * time.Minute
+// duplicateWindow is how long the server remembers Nats-Msg-Id values to drop re-sent entries. replikv never re-sends
+// an entry (a pipeline that lost track of its publishes re-reads the log instead), and the Expected-Last-Msg-Id chain
+// only needs the stream's last id, which the server keeps apart from this window. So the window is short: the server
+// keeps one map entry per message of the window, and at the server default of 2 minutes that map (240,000 entries
+// at 2,000 writes/s) was most of the leader's live heap, so that every garbage collection took longer and stalled
+// writes longer.
+const duplicateWindow = time.Second
 
 // Info is the state of the log stream. An empty stream has FirstSeq = LastSeq+1 (a purged stream keeps its
 // LastSeq, so the next entry still gets LastSeq+1).
@@ -38,9 +43,10 @@ func logStreamConfig(name string, replicas int) jetstream.StreamConfig {
 }
 
 // EnsureStream creates the log stream if it is missing (subject replikv.<stream>.log, file storage, limits
-// retention, no message/byte/age limits, 2 minute duplicate window, Config.Replicas). If the stream exists it checks
+// retention, no message/byte/age limits, 1 second duplicate window, Config.Replicas). If the stream exists it checks
 // that nothing in its configuration would reject or drop entries and returns ErrStreamConfig naming the first
-// difference. Other failures: ErrUnavailable, ErrClosed.
+// difference; a longer duplicate window (a stream created by an earlier version) is shortened, and a failure to do
+// so is only logged. Other failures: ErrUnavailable, ErrClosed.
 func (c *Conn) EnsureStream(ctx context.Context) (Info, error) {
 	stream, err := c.js.Stream(ctx, c.stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -58,6 +64,17 @@ func (c *Conn) EnsureStream(ctx context.Context) (Info, error) {
 	si := stream.CachedInfo()
 	if err := checkStreamConfig(si.Config, logSubject(c.stream)); err != nil {
 		return Info{}, fmt.Errorf("journal: ensure stream %s: %w", c.stream, err)
+	}
+	if si.Config.Duplicates > duplicateWindow {
+		cfg := si.Config
+		cfg.Duplicates = duplicateWindow
+		if _, err := c.js.UpdateStream(ctx, cfg); err != nil {
+			c.log.Warn("cannot shorten the log stream's duplicate window", zap.Duration("window", si.Config.Duplicates),
+				zap.Error(err))
+		} else {
+			c.log.Info("shortened the log stream's duplicate window", zap.Duration("from", si.Config.Duplicates),
+				zap.Duration("to", duplicateWindow))
+		}
 	}
 	if si.Config.Replicas != c.replicas {
 		c.log.Warn("log stream replicas differ from config", zap.Int("stream_replicas", si.Config.Replicas),

@@ -25,7 +25,7 @@ func TestConn_EnsureStream(t *testing.T) {
 			t.Fatal(err)
 		}
 		cfg := s.CachedInfo().Config
-		if cfg.Subjects[0] != "replikv.CREATE.log" || cfg.Storage != jetstream.FileStorage || cfg.Duplicates != 2*time.Minute {
+		if cfg.Subjects[0] != "replikv.CREATE.log" || cfg.Storage != jetstream.FileStorage || cfg.Duplicates != time.Second {
 			t.Fatalf("stream config = %+v", cfg)
 		}
 	})
@@ -42,6 +42,27 @@ func TestConn_EnsureStream(t *testing.T) {
 		}
 		if info != (Info{FirstSeq: 1, LastSeq: 3, Msgs: 3}) {
 			t.Fatalf("info = %+v", info)
+		}
+	})
+
+	t.Run("ShortensDuplicateWindow", func(t *testing.T) {
+		// A stream created with the server's default window (as earlier versions did) gets the short one.
+		c := connect(t, e.ClientURL(), "OLDWINDOW")
+		ctx := testCtx(t)
+		cfg := logStreamConfig("OLDWINDOW", 1)
+		cfg.Duplicates = 2 * time.Minute
+		if _, err := c.js.CreateStream(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.EnsureStream(ctx); err != nil {
+			t.Fatalf("EnsureStream: %v", err)
+		}
+		s, err := c.js.Stream(ctx, "OLDWINDOW")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.CachedInfo().Config.Duplicates; got != duplicateWindow {
+			t.Fatalf("duplicate window = %v, want %v", got, duplicateWindow)
 		}
 	})
 
