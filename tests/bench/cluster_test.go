@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,6 +80,7 @@ func startCluster(b *testing.B, keys int, wrap []string) *cluster {
 		"--snapshot-interval", "0",
 		"--snapshots", "file://"+c.snapDir,
 		"--stream", stream)
+	argv = append(argv, strings.Fields(*flagLeaderArgs)...)
 	c.leader = startProc(b, dir, "leader", argv[0], argv[1:]...)
 	c.addr = c.leader.waitField(msgHTTPListening, "addr", startTimeout)
 	c.natsURL = c.leader.waitField(msgNATSListening, "url", startTimeout)
@@ -134,6 +136,7 @@ func (c *cluster) launchFollower(b *testing.B, name string, wrap []string) *foll
 		"--snapshots", "file://"+c.snapDir,
 		"--stream", stream,
 		"--id", name)
+	argv = append(argv, strings.Fields(*flagFollowerArgs)...)
 	p := startProc(b, dir, name, argv[0], argv[1:]...)
 	return &follower{b: b, proc: p, dir: dir}
 }

@@ -17,6 +17,10 @@ var (
 		"keys (random 128-byte values) the onboarding benchmarks load into the leader and into Redis")
 	flagRSSKeys = flag.Int("bench.rsskeys", 2_200_000,
 		"keys (480-byte random values) of the larger snapshot of BenchmarkFollower_RestoreRSS; the smaller has half")
+	flagLeaderArgs = flag.String("bench.leaderargs", "",
+		"extra flags for the leader binaries, space-separated (e.g. \"--snapshot-cpu 0.1\")")
+	flagFollowerArgs = flag.String("bench.followerargs", "",
+		"extra flags for the follower binaries, space-separated (e.g. \"--catchup-rate 4000\")")
 	flagProfile = flag.String("bench.profile", "",
 		"if set, write the CPU profile of an in-process restore of the onboarding snapshot to this file")
 )
