@@ -25,6 +25,8 @@ const (
 	staleTempAge = time.Hour
 	// copyBufSize is the buffer for Put's copy loop.
 	copyBufSize = 256 << 10
+	// writebackEvery is how many bytes Put writes between two requests to write the file back (see writebackFile).
+	writebackEvery = 1 << 20
 	// putAttempts covers a concurrent Delete removing an empty directory between Put's MkdirAll and CreateTemp.
 	putAttempts = 3
 )
@@ -135,7 +137,7 @@ func (s *fileStore) Put(ctx context.Context, key string, r io.Reader) (int64, er
 
 // writeTemp copies r into f, syncs and closes it. f is closed on every path.
 func (s *fileStore) writeTemp(ctx context.Context, f *os.File, r io.Reader) (int64, error) {
-	n, err := io.CopyBuffer(onlyWriter{f}, ctxReader{ctx: ctx, r: r}, make([]byte, copyBufSize))
+	n, err := io.CopyBuffer(&writebackFile{f: f}, ctxReader{ctx: ctx, r: r}, make([]byte, copyBufSize))
 	if err == nil {
 		err = f.Sync()
 	}
@@ -303,7 +305,23 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-// onlyWriter hides *os.File's ReadFrom so CopyBuffer goes through ctxReader.
-type onlyWriter struct{ w io.Writer }
+// writebackFile writes to f and, every writebackEvery bytes, has the kernel start writing what it holds back to
+// disk. Without it a snapshot's data file stays in the page cache until the fsync at the end, which then writes
+// hundreds of megabytes at once and stalls the leader's own writes to the same disk for tens of milliseconds. It
+// stops asking after the first failure (some file systems do not support it): the fsync still makes the file
+// durable. As a plain io.Writer it also hides *os.File's ReadFrom, so CopyBuffer goes through ctxReader.
+type writebackFile struct {
+	f          *os.File
+	n, started int64
+	off        bool
+}
 
-func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
+func (w *writebackFile) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.n += int64(n)
+	if !w.off && w.n-w.started >= writebackEvery {
+		w.started = w.n
+		w.off = startWriteback(w.f, w.n) != nil
+	}
+	return n, err
+}

@@ -21,6 +21,10 @@ import (
 // bounds the temporary disk space and the writer's in-memory index.
 const sstTargetBytes = 64 << 20
 
+// loaderBytesPerSync is how much of a table the Loader writes between two requests to write it back to disk (pebble's
+// own default for its tables is 512 KiB).
+const loaderBytesPerSync = 1 << 20
+
 // Loader bulk-loads a restore into a fresh directory. Keys arrive in strictly increasing byte order, so they are
 // written straight into sorted sstables that pebble ingests into its bottom level: no memtable, no WAL, no
 // compaction. Memory stays bounded (one sstable writer) whatever the snapshot size.
@@ -111,6 +115,9 @@ func (l *Loader) startTable() error {
 	if err != nil {
 		return err
 	}
+	// Write the table back to disk as it grows, as pebble does for its own tables, instead of leaving it all to the
+	// fsync when it is finished: one flush of tens of megabytes stalls every other writer of the disk.
+	f = vfs.NewSyncingFile(f, vfs.SyncingFileOptions{BytesPerSync: loaderBytesPerSync})
 	l.w = sstable.NewWriter(objstorageprovider.NewFileWritable(f), l.wopts)
 	l.sstBytes = 0
 	return nil
