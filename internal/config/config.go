@@ -248,7 +248,7 @@ func ParseLeader(args []string, getenv func(string) string, stderr io.Writer) (L
 	fs.StringVar(&c.AdvertiseURL, "advertise-url", "", "the URL followers send writers to; default http:// + the bound HTTP address")
 	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", 5*time.Minute, "take a snapshot this often if the log moved; 0 = only on demand")
 	fs.IntVar(&c.SnapshotKeep, "snapshot-keep", 3, "snapshots kept in the store; never fewer than 2")
-	fs.Float64Var(&c.SnapshotCPU, "snapshot-cpu", 0.25, "share of one CPU core a snapshot may use, in (0, 1]; 1 = unpaced (fastest)")
+	fs.Float64Var(&c.SnapshotCPU, "snapshot-cpu", 0.1, "share of one CPU core a snapshot may use, in (0, 1]; 1 = unpaced (fastest)")
 	fs.IntVar(&c.SyncFollowers, "sync-followers", 0, "a write is confirmed only after this many ready followers applied it (0 = asynchronous)")
 	fs.DurationVar(&c.SyncTimeout, "sync-timeout", 5*time.Second, "how long a write waits for --sync-followers")
 	fs.IntVar(&c.StreamReplicas, "stream-replicas", 1, "replicas of the stream when it is created (3 on a clustered JetStream)")

@@ -20,7 +20,7 @@ func TestParseLeader_Defaults(t *testing.T) {
 	if c.DataDir != "./data/leader" || c.HTTPAddr != "127.0.0.1:8080" || c.NATSURL != "" || c.Stream != "REPLIKV" ||
 		c.NATSListen != "127.0.0.1:4222" || c.SnapshotInterval != 5*time.Minute || c.SnapshotKeep != 3 ||
 		c.SyncFollowers != 0 || c.SyncTimeout != 5*time.Second || c.S3Region != "us-east-1" || c.LogLevel != "info" ||
-		c.StreamReplicas != 1 || c.NATSSyncAlways || c.NATSSyncInterval != 0 || c.SnapshotCPU != 0.25 {
+		c.StreamReplicas != 1 || c.NATSSyncAlways || c.NATSSyncInterval != 0 || c.SnapshotCPU != 0.1 {
 		t.Fatalf("defaults: %+v", c)
 	}
 	if !strings.HasPrefix(c.Snapshots, "file:///") || !strings.HasSuffix(c.Snapshots, "/data/snapshots") {
