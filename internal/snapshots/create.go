@@ -121,8 +121,8 @@ type encodeResult struct {
 // encode runs src through the Encoder and zstd into w, hashing and counting the compressed bytes. cpuShare in (0, 1)
 // paces it (see Repo.WithCreateCPU).
 func encode(ctx context.Context, src Source, seq uint64, w io.Writer, cpuShare float64, zc *zstdCache) encodeResult {
-	hw := &hashWriter{w: w, h: sha256.New()}
 	pace := newPacer(cpuShare)
+	hw := &hashWriter{w: w, h: sha256.New(), pace: pace}
 	parallel := pace == nil
 	zw, err := zc.get(hw, parallel)
 	if err != nil {
@@ -168,16 +168,18 @@ func encode(ctx context.Context, src Source, seq uint64, w io.Writer, cpuShare f
 	return encodeResult{keys: dig.Keys(), bytes: hw.n, sha256: hex.EncodeToString(hw.h.Sum(nil)), digest: dig.Sum()}
 }
 
-// hashWriter counts and hashes what passes through it, and remembers the first write error.
+// hashWriter counts and hashes what passes through it, and remembers the first write error. The time its writes
+// wait for the upload does not count as the encoder's work for pace.
 type hashWriter struct {
-	w   io.Writer
-	h   hash.Hash
-	n   int64
-	err error
+	w    io.Writer
+	h    hash.Hash
+	pace *pacer
+	n    int64
+	err  error
 }
 
 func (hw *hashWriter) Write(p []byte) (int, error) {
-	n, err := hw.w.Write(p)
+	n, err := hw.pace.timeWrite(func() (int, error) { return hw.w.Write(p) })
 	hw.h.Write(p[:n])
 	hw.n += int64(n)
 	if err != nil && hw.err == nil {

@@ -320,8 +320,8 @@ func (w *writebackFile) Write(p []byte) (int, error) {
 	n, err := w.f.Write(p)
 	w.n += int64(n)
 	if !w.off && w.n-w.started >= writebackEvery {
+		w.off = startWriteback(w.f, w.started, w.n) != nil
 		w.started = w.n
-		w.off = startWriteback(w.f, w.n) != nil
 	}
 	return n, err
 }

@@ -11,13 +11,16 @@ import (
 // write path its CPU. It works in slices: after every paceSlice of wall time spent encoding it sleeps long enough
 // that encoding takes at most share of the elapsed time. A share outside (0, 1) turns pacing off.
 //
-// Wall time over-counts the encoder's CPU when it is itself preempted, which only makes the pacer more polite.
+// Work is measured in wall time, less the time the encoder spent blocked on the upload (waited): a slow disk or
+// network must not be multiplied into long pauses. Wall time still over-counts the encoder's CPU when it is itself
+// preempted, which only makes the pacer more polite.
 type pacer struct {
-	share float64
-	now   func() time.Time
-	sleep func(context.Context, time.Duration) error
-	since time.Time // start of the current slice of work
-	slept time.Duration
+	share   float64
+	now     func() time.Time
+	sleep   func(context.Context, time.Duration) error
+	since   time.Time     // start of the current slice of work
+	blocked time.Duration // time of the current slice spent waiting for the upload
+	slept   time.Duration
 }
 
 // paceSlice is how long the encoder works before it may yield. Short slices keep the extra latency a write can see
@@ -44,7 +47,7 @@ func (p *pacer) tick(ctx context.Context) error {
 	if p == nil {
 		return nil
 	}
-	worked := p.now().Sub(p.since)
+	worked := p.now().Sub(p.since) - p.blocked
 	if worked < paceSlice {
 		return nil
 	}
@@ -54,5 +57,17 @@ func (p *pacer) tick(ctx context.Context) error {
 	}
 	p.slept += idle
 	p.since = p.now()
+	p.blocked = 0
 	return nil
+}
+
+// timeWrite runs write, a write to the upload, and counts the time it took as waiting rather than work.
+func (p *pacer) timeWrite(write func() (int, error)) (int, error) {
+	if p == nil {
+		return write()
+	}
+	t0 := p.now()
+	n, err := write()
+	p.blocked += p.now().Sub(t0)
+	return n, err
 }

@@ -51,6 +51,25 @@ func TestPacer(t *testing.T) {
 		t.Fatalf("tick right after a pause: %v, slept %v", err, sleeps)
 	}
 
+	// Time spent waiting for the upload is not work: a slice of which most went to waiting goes on.
+	if _, err := p.timeWrite(func() (int, error) { now = now.Add(10 * paceSlice); return 0, nil }); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(paceSlice / 4) // with the half slice above: three quarters of a slice of work
+	if err := p.tick(ctx); err != nil || len(sleeps) != 1 {
+		t.Fatalf("tick after waiting for the upload: %v, slept %v", err, sleeps)
+	}
+	now = now.Add(paceSlice / 2) // 1.25 slices of work in 11.25 slices of wall time
+	if err := p.tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if want := 3 * paceSlice * 5 / 4; len(sleeps) != 2 || sleeps[1] != want {
+		t.Fatalf("slept %v, want %v after the first pause", sleeps, want)
+	}
+	if n, err := nilPacer.timeWrite(func() (int, error) { return 3, nil }); n != 3 || err != nil {
+		t.Fatalf("unpaced timeWrite = %d, %v", n, err)
+	}
+
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
 	p.sleep = ctxtime.Sleep

@@ -8,4 +8,4 @@ import (
 )
 
 // startWriteback is only implemented on Linux; elsewhere the fsync at the end writes everything.
-func startWriteback(*os.File, int64) error { return errors.ErrUnsupported }
+func startWriteback(*os.File, int64, int64) error { return errors.ErrUnsupported }
