@@ -17,7 +17,7 @@ import (
 // keeps one map entry per message of the window, and at the server default of 2 minutes that map (240,000 entries
 // at 2,000 writes/s) was most of the leader's live heap, so that every garbage collection took longer and stalled
 // writes longer.
-const duplicateWindow = 2 * time.Minute
+const duplicateWindow = time.Second
 
 // Info is the state of the log stream. An empty stream has FirstSeq = LastSeq+1 (a purged stream keeps its
 // LastSeq, so the next entry still gets LastSeq+1).
