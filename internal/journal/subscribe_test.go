@@ -185,19 +185,11 @@ func TestConn_SubscribeWithPacer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for {
+		waitFor(t, 5*time.Second, "the pacer to be asked", func() bool {
 			p.mu.Lock()
-			n := len(p.calls)
-			p.mu.Unlock()
-			if n > 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("the pacer was never asked")
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+			defer p.mu.Unlock()
+			return len(p.calls) > 0
+		})
 		select {
 		case m := <-s.C():
 			t.Fatalf("entry %d delivered while the pacer blocks", m.Seq)
