@@ -96,6 +96,10 @@ function info(what, unit,    v) {
 	row("5 leader write p99, 3 followers onboarding vs idle", "x_vs_idle", "le", 1.1)
 	info("  idle p99 (ms)", "idle_p99_ms"); info("  onboarding p99 (ms)", "busy_p99_ms")
 }
+/^BenchmarkOnboarding\/LeaderP99\/ThreeFollowersLogServer/ {
+	row("5 the same, log on a nats-server of its own (CPU 1)", "x_vs_idle", "le", 1.1)
+	info("  idle p99 (ms)", "idle_p99_ms"); info("  onboarding p99 (ms)", "busy_p99_ms")
+}
 /^BenchmarkOnboarding\/LeaderP99\/ThreeFollowersNiced/ {
 	info("  the same, followers at nice 19 next to the leader", "x_vs_idle")
 }

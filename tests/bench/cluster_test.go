@@ -7,10 +7,12 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -67,23 +69,30 @@ type cluster struct {
 
 // startCluster starts the leader and writes keys keys (random 128-byte values) through its HTTP API with 64 keep-alive
 // connections. A non-empty wrap is a command prefix that execs the leader (taskset: it then runs on those CPUs from
-// its start, so that its Go runtime sizes itself to them).
-func startCluster(b *testing.B, keys int, wrap []string) *cluster {
+// its start, so that its Go runtime sizes itself to them). With an empty natsURL the leader runs its embedded NATS
+// server; otherwise it uses the NATS server at natsURL (see startLogServer).
+func startCluster(b *testing.B, keys int, wrap []string, natsURL string) *cluster {
 	b.Helper()
 	ctx := b.Context()
 	dir := b.TempDir()
-	c := &cluster{dir: dir, snapDir: filepath.Join(dir, "snapshots"), keys: keys}
+	c := &cluster{dir: dir, snapDir: filepath.Join(dir, "snapshots"), keys: keys, natsURL: natsURL}
 	argv := append(slices.Clone(wrap), binaries.leader,
 		"--data-dir", filepath.Join(dir, "leader"),
 		"--http-addr", "127.0.0.1:0",
-		"--nats-listen", "127.0.0.1:0",
 		"--snapshot-interval", "0",
 		"--snapshots", "file://"+c.snapDir,
 		"--stream", stream)
+	if natsURL == "" {
+		argv = append(argv, "--nats-listen", "127.0.0.1:0")
+	} else {
+		argv = append(argv, "--nats-url", natsURL)
+	}
 	argv = append(argv, strings.Fields(*flagLeaderArgs)...)
 	c.leader = startProc(b, dir, "leader", argv[0], argv[1:]...)
 	c.addr = c.leader.waitField(msgHTTPListening, "addr", startTimeout)
-	c.natsURL = c.leader.waitField(msgNATSListening, "url", startTimeout)
+	if natsURL == "" {
+		c.natsURL = c.leader.waitField(msgNATSListening, "url", startTimeout)
+	}
 	c.ln = newNode(c.addr)
 	if err := waitReady(ctx, c.ln, startTimeout); err != nil {
 		b.Fatal(err)
@@ -164,4 +173,39 @@ func cpuSplit() (leader, followers string, ok bool) {
 		return "", "", false
 	}
 	return "0", fmt.Sprintf("1-%d", n-1), true
+}
+
+// startLogServer starts a nats-server process (the version go.mod pins) with JetStream, its storage in a temporary
+// directory, on a free loopback port, and waits until its monitoring endpoint reports JetStream healthy. A non-empty
+// wrap is a command prefix that execs it (taskset). It returns the client URL. The process is killed at cleanup.
+func startLogServer(b *testing.B, wrap []string) string {
+	b.Helper()
+	dir := b.TempDir()
+	port, mport := freePort(b), freePort(b)
+	argv := append(slices.Clone(wrap), binaries.nats,
+		"-a", "127.0.0.1", "-p", strconv.Itoa(port), "-m", strconv.Itoa(mport),
+		"-js", "-sd", filepath.Join(dir, "jetstream"))
+	p := startProc(b, dir, "nats-server", argv[0], argv[1:]...)
+	health := fmt.Sprintf("http://127.0.0.1:%d/healthz?js-enabled-only=true", mport)
+	ctx, cancel := context.WithTimeout(b.Context(), startTimeout)
+	defer cancel()
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, health, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return fmt.Sprintf("nats://127.0.0.1:%d", port)
+			}
+		}
+		select {
+		case <-p.done:
+			b.Fatalf("nats-server exited before it was healthy:\n%s", tailFile(p.logPath, 30))
+		case <-ctx.Done():
+			b.Fatalf("nats-server not healthy within %v:\n%s", startTimeout, tailFile(p.logPath, 30))
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }

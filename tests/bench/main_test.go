@@ -30,6 +30,7 @@ var (
 var binaries struct {
 	leader   string
 	follower string
+	nats     string // nats-server, for the benchmarks that run the log server apart from the leader
 }
 
 func TestMain(m *testing.M) {
@@ -50,5 +51,9 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	binaries.leader, binaries.follower = paths.Leader, paths.Follower
+	if binaries.nats, err = testbin.BuildNATS(dir); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		return 1
+	}
 	return m.Run()
 }

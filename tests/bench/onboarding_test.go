@@ -16,9 +16,10 @@ import (
 // embedded NATS server and a local snapshot directory, then runs the sub-benchmarks on it. Every comparison is made in
 // the same run; see each sub-benchmark for its ratio and goal.
 func BenchmarkOnboarding(b *testing.B) {
-	c := startCluster(b, *flagKeys, nil)
+	c := startCluster(b, *flagKeys, nil, "")
 	b.Run("TimeToReady", func(b *testing.B) { benchTimeToReady(b, c) })
 	b.Run("LeaderP99/ThreeFollowers", func(b *testing.B) { benchP99FollowersSeparate(b) })
+	b.Run("LeaderP99/ThreeFollowersLogServer", func(b *testing.B) { benchP99FollowersLogServer(b) })
 	b.Run("LeaderP99/ThreeFollowersNiced", func(b *testing.B) { benchP99FollowersNiced(b, c) })
 	b.Run("LeaderP99/ThreeFollowersSharedCPU", func(b *testing.B) { benchP99Followers(b, c, nil) })
 	b.Run("LeaderP99/ThreeBareConsumers", func(b *testing.B) { benchP99BareConsumers(b, c) })

@@ -35,7 +35,8 @@ func (r *p99Result) addRound(idle, busy []time.Duration) {
 
 // report reports x_vs_idle as the median of the rounds' ratios: an outside stall of a few hundred milliseconds on
 // this shared machine spoils the p99 of the window it falls in, and the median of three rounds discards one such
-// round. The pooled p99s and their ratio are reported too.
+// round. With an even number of rounds it takes the higher of the two middle ones, never the flattering one. The
+// pooled p99s and their ratio are reported too.
 func (r *p99Result) report(b *testing.B, goal float64, what string) {
 	if len(r.idle) == 0 || len(r.busy) == 0 || len(r.ratios) == 0 {
 		b.Fatalf("no samples (idle %d, busy %d)", len(r.idle), len(r.busy))
@@ -44,7 +45,7 @@ func (r *p99Result) report(b *testing.B, goal float64, what string) {
 	pooled := float64(busy99) / float64(idle99)
 	ratios := slices.Clone(r.ratios)
 	slices.Sort(ratios)
-	ratio := ratios[(len(ratios)-1)/2]
+	ratio := ratios[len(ratios)/2]
 	b.ReportMetric(ms(idle99), "idle_p99_ms")
 	b.ReportMetric(ms(busy99), "busy_p99_ms")
 	b.ReportMetric(ratio, "x_vs_idle")
@@ -73,9 +74,26 @@ func benchP99FollowersSeparate(b *testing.B) {
 		b.Fatal("one CPU cannot stand for two machines")
 	}
 	b.StopTimer()
-	c := startCluster(b, *flagKeys, []string{"taskset", "-c", leaderCPUs})
+	c := startCluster(b, *flagKeys, []string{"taskset", "-c", leaderCPUs}, "")
 	b.StartTimer()
 	benchP99Followers(b, c, []string{"taskset", "-c", followerCPUs})
+}
+
+// benchP99FollowersLogServer stands for the deployment where the log runs on NATS servers of their own
+// (docker-compose, a JetStream cluster): a leader of its own (the same -bench.keys loaded) without an embedded server
+// and with nothing pinned, a nats-server process on CPUs 1..n-1, and the followers on those CPUs too at the lowest
+// priority (nice 19), so that on that side the log server, which serves both the leader's publishes and the
+// followers' catch-up reads, comes first. The idle windows are measured on the same leader and log server. Goal <= 1.1.
+func benchP99FollowersLogServer(b *testing.B) {
+	_, followerCPUs, ok := cpuSplit()
+	if !ok {
+		b.Fatal("one CPU cannot stand for two machines")
+	}
+	b.StopTimer()
+	natsURL := startLogServer(b, []string{"taskset", "-c", followerCPUs})
+	c := startCluster(b, *flagKeys, nil, natsURL)
+	b.StartTimer()
+	benchP99Followers(b, c, []string{"taskset", "-c", followerCPUs, "nice", "-n", "19"})
 }
 
 // benchP99FollowersNiced stands for separate machines the other way: the leader keeps every CPU, and the followers

@@ -19,31 +19,49 @@ type Paths struct {
 // Build runs `go build` for cmd/leader and cmd/follower into dir, without the race detector: the suites measure
 // timing-sensitive behaviour and run several processes on two cores.
 func Build(dir string) (Paths, error) {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		return Paths{}, fmt.Errorf("build: go tool not found: %w", err)
-	}
-	out, err := exec.Command(goBin, "env", "GOMOD").Output()
-	if err != nil {
-		return Paths{}, fmt.Errorf("build: go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return Paths{}, errors.New("build: not inside the replikv module")
-	}
-	root := filepath.Dir(gomod)
 	var p Paths
 	for _, b := range []struct {
 		pkg string
 		dst *string
 	}{{"./cmd/leader", &p.Leader}, {"./cmd/follower", &p.Follower}} {
-		path := filepath.Join(dir, filepath.Base(b.pkg))
-		cmd := exec.Command(goBin, "build", "-o", path, b.pkg)
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return Paths{}, fmt.Errorf("build %s: %w\n%s", b.pkg, err, out)
+		path, err := build(dir, b.pkg)
+		if err != nil {
+			return Paths{}, err
 		}
 		*b.dst = path
 	}
 	return p, nil
+}
+
+// BuildNATS builds the nats-server binary of the version go.mod pins into dir and returns its path, for suites that
+// run the log server as a process of its own.
+func BuildNATS(dir string) (string, error) {
+	return build(dir, "github.com/nats-io/nats-server/v2")
+}
+
+// build runs `go build` for pkg, from the root of the module that contains the working directory, into dir.
+func build(dir, pkg string) (string, error) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return "", fmt.Errorf("build: go tool not found: %w", err)
+	}
+	out, err := exec.Command(goBin, "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("build: go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("build: not inside the replikv module")
+	}
+	name := filepath.Base(pkg)
+	if name == "v2" { // github.com/nats-io/nats-server/v2
+		name = filepath.Base(filepath.Dir(pkg))
+	}
+	path := filepath.Join(dir, name)
+	cmd := exec.Command(goBin, "build", "-o", path, pkg)
+	cmd.Dir = filepath.Dir(gomod)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build %s: %w\n%s", pkg, err, out)
+	}
+	return path, nil
 }
