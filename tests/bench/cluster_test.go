@@ -56,7 +56,8 @@ func (v *values) next() []byte {
 	return v.buf
 }
 
-// cluster is a leader binary with its embedded NATS server and a local snapshot directory, loaded with keys.
+// cluster is a leader binary with its NATS server (embedded, or a process of its own: startLogServer) and a local
+// snapshot directory, loaded with keys.
 type cluster struct {
 	dir     string
 	snapDir string
