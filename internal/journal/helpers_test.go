@@ -1,15 +1,12 @@
 package journal
 
 import (
-	"bytes"
 	"context"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
+	"github.com/replikv/replikv/internal/testutil/testlog"
 )
 
 // startServer runs an embedded server on a free port with its store in a temp dir; it stops at cleanup.
@@ -31,47 +28,12 @@ func startServerAt(t testing.TB, listen, dir string) *Embedded {
 // connect opens a Conn on stream; it closes at cleanup.
 func connect(t testing.TB, url, stream string) *Conn {
 	t.Helper()
-	c, err := Connect(testCtx(t), Config{URL: url, Stream: stream, Name: t.Name(), Logger: testLogger(t)})
+	c, err := Connect(testCtx(t), Config{URL: url, Stream: stream, Name: t.Name(), Logger: testlog.New(t)})
 	if err != nil {
 		t.Fatalf("Connect: %v", err)
 	}
 	t.Cleanup(c.Close)
 	return c
-}
-
-// testLogger logs to t like zaptest's logger, but drops what is logged once the test's cleanup has begun: nats.go
-// runs the connection callbacks, which log, on a goroutine of its own that can outlive the test by a moment, and
-// testing forbids t.Log after the test has finished (the race detector reports it). Call it before registering the
-// cleanups that close what logs to it: cleanups run last-in, first-out.
-func testLogger(t testing.TB) *zap.Logger {
-	w := &cleanupGuardedWriter{t: t}
-	t.Cleanup(w.close)
-	enc := zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig())
-	return zap.New(zapcore.NewCore(enc, w, zapcore.DebugLevel))
-}
-
-// cleanupGuardedWriter forwards writes to t.Logf until close.
-type cleanupGuardedWriter struct {
-	mu     sync.Mutex
-	t      testing.TB
-	closed bool
-}
-
-func (w *cleanupGuardedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.closed {
-		w.t.Logf("%s", bytes.TrimRight(p, "\n"))
-	}
-	return len(p), nil
-}
-
-func (w *cleanupGuardedWriter) Sync() error { return nil }
-
-func (w *cleanupGuardedWriter) close() {
-	w.mu.Lock()
-	w.closed = true
-	w.mu.Unlock()
 }
 
 // connectStream connects and ensures the stream exists.

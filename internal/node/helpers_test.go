@@ -13,15 +13,15 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/replikv/replikv/internal/config"
 	"github.com/replikv/replikv/internal/store"
+	"github.com/replikv/replikv/internal/testutil/testlog"
 )
 
 func testLogger(t testing.TB) *zap.Logger {
 	if os.Getenv("REPLIKV_TEST_LOG") != "" {
-		return zaptest.NewLogger(t)
+		return testlog.New(t)
 	}
 	return zap.NewNop()
 }
