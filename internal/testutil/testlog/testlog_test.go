@@ -13,8 +13,10 @@ type fakeTB struct {
 	cleanups []func()
 }
 
-func (f *fakeTB) Logf(format string, args ...any) { f.lines = append(f.lines, fmt.Sprintf(format, args...)) }
-func (f *fakeTB) Cleanup(fn func())               { f.cleanups = append(f.cleanups, fn) }
+func (f *fakeTB) Logf(format string, args ...any) {
+	f.lines = append(f.lines, fmt.Sprintf(format, args...))
+}
+func (f *fakeTB) Cleanup(fn func()) { f.cleanups = append(f.cleanups, fn) }
 
 func TestNew_DropsLinesAfterCleanup(t *testing.T) {
 	f := &fakeTB{TB: t}
