@@ -8,4 +8,5 @@ const (
 	logPath   = "path"
 	logBytes  = "bytes"
 	logKeys   = "keys"
+	logKey    = "key"
 )

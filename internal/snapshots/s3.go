@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -19,6 +20,10 @@ const (
 	// singlePutMax is how much Put reads ahead: an object that ends within it goes up in one PUT request instead
 	// of a three-request multipart upload (manifests are always this small).
 	singlePutMax = 1 << 20
+	// staleUploadAge is how long ago an unfinished multipart upload must have started before Init(create=true)
+	// aborts it as a crash leftover. S3 dates an upload by its start, not its last part, and a paced snapshot of a
+	// large store can take hours, so this is much longer than the file backend's staleTempAge.
+	staleUploadAge = 24 * time.Hour
 )
 
 // s3Store is the s3:// backend: objects under bucket/prefix.
@@ -29,6 +34,8 @@ type s3Store struct {
 	partSize uint64
 	desc     string
 	log      *zap.Logger
+	// staleAge is how long ago an unfinished multipart upload must have started before Init(create=true) aborts it.
+	staleAge time.Duration
 }
 
 // newS3Store builds the client; minio.New does not touch the network.
@@ -62,6 +69,7 @@ func newS3Store(bucket, prefix string, cfg S3Config, log *zap.Logger) (*s3Store,
 		partSize: cfg.PartSize,
 		desc:     desc,
 		log:      log.With(zap.String(logStore, desc)),
+		staleAge: staleUploadAge,
 	}, nil
 }
 
@@ -86,6 +94,9 @@ func (s *s3Store) Init(ctx context.Context, create bool) error {
 		return s3Err(op, err)
 	}
 	if ok {
+		if create {
+			s.abortStaleUploads(ctx)
+		}
 		return nil
 	}
 	if !create {
@@ -102,6 +113,40 @@ func (s *s3Store) Init(ctx context.Context, create bool) error {
 	}
 	s.log.Info("created bucket", zap.String("bucket", s.bucket))
 	return nil
+}
+
+// abortStaleUploads aborts the multipart uploads under the prefix that were started more than staleAge ago: the
+// parts of a leader killed mid-upload, which S3 keeps (and bills) until they are aborted. Like the file backend's
+// temporary files, they cost only space, so errors are logged (a gateway may not list uploads at all).
+func (s *s3Store) abortStaleUploads(ctx context.Context) {
+	cutoff := time.Now().Add(-s.staleAge)
+	var stale []minio.ObjectMultipartInfo
+	var listErr error
+	// ListIncompleteUploads runs a goroutine until its channel is drained or ctx ends: drain on every path.
+	lctx, cancel := context.WithCancel(ctx)
+	for up := range s.client.ListIncompleteUploads(lctx, s.bucket, s.prefix, true) {
+		switch {
+		case up.Err != nil:
+			if listErr == nil {
+				listErr = up.Err
+				cancel()
+			}
+		case strings.HasPrefix(up.Key, s.prefix) && !up.Initiated.IsZero() && up.Initiated.Before(cutoff):
+			stale = append(stale, up)
+		}
+	}
+	cancel()
+	if listErr != nil {
+		s.log.Warn("list unfinished multipart uploads", zap.Error(s3Err("list uploads", listErr)))
+	}
+	core := minio.Core{Client: s.client}
+	for _, up := range stale {
+		if err := core.AbortMultipartUpload(ctx, s.bucket, up.Key, up.UploadID); err != nil {
+			s.log.Warn("abort stale multipart upload", zap.String(logKey, up.Key), zap.Error(s3Err("abort upload", err)))
+			continue
+		}
+		s.log.Info("aborted stale multipart upload", zap.String(logKey, up.Key), zap.Time("initiated", up.Initiated))
+	}
 }
 
 func (s *s3Store) Put(ctx context.Context, key string, r io.Reader) (int64, error) {

@@ -7,11 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
 	"github.com/replikv/replikv/internal/testutil/versitygw"
 	"go.uber.org/zap/zaptest"
 )
@@ -95,6 +97,68 @@ func TestS3Store_Outage(t *testing.T) {
 	srv.Restart(t)
 	if got := mustGet(t, s, "k"); string(got) != "v" {
 		t.Fatalf("Get after restart = %q", got)
+	}
+}
+
+// A leader killed mid-upload leaves an unfinished multipart upload behind. The leader's next Init aborts those under
+// its prefix that started more than staleAge ago, and leaves younger ones (a running Put may own them), those outside
+// its prefix, and everything on a follower's Init alone.
+func TestS3Store_AbortsStaleUploads(t *testing.T) {
+	t.Parallel()
+	srv := versitygw.Start(t)
+	ctx := t.Context()
+	const bucket = "stale-uploads"
+	st, err := Open("s3://"+bucket+"/mine", S3Config{
+		Endpoint: srv.Endpoint, Insecure: true, AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey,
+	}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := st.(*s3Store)
+	if err := s.Init(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	core := minio.Core{Client: s.client}
+	for _, key := range []string{"mine/REPLIKV/7/data", "other/REPLIKV/7/data"} {
+		if _, err := core.NewMultipartUpload(ctx, bucket, key, minio.PutObjectOptions{}); err != nil {
+			t.Fatalf("start upload %s: %v", key, err)
+		}
+	}
+	uploads := func() []string {
+		t.Helper()
+		var keys []string
+		for up := range s.client.ListIncompleteUploads(ctx, bucket, "", true) {
+			if up.Err != nil {
+				t.Fatalf("list uploads: %v", up.Err)
+			}
+			keys = append(keys, up.Key)
+		}
+		slices.Sort(keys)
+		return keys
+	}
+	both := []string{"mine/REPLIKV/7/data", "other/REPLIKV/7/data"}
+	if err := s.Init(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := uploads(); !slices.Equal(got, both) {
+		t.Fatalf("after Init with young uploads: %v, want %v", got, both)
+	}
+	s.staleAge = -time.Minute // every upload is stale now
+	if err := s.Init(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := uploads(); !slices.Equal(got, both) {
+		t.Fatalf("after a follower's Init: %v, want %v", got, both)
+	}
+	if err := s.Init(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := uploads(); !slices.Equal(got, both[1:]) {
+		t.Fatalf("after the leader's Init with stale uploads: %v, want %v", got, both[1:])
+	}
+	mustPut(t, s, "REPLIKV/7/data", "v")
+	if got := mustGet(t, s, "REPLIKV/7/data"); string(got) != "v" {
+		t.Fatalf("Get after the abort = %q", got)
 	}
 }
 
