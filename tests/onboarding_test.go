@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -119,5 +120,44 @@ func TestOnboarding_ThreeAtOnce(t *testing.T) {
 	for _, f := range fs {
 		waitDigestEqual(t, lc, f.api())
 		verifyLoad(t, f.api(), ledger)
+	}
+}
+
+// TestOnboarding_CatchUpMirror: with --catchup-mirror on the leader, a follower joining under load restores the
+// newest snapshot, catches up from the log's mirror, then follows the log itself, and converges to the leader's
+// exact state.
+func TestOnboarding_CatchUpMirror(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{})
+	ld := c.startLeader("--catchup-mirror")
+	lc := ld.api()
+	lg := startLoad(t, lc, loadOpts{})
+	lg.waitAcked(t, 1000)
+	s := lc.snapshot(t)
+	lg.waitAcked(t, lg.acked.Load()+2000) // the joiner starts far more than --ready-lag behind the snapshot
+
+	f := c.startFollower("joiner")
+	fc := f.api()
+	st, states := fc.waitReady(t)
+	checkOnboardingStates(t, states)
+	if st.SnapshotSeq != s.Seq {
+		t.Fatalf("follower snapshot_seq %d, want %d", st.SnapshotSeq, s.Seq)
+	}
+	lg.waitAcked(t, lg.acked.Load()+500)
+	ledger := lg.stop()
+	ledger.requireDefinite(t)
+	waitDigestEqual(t, lc, fc)
+	verifyLoad(t, fc, ledger)
+	out, err := os.ReadFile(f.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, msg := range []string{"catching up from the log's mirror", "caught up from the mirror; following the log"} {
+		if !strings.Contains(string(out), `"msg":"`+msg+`"`) {
+			t.Fatalf("the follower did not log %q", msg)
+		}
+	}
+	if strings.Contains(string(out), "instead of its mirror") {
+		t.Fatal("the follower fell back from the mirror to the log")
 	}
 }

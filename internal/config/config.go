@@ -74,6 +74,9 @@ type Leader struct {
 	SnapshotKeep int
 	// SnapshotCPU is the share of one core a snapshot's encoder may use, in (0, 1]; 1 means unpaced.
 	SnapshotCPU float64
+	// CatchUpMirror makes the leader keep a JetStream mirror of the log (<stream>_catchup) that followers catch up
+	// from, so their reads do not hold back the leader's publishes.
+	CatchUpMirror bool
 	// SyncFollowers is how many ready followers must apply a write before it is confirmed; 0 = asynchronous.
 	SyncFollowers int
 	// SyncTimeout is how long a write waits for SyncFollowers before answering 202.
@@ -249,6 +252,7 @@ func ParseLeader(args []string, getenv func(string) string, stderr io.Writer) (L
 	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", 5*time.Minute, "take a snapshot this often if the log moved; 0 = only on demand")
 	fs.IntVar(&c.SnapshotKeep, "snapshot-keep", 3, "snapshots kept in the store; never fewer than 2")
 	fs.Float64Var(&c.SnapshotCPU, "snapshot-cpu", 0.1, "share of one CPU core a snapshot may use, in (0, 1]; 1 = unpaced (fastest)")
+	fs.BoolVar(&c.CatchUpMirror, "catchup-mirror", false, "keep a mirror of the log (<stream>_catchup) for followers to catch up from, so their reads do not slow the leader's writes")
 	fs.IntVar(&c.SyncFollowers, "sync-followers", 0, "a write is confirmed only after this many ready followers applied it (0 = asynchronous)")
 	fs.DurationVar(&c.SyncTimeout, "sync-timeout", 5*time.Second, "how long a write waits for --sync-followers")
 	fs.IntVar(&c.StreamReplicas, "stream-replicas", 1, "replicas of the stream when it is created (3 on a clustered JetStream)")

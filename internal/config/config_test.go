@@ -20,7 +20,8 @@ func TestParseLeader_Defaults(t *testing.T) {
 	if c.DataDir != "./data/leader" || c.HTTPAddr != "127.0.0.1:8080" || c.NATSURL != "" || c.Stream != "REPLIKV" ||
 		c.NATSListen != "127.0.0.1:4222" || c.SnapshotInterval != 5*time.Minute || c.SnapshotKeep != 3 ||
 		c.SyncFollowers != 0 || c.SyncTimeout != 5*time.Second || c.S3Region != "us-east-1" || c.LogLevel != "info" ||
-		c.StreamReplicas != 1 || c.NATSSyncAlways || c.NATSSyncInterval != 0 || c.SnapshotCPU != 0.1 {
+		c.StreamReplicas != 1 || c.NATSSyncAlways || c.NATSSyncInterval != 0 || c.SnapshotCPU != 0.1 ||
+		c.CatchUpMirror {
 		t.Fatalf("defaults: %+v", c)
 	}
 	if !strings.HasPrefix(c.Snapshots, "file:///") || !strings.HasSuffix(c.Snapshots, "/data/snapshots") {
@@ -44,7 +45,7 @@ func TestParseFollower_Defaults(t *testing.T) {
 
 func TestParse_EnvAndPrecedence(t *testing.T) {
 	e := env(map[string]string{"REPLIKV_DATA_DIR": "/env/dir", "REPLIKV_SNAPSHOT_KEEP": "5",
-		"REPLIKV_HTTP_ADDR": "0.0.0.0:9000", "REPLIKV_NATS_SYNC_INTERVAL": "always",
+		"REPLIKV_HTTP_ADDR": "0.0.0.0:9000", "REPLIKV_NATS_SYNC_INTERVAL": "always", "REPLIKV_CATCHUP_MIRROR": "true",
 		"AWS_ACCESS_KEY_ID": "AK", "AWS_SECRET_ACCESS_KEY": "SK"})
 	c, err := ParseLeader([]string{"--data-dir", "/flag/dir"}, e, io.Discard)
 	if err != nil {
@@ -53,7 +54,7 @@ func TestParse_EnvAndPrecedence(t *testing.T) {
 	if c.DataDir != "/flag/dir" {
 		t.Fatalf("flag must win over env: %q", c.DataDir)
 	}
-	if c.SnapshotKeep != 5 || c.HTTPAddr != "0.0.0.0:9000" || !c.NATSSyncAlways {
+	if c.SnapshotKeep != 5 || c.HTTPAddr != "0.0.0.0:9000" || !c.NATSSyncAlways || !c.CatchUpMirror {
 		t.Fatalf("env not applied: %+v", c)
 	}
 	if c.AWSAccessKeyID != "AK" || c.AWSSecretAccessKey != "SK" {
@@ -83,6 +84,8 @@ func TestParse_Invalid(t *testing.T) {
 		{"SnapshotCPUNaN", true, []string{"--snapshot-cpu", "NaN"}, nil, "--snapshot-cpu"},
 		{"SnapshotCPUEnv", true, nil, map[string]string{"REPLIKV_SNAPSHOT_CPU": "-0.5"}, "snapshot-cpu"},
 		{"SnapshotInterval", true, []string{"--snapshot-interval", "-1s"}, nil, "--snapshot-interval"},
+		{"CatchUpMirror", true, []string{"--catchup-mirror=maybe"}, nil, "catchup-mirror"},
+		{"CatchUpMirrorEnv", true, nil, map[string]string{"REPLIKV_CATCHUP_MIRROR": "yes"}, "catchup-mirror"},
 		{"Snapshots", true, []string{"--snapshots", "ftp://x"}, nil, "--snapshots"},
 		{"SnapshotsRelative", true, []string{"--snapshots", "file://rel/dir"}, nil, "--snapshots"},
 		{"NATSURL", false, []string{"--nats-url", "http://x:1"}, nil, "--nats-url"},

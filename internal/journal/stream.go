@@ -139,7 +139,8 @@ func (c *Conn) Info(ctx context.Context) (Info, error) {
 
 // Purge removes every log entry with a sequence below keepFrom (log compaction below a snapshot). keepFrom <= the
 // first sequence is a no-op; keepFrom = LastSeq+1 empties the stream but keeps its sequence numbering. keepFrom
-// beyond LastSeq+1 is refused (the server would move the next sequence forward), wrapping ErrMalformed.
+// beyond LastSeq+1 is refused (the server would move the next sequence forward), wrapping ErrMalformed. The catch-up
+// mirror, if there is one, is trimmed the same way; failing to is only logged.
 // Errors: ErrNoStream, ErrUnavailable, ErrClosed.
 func (c *Conn) Purge(ctx context.Context, keepFrom uint64) error {
 	stream, err := c.js.Stream(ctx, c.stream)
@@ -151,12 +152,15 @@ func (c *Conn) Purge(ctx context.Context, keepFrom uint64) error {
 		return fmt.Errorf("journal: purge: %w: keep-from %d beyond last sequence %d + 1", ErrMalformed, keepFrom,
 			info.LastSeq)
 	}
-	if keepFrom <= info.FirstSeq {
-		return nil
+	if keepFrom > info.FirstSeq {
+		if err := stream.Purge(ctx, jetstream.WithPurgeSequence(keepFrom)); err != nil {
+			return wrapErr("purge", err)
+		}
+		c.log.Info("purged log", zap.Uint64("keep_from", keepFrom))
 	}
-	if err := stream.Purge(ctx, jetstream.WithPurgeSequence(keepFrom)); err != nil {
-		return wrapErr("purge", err)
+	if err := c.purgeMirror(ctx, keepFrom); err != nil {
+		// The log is compacted; the mirror only keeps more than it needs until the next purge.
+		c.log.Warn("could not purge the catch-up mirror", zap.Uint64("keep_from", keepFrom), zap.Error(err))
 	}
-	c.log.Info("purged log", zap.Uint64("keep_from", keepFrom))
 	return nil
 }

@@ -50,7 +50,8 @@ type Subscription struct {
 	done   chan struct{}
 	once   sync.Once
 
-	pacer Pacer // nil: unpaced
+	pacer  Pacer  // nil: unpaced
+	stream string // the stream read: the log, or its catch-up mirror
 
 	mu   sync.Mutex
 	it   jetstream.MessagesContext // current iterator; replaced on reopen
@@ -76,6 +77,13 @@ func WithPacer(p Pacer) SubscribeOption {
 	return func(s *Subscription) { s.pacer = p }
 }
 
+// FromCatchUpMirror reads the log's catch-up mirror (see EnsureCatchUpMirror) instead of the log. The mirror keeps
+// the log's sequence numbers, but it lags behind the log and may start later: the caller checks the first delivered
+// Msg.Seq, and switches to the log itself to follow its tail. Errors: ErrNoStream when there is no mirror.
+func FromCatchUpMirror() SubscribeOption {
+	return func(s *Subscription) { s.stream = mirrorName(s.c.stream) }
+}
+
 // Subscribe starts reading the log at startSeq (0 is read as 1) with an ordered consumer, delivering on a channel of
 // capacity buffer (<= 0 means 4096). If startSeq was purged the server silently starts at the first entry still
 // present: the journal does not hide that, the caller must check Msg.Seq. ctx bounds the creation of the consumer
@@ -90,26 +98,24 @@ func (c *Conn) Subscribe(ctx context.Context, startSeq uint64, buffer int, opts 
 	if c.isClosed() {
 		return nil, fmt.Errorf("journal: subscribe: %w", ErrClosed)
 	}
-	it, cons, err := c.openIterator(ctx, startSeq)
-	if err != nil {
-		return nil, wrapErr("subscribe", err)
-	}
-	sctx, cancel := context.WithCancel(context.Background())
 	s := &Subscription{
 		c:      c,
 		ch:     make(chan Msg, buffer),
-		ctx:    sctx,
-		cancel: cancel,
 		quit:   make(chan struct{}),
 		done:   make(chan struct{}),
-		it:     it,
-		cons:   cons,
+		stream: c.stream,
 	}
 	for _, o := range opts {
 		o(s)
 	}
+	it, cons, err := c.openIterator(ctx, s.stream, startSeq)
+	if err != nil {
+		return nil, wrapErr("subscribe", err)
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.it, s.cons = it, cons
 	if err := c.track(s); err != nil {
-		cancel()
+		s.cancel()
 		it.Stop()
 		return nil, fmt.Errorf("journal: subscribe: %w", err)
 	}
@@ -120,8 +126,8 @@ func (c *Conn) Subscribe(ctx context.Context, startSeq uint64, buffer int, opts 
 // openIterator creates an ordered consumer starting at start and its message iterator. The consumer tries to
 // recover from a missed heartbeat or a reconnect once by itself; when that fails its Next returns the error and run
 // takes over with backoff, so that Stop is never stuck behind the library's own retry loop.
-func (c *Conn) openIterator(ctx context.Context, start uint64) (jetstream.MessagesContext, jetstream.Consumer, error) {
-	cons, err := c.js.OrderedConsumer(ctx, c.stream, jetstream.OrderedConsumerConfig{
+func (c *Conn) openIterator(ctx context.Context, stream string, start uint64) (jetstream.MessagesContext, jetstream.Consumer, error) {
+	cons, err := c.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:       start,
 		MaxResetAttempts:  1,
@@ -194,7 +200,7 @@ func (s *Subscription) deleteConsumer() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), consumerDeleteTimeout)
 	defer cancel()
-	if err := s.c.js.DeleteConsumer(ctx, s.c.stream, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+	if err := s.c.js.DeleteConsumer(ctx, s.stream, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		s.c.log.Debug("could not delete a stopped subscription's consumer; the server drops it when inactive",
 			zap.String("consumer", info.Name), zap.Error(err))
 	}
@@ -294,7 +300,7 @@ func (s *Subscription) reopen(next uint64) jetstream.MessagesContext {
 			return nil
 		case <-timer.C:
 		}
-		it, cons, err := s.c.openIterator(s.ctx, next)
+		it, cons, err := s.c.openIterator(s.ctx, s.stream, next)
 		if err == nil {
 			s.mu.Lock()
 			if s.stopping() {

@@ -213,36 +213,102 @@ func (f *Follower) bootstrap(ctx context.Context, info journal.Info) error {
 	return nil
 }
 
-// follow reads the log from applied+1 with an ordered consumer and applies it until an error.
+// follow reads the log from applied+1 with an ordered consumer and applies it until an error. A follower far
+// behind (more than --ready-lag) first catches up from the log's catch-up mirror when there is one, so that its reads
+// do not hold back the leader's publishes (see journal.EnsureCatchUpMirror), then follows the log itself.
 func (f *Follower) follow(ctx context.Context, info journal.Info) (progressed bool, err error) {
 	db := f.holder.get()
+	fs := &followState{a: &applier{db: db}, logLast: info.LastSeq}
+	f.enterCatchUp(db.Applied(), info.LastSeq)
+	fs.cu = newCatchUpLog(f.log, db.Applied(), info.LastSeq)
+	if applied := db.Applied(); info.LastSeq > applied && info.LastSeq-applied > f.cfg.ReadyLag {
+		err := f.readLog(ctx, fs, true)
+		var unusable *mirrorUnusableError
+		switch {
+		case errors.As(err, &unusable):
+			if errors.Is(err, journal.ErrNoStream) {
+				f.log.Debug("no catch-up mirror; catching up from the log")
+			} else {
+				f.log.Info("catching up from the log instead of its mirror", zap.Error(err))
+			}
+		case err != nil:
+			return fs.progressed, err
+		}
+	}
+	err = f.readLog(ctx, fs, false)
+	return fs.progressed, err
+}
+
+// mirrorQuietTicks is how many idle ticks (seconds) without an entry from the catch-up mirror make the follower go
+// on from the log, when the log has entries it has not applied.
+const mirrorQuietTicks = 3
+
+// followState is what follow's readers share.
+type followState struct {
+	a          *applier
+	cu         *catchUpLog
+	logLast    uint64 // highest log sequence known to exist
+	progressed bool   // any entry applied
+}
+
+// mirrorUnusableError ends a catch-up from the mirror early without failing: the follower goes on from the log,
+// which decides whether anything is missing.
+type mirrorUnusableError struct{ err error }
+
+func (e *mirrorUnusableError) Error() string { return "catch-up mirror unusable: " + e.err.Error() }
+func (e *mirrorUnusableError) Unwrap() error { return e.err }
+
+// readLog applies entries from applied+1 read from the log or, with mirror, from its catch-up mirror, until an
+// error. From the mirror it returns nil once it is within --ready-lag of the log's end (the mirror may lag behind
+// the log: it keeps reading the mirror until then), and a *mirrorUnusableError when the mirror lacks the next entry,
+// cannot be read, or delivers nothing for mirrorQuietTicks seconds.
+func (f *Follower) readLog(ctx context.Context, fs *followState, mirror bool) error {
+	db := fs.a.db
 	start := db.Applied() + 1
 	var opts []journal.SubscribeOption
 	if p := newCatchUpPacer(f.cfg.CatchUpRate, f.cfg.ReadyLag); p != nil {
 		opts = append(opts, journal.WithPacer(p))
 	}
+	source := "log"
+	if mirror {
+		opts = append(opts, journal.FromCatchUpMirror())
+		source = "catch-up mirror"
+	}
 	sub, err := f.jc.Subscribe(ctx, start, subscribeBuffer, opts...)
 	if err != nil {
-		return false, fmt.Errorf("subscribe to the log from seq %d: %w", start, err)
+		err = fmt.Errorf("subscribe to the %s from seq %d: %w", source, start, err)
+		if mirror {
+			return &mirrorUnusableError{err}
+		}
+		return err
 	}
 	defer sub.Stop()
+	if mirror {
+		f.log.Info("catching up from the log's mirror", zap.Uint64("from_seq", start))
+	}
 
-	a := &applier{db: db}
-	target := info.LastSeq
-	logLast := info.LastSeq
-	f.enterCatchUp(db.Applied(), target)
-	cu := newCatchUpLog(f.log, db.Applied(), target)
 	idle := time.NewTicker(time.Second)
 	defer idle.Stop()
 	first := true
-	unreachable := 0 // consecutive failed log probes while idle
+	unreachable := 0       // consecutive failed log probes while idle
+	quiet, got := 0, false // ticks without an entry in between; an entry since the last tick
 	batch := make([]journal.Msg, 0, maxApplyBatch)
 	for {
 		batch = batch[:0]
 		select {
 		case <-ctx.Done():
-			return progressed, ctx.Err()
+			return ctx.Err()
 		case <-idle.C:
+			if got {
+				quiet, got = 0, false
+			} else {
+				quiet++
+			}
+			if mirror && quiet >= mirrorQuietTicks && fs.logLast > db.Applied() {
+				// The mirror stopped copying the log, or lags far behind it: the log has what it lacks.
+				return &mirrorUnusableError{fmt.Errorf("no entry from it for %d s while the log holds up to seq %d",
+					quiet, fs.logLast)}
+			}
 			in, err := f.jc.Info(ctx)
 			if err != nil {
 				// Cut off from the log: keep the subscription (it resumes by itself) and keep serving eventual
@@ -256,12 +322,17 @@ func (f *Follower) follow(ctx context.Context, info journal.Info) (progressed bo
 				continue
 			}
 			unreachable = 0
-			logLast = max(logLast, in.LastSeq)
-			f.observe(db.Applied(), logLast)
+			fs.logLast = max(fs.logLast, in.LastSeq)
+			f.observe(db.Applied(), fs.logLast)
 			continue
 		case m, ok := <-sub.C():
+			got = true
 			if !ok {
-				return progressed, fmt.Errorf("log subscription ended: %w", sub.Err())
+				err := fmt.Errorf("%s subscription ended: %w", source, sub.Err())
+				if mirror {
+					return &mirrorUnusableError{err}
+				}
+				return err
 			}
 			batch = append(batch, m)
 		}
@@ -269,27 +340,47 @@ func (f *Follower) follow(ctx context.Context, info journal.Info) (progressed bo
 		if first {
 			first = false
 			if batch[0].Seq > start {
-				return progressed, &gapError{want: start, got: batch[0].Seq}
+				gap := &gapError{want: start, got: batch[0].Seq}
+				if mirror {
+					return &mirrorUnusableError{gap}
+				}
+				return gap
 			}
 		}
-		seq, aerr := a.apply(batch)
+		seq, aerr := fs.a.apply(batch)
 		if seq >= start {
-			progressed = true
+			fs.progressed = true
 		}
 		f.notify.Advance(seq)
 		lastMsg := batch[len(batch)-1]
-		logLast = max(logLast, lastMsg.Seq+lastMsg.Pending)
-		f.observe(seq, logLast)
-		cu.report(seq, logLast)
+		fs.logLast = max(fs.logLast, lastMsg.Seq+lastMsg.Pending)
+		f.observe(seq, fs.logLast)
+		fs.cu.report(seq, fs.logLast)
 		select {
 		case f.hbKick <- struct{}{}:
 		default:
 		}
-		if aerr != nil {
-			if errors.Is(aerr, errBadEntry) {
-				f.metrics.Errors.WithLabelValues("follower", "bad_entry").Inc()
+		var gap *gapError
+		switch {
+		case aerr == nil:
+		case errors.Is(aerr, errBadEntry):
+			f.metrics.Errors.WithLabelValues("follower", "bad_entry").Inc()
+			return aerr
+		case mirror && errors.As(aerr, &gap):
+			return &mirrorUnusableError{aerr}
+		default:
+			return aerr
+		}
+		if mirror && seq+f.cfg.ReadyLag >= fs.logLast {
+			// Near the end the log was last known to have: ask the log itself (the mirror may lag behind it).
+			if in, err := f.jc.Info(ctx); err == nil {
+				fs.logLast = max(fs.logLast, in.LastSeq)
 			}
-			return progressed, aerr
+			if seq+f.cfg.ReadyLag >= fs.logLast {
+				f.log.Info("caught up from the mirror; following the log", zap.Uint64("applied_seq", seq),
+					zap.Uint64("log_last_seq", fs.logLast))
+				return nil
+			}
 		}
 	}
 }

@@ -284,17 +284,7 @@ func TestFollower_CatchUpIsPaced(t *testing.T) {
 	lurl := base(l.HTTPAddr())
 	waitState(t, lurl, stateReady, 20*time.Second)
 	const n = 1200
-	var wg sync.WaitGroup
-	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < n; i += 8 {
-				put(t, lurl, fmt.Sprintf("k/%04d", i), "v")
-			}
-		}()
-	}
-	wg.Wait()
+	putMany(t, lurl, "k", n)
 	start := time.Now()
 	f := startFollower(t, t.TempDir(), t.TempDir(), l.NATSURL(), "--catchup-rate", "500")
 	furl := base(f.HTTPAddr())

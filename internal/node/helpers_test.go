@@ -45,13 +45,19 @@ func startLeader(t testing.TB, dataDir, snapDir string, args ...string) *Leader 
 
 func startFollower(t testing.TB, dataDir, snapDir, natsURL string, args ...string) *Follower {
 	t.Helper()
+	return startFollowerLog(t, testLogger(t), dataDir, snapDir, natsURL, args...)
+}
+
+// startFollowerLog is startFollower with the follower logging to log.
+func startFollowerLog(t testing.TB, log *zap.Logger, dataDir, snapDir, natsURL string, args ...string) *Follower {
+	t.Helper()
 	base := []string{"--data-dir", dataDir, "--http-addr", "127.0.0.1:0", "--nats-url", natsURL,
 		"--snapshots", "file://" + snapDir}
 	cfg, err := config.ParseFollower(append(base, args...), func(string) string { return "" }, io.Discard)
 	if err != nil {
 		t.Fatalf("follower config: %v", err)
 	}
-	f, err := StartFollower(context.Background(), cfg, testLogger(t).Named("follower"))
+	f, err := StartFollower(context.Background(), cfg, log.Named("follower"))
 	if err != nil {
 		t.Fatalf("start follower: %v", err)
 	}

@@ -163,8 +163,16 @@ func (l *Leader) Close() error {
 // runBackground brings the leader up (stream, lease, recovery, pipeline) and then runs its loops.
 func (l *Leader) runBackground(ctx context.Context, advertise string) {
 	if err := retry(ctx, 200*time.Millisecond, 5*time.Second, func() error {
-		_, err := l.jc.EnsureStream(ctx)
-		return err
+		if _, err := l.jc.EnsureStream(ctx); err != nil {
+			return err
+		}
+		if l.cfg.CatchUpMirror {
+			return l.jc.EnsureCatchUpMirror(ctx)
+		}
+		if err := l.jc.RemoveCatchUpMirror(ctx); err != nil {
+			l.log.Warn("could not remove the log's catch-up mirror", zap.Error(err))
+		}
+		return nil
 	}, func(err error, next time.Duration) {
 		l.state.set(stateStarting, fmt.Errorf("waiting for the replication log: %w", err))
 		l.log.Warn("stream not ready", zap.Error(err), zap.Duration("retry_in", next))

@@ -1,0 +1,221 @@
+package journal
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// BenchmarkPublishP99_CatchUpReaders measures what catch-up reads cost the log's writer: a publisher at 2,000
+// entries/s (4 goroutines at 500/s, PublishAsync + Wait as the leader does, latency counted from each entry's
+// scheduled time) against three unpaced subscriptions reading a 300,000-entry backlog, from the log itself (Log) or
+// from its catch-up mirror (Mirror). x_vs_idle is the publish p99 while they read over the p99 of 10 s idle windows
+// before and after, median of the rounds.
+func BenchmarkPublishP99_CatchUpReaders(b *testing.B) {
+	const (
+		backlog = 300_000
+		readers = 3
+	)
+	for _, mirror := range []bool{false, true} {
+		name := "Log"
+		if mirror {
+			name = "Mirror"
+		}
+		b.Run(name, func(b *testing.B) {
+			e := startServer(b)
+			if _, err := PublishCeiling(context.Background(), e.ClientURL(), "P99", backlog, benchSize); err != nil {
+				b.Fatal(err)
+			}
+			c := connect(b, e.ClientURL(), "P99")
+			ctx := b.Context()
+			var opts []SubscribeOption
+			if mirror {
+				if err := c.EnsureCatchUpMirror(ctx); err != nil {
+					b.Fatal(err)
+				}
+				opts = append(opts, FromCatchUpMirror())
+				deadline := time.Now().Add(time.Minute)
+				for {
+					info, err := c.CatchUpMirrorInfo(ctx)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if info.LastSeq >= backlog {
+						break
+					}
+					if time.Now().After(deadline) {
+						b.Fatalf("mirror at %d of %d after a minute", info.LastSeq, backlog)
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+			}
+			var ratios []float64
+			for b.Loop() {
+				info, err := c.Info(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				p := startPublisher(ctx, c, info.LastSeq)
+				idleA := sleepWindow(ctx, 2*time.Second, 10*time.Second)
+				t1 := time.Now()
+				var wg sync.WaitGroup
+				errs := make([]error, readers)
+				for i := range readers {
+					wg.Go(func() { errs[i] = drain(ctx, c, backlog, opts...) })
+				}
+				wg.Wait()
+				t2 := time.Now()
+				idleB := sleepWindow(ctx, 0, 10*time.Second)
+				samples, err := p.stop()
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, err := range errs {
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				idle := latenciesIn(samples, idleA, idleB)
+				busy := latenciesIn(samples, [2]time.Time{t1, t2})
+				i99, b99 := p99(idle), p99(busy)
+				ratios = append(ratios, float64(b99)/float64(i99))
+				b.Logf("%s: reads took %v; publish p99 %v while reading, %v idle", name, t2.Sub(t1).Round(time.Millisecond), b99, i99)
+			}
+			slices.Sort(ratios)
+			b.ReportMetric(ratios[len(ratios)/2], "x_vs_idle")
+		})
+	}
+}
+
+// drain reads entries 1..n with a subscription.
+func drain(ctx context.Context, c *Conn, n uint64, opts ...SubscribeOption) error {
+	sub, err := c.Subscribe(ctx, 1, 0, opts...)
+	if err != nil {
+		return err
+	}
+	defer sub.Stop()
+	for {
+		select {
+		case m, ok := <-sub.C():
+			if !ok {
+				return sub.Err()
+			}
+			if m.Seq >= n {
+				return nil
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+type pubSample struct {
+	at  time.Time
+	lat time.Duration
+}
+
+// publisher publishes entries at 2,000/s as the leader's pipeline does: one goroutine sends each entry at its
+// scheduled time with the expected last sequence, without waiting for acks, and another awaits the acks in order.
+type publisher struct {
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	samples []pubSample
+	err     error
+	stopErr func() error // the sender's error, read after wg.Wait
+}
+
+func startPublisher(ctx context.Context, c *Conn, last uint64) *publisher {
+	ctx, cancel := context.WithCancel(ctx)
+	p := &publisher{cancel: cancel}
+	type pending struct {
+		at  time.Time
+		ack *Ack
+	}
+	acks := make(chan pending, maxPendingAcks)
+	data := make([]byte, benchSize)
+	var sendErr error
+	p.wg.Go(func() {
+		defer close(acks)
+		t0 := time.Now()
+		for i := 0; ; i++ {
+			at := t0.Add(time.Duration(i) * 500 * time.Microsecond)
+			if d := time.Until(at); d > 0 {
+				sleepCtx(ctx, d)
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			a, err := c.PublishAsync(ctx, data, last, "")
+			if err != nil {
+				if ctx.Err() == nil {
+					sendErr = err
+				}
+				return
+			}
+			last++
+			acks <- pending{at, a}
+		}
+	})
+	p.wg.Go(func() {
+		for pa := range acks {
+			if _, err := pa.ack.Wait(context.Background()); err != nil {
+				if p.err == nil {
+					p.err = err
+				}
+				continue
+			}
+			p.samples = append(p.samples, pubSample{pa.at, time.Since(pa.at)})
+		}
+	})
+	p.stopErr = func() error { return sendErr }
+	return p
+}
+
+func (p *publisher) stop() ([]pubSample, error) {
+	p.cancel()
+	p.wg.Wait()
+	if err := p.stopErr(); err != nil {
+		return nil, err
+	}
+	return p.samples, p.err
+}
+
+// sleepWindow waits settle, then returns the window of the next d.
+func sleepWindow(ctx context.Context, settle, d time.Duration) [2]time.Time {
+	sleepCtx(ctx, settle)
+	from := time.Now()
+	sleepCtx(ctx, d)
+	return [2]time.Time{from, time.Now()}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+func latenciesIn(samples []pubSample, ws ...[2]time.Time) []time.Duration {
+	var out []time.Duration
+	for _, s := range samples {
+		for _, w := range ws {
+			if !s.at.Before(w[0]) && s.at.Before(w[1]) {
+				out = append(out, s.lat)
+				break
+			}
+		}
+	}
+	return out
+}
+
+func p99(d []time.Duration) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(d))
+	return s[(len(s)-1)*99/100]
+}

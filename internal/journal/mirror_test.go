@@ -1,0 +1,187 @@
+package journal
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// mirrorInfo polls until the catch-up mirror holds the log up to last.
+func waitMirror(t *testing.T, c *Conn, last uint64) Info {
+	t.Helper()
+	var info Info
+	waitFor(t, 10*time.Second, "the mirror to reach the log's end", func() bool {
+		var err error
+		info, err = c.CatchUpMirrorInfo(testCtx(t))
+		return err == nil && info.LastSeq >= last
+	})
+	return info
+}
+
+func TestConn_CatchUpMirror(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	c := connectStream(t, srv.ClientURL(), "MIR")
+	ctx := testCtx(t)
+	if _, err := c.CatchUpMirrorInfo(ctx); !errors.Is(err, ErrNoStream) {
+		t.Fatalf("CatchUpMirrorInfo without a mirror = %v, want ErrNoStream", err)
+	}
+	if _, err := c.Subscribe(ctx, 1, 0, FromCatchUpMirror()); !errors.Is(err, ErrNoStream) {
+		t.Fatalf("Subscribe(FromCatchUpMirror) without a mirror = %v, want ErrNoStream", err)
+	}
+	publishN(t, c, 0, 10)
+	for range 2 { // idempotent
+		if err := c.EnsureCatchUpMirror(ctx); err != nil {
+			t.Fatalf("EnsureCatchUpMirror: %v", err)
+		}
+	}
+	// The mirror copies what the log held before it existed, and what comes after, with the log's sequences.
+	publishN(t, c, 10, 10)
+	if info := waitMirror(t, c, 20); info.FirstSeq != 1 || info.LastSeq != 20 {
+		t.Fatalf("mirror info = %+v, want seqs 1..20", info)
+	}
+	sub, err := c.Subscribe(ctx, 3, 0, FromCatchUpMirror())
+	if err != nil {
+		t.Fatalf("Subscribe(FromCatchUpMirror): %v", err)
+	}
+	for want := uint64(3); want <= 20; want++ {
+		m := receive(t, sub, 5*time.Second)
+		if m.Seq != want || !bytes.Equal(m.Data, entry(want)) {
+			t.Fatalf("mirror delivered seq %d %q, want %d %q", m.Seq, m.Data, want, entry(want))
+		}
+		if m.Pending != 20-want {
+			t.Fatalf("seq %d: pending %d, want %d", m.Seq, m.Pending, 20-want)
+		}
+	}
+	sub.Stop()
+
+	// Log compaction trims the mirror too.
+	if err := c.Purge(ctx, 15); err != nil {
+		t.Fatalf("Purge: %v", err)
+	}
+	info, err := c.CatchUpMirrorInfo(ctx)
+	if err != nil || info.FirstSeq != 15 || info.LastSeq != 20 {
+		t.Fatalf("mirror after Purge(15) = %+v, %v; want seqs 15..20", info, err)
+	}
+	// New entries still arrive with the log's sequences after the purge.
+	publishN(t, c, 20, 3)
+	waitMirror(t, c, 23)
+	sub, err = c.Subscribe(ctx, 2, 0, FromCatchUpMirror())
+	if err != nil {
+		t.Fatalf("Subscribe(FromCatchUpMirror): %v", err)
+	}
+	defer sub.Stop()
+	if m := receive(t, sub, 5*time.Second); m.Seq != 15 {
+		t.Fatalf("first entry from a purged mirror = %d, want 15 (the caller checks)", m.Seq)
+	}
+	for want := uint64(16); want <= 23; want++ {
+		if m := receive(t, sub, 5*time.Second); m.Seq != want || !bytes.Equal(m.Data, entry(want)) {
+			t.Fatalf("mirror delivered seq %d %q, want %d", m.Seq, m.Data, want)
+		}
+	}
+}
+
+// A lagging mirror is never purged past its own end: that would move its next sequence away from the log's.
+func TestConn_PurgeMirrorBehind(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	c := connectStream(t, srv.ClientURL(), "MIRB")
+	ctx := testCtx(t)
+	publishN(t, c, 0, 5)
+	if err := c.EnsureCatchUpMirror(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitMirror(t, c, 5)
+	if err := c.purgeMirror(ctx, 100); err != nil {
+		t.Fatalf("purgeMirror beyond its end: %v", err)
+	}
+	info, err := c.CatchUpMirrorInfo(ctx)
+	if err != nil || info.Msgs != 0 || info.LastSeq != 5 {
+		t.Fatalf("mirror after purge beyond its end = %+v, %v; want empty with last seq 5", info, err)
+	}
+	publishN(t, c, 5, 2)
+	if info := waitMirror(t, c, 7); info.FirstSeq != 6 || info.LastSeq != 7 {
+		t.Fatalf("mirror after new entries = %+v, want seqs 6..7", info)
+	}
+}
+
+// A stream that has the mirror's name but is not a mirror of the log is refused, never used or purged.
+func TestConn_CatchUpMirrorNotAMirror(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	c := connectStream(t, srv.ClientURL(), "MIRX")
+	ctx := testCtx(t)
+	if _, err := c.js.CreateStream(ctx, jetstream.StreamConfig{Name: mirrorName("MIRX"), Subjects: []string{"other"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.EnsureCatchUpMirror(ctx); !errors.Is(err, ErrStreamConfig) {
+		t.Fatalf("EnsureCatchUpMirror over a plain stream = %v, want ErrStreamConfig", err)
+	}
+	if _, err := c.CatchUpMirrorInfo(ctx); !errors.Is(err, ErrStreamConfig) {
+		t.Fatalf("CatchUpMirrorInfo of a plain stream = %v, want ErrStreamConfig", err)
+	}
+	publishN(t, c, 0, 3)
+	if err := c.Purge(ctx, 3); err != nil {
+		t.Fatalf("Purge: %v", err)
+	}
+	s, err := c.js.Stream(ctx, mirrorName("MIRX"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := s.CachedInfo().Config; cfg.Mirror != nil || len(cfg.Subjects) != 1 {
+		t.Fatalf("the plain stream changed: %+v", cfg)
+	}
+	if err := c.RemoveCatchUpMirror(ctx); err != nil {
+		t.Fatalf("RemoveCatchUpMirror: %v", err)
+	}
+	if _, err := c.js.Stream(ctx, mirrorName("MIRX")); err != nil {
+		t.Fatalf("RemoveCatchUpMirror deleted a stream that is not a mirror: %v", err)
+	}
+}
+
+// Removing the mirror ends the subscriptions that read it with ErrNoStream; removing a missing one is a no-op.
+func TestConn_RemoveCatchUpMirror(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	c := connectStream(t, srv.ClientURL(), "MIRR")
+	ctx := testCtx(t)
+	if err := c.RemoveCatchUpMirror(ctx); err != nil {
+		t.Fatalf("RemoveCatchUpMirror without a mirror: %v", err)
+	}
+	publishN(t, c, 0, 3)
+	if err := c.EnsureCatchUpMirror(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitMirror(t, c, 3)
+	sub, err := c.Subscribe(ctx, 1, 0, FromCatchUpMirror())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop()
+	for range 3 {
+		receive(t, sub, 5*time.Second)
+	}
+	if err := c.RemoveCatchUpMirror(ctx); err != nil {
+		t.Fatalf("RemoveCatchUpMirror: %v", err)
+	}
+	if _, err := c.CatchUpMirrorInfo(ctx); !errors.Is(err, ErrNoStream) {
+		t.Fatalf("CatchUpMirrorInfo after removal = %v, want ErrNoStream", err)
+	}
+	select {
+	case _, ok := <-sub.C():
+		if ok {
+			t.Fatal("a message after the mirror was removed")
+		}
+		if !errors.Is(sub.Err(), ErrNoStream) {
+			t.Fatalf("subscription ended with %v, want ErrNoStream", sub.Err())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the subscription did not end after the mirror was removed")
+	}
+	if info, err := c.Info(ctx); err != nil || info.LastSeq != 3 {
+		t.Fatalf("the log after removing its mirror: %+v, %v", info, err)
+	}
+}

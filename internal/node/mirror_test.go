@@ -1,0 +1,115 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/replikv/replikv/internal/journal"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+const (
+	msgMirrorCatchUp  = "catching up from the log's mirror"
+	msgMirrorDone     = "caught up from the mirror; following the log"
+	msgMirrorFallback = "catching up from the log instead of its mirror"
+)
+
+// observedLogger logs to the test's logger and records every entry at info and above.
+func observedLogger(t *testing.T) (*zap.Logger, *observer.ObservedLogs) {
+	core, logs := observer.New(zapcore.InfoLevel)
+	return zap.New(zapcore.NewTee(testLogger(t).Core(), core)), logs
+}
+
+// putMany writes n keys prefix/<i> from 8 writers.
+func putMany(t *testing.T, lurl, prefix string, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 8 {
+				put(t, lurl, fmt.Sprintf("%s/%04d", prefix, i), "v")
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestFollower_CatchesUpFromMirror(t *testing.T) {
+	snapDir := t.TempDir()
+	l := startLeader(t, t.TempDir(), snapDir, "--catchup-mirror")
+	lurl := base(l.HTTPAddr())
+	waitState(t, lurl, stateReady, 20*time.Second)
+	putMany(t, lurl, "pre", 600)
+	log, logs := observedLogger(t)
+	f := startFollowerLog(t, log, t.TempDir(), snapDir, l.NATSURL())
+	furl := base(f.HTTPAddr())
+	waitState(t, furl, stateReady, 30*time.Second)
+	eventually(t, 10*time.Second, func() string {
+		if logs.FilterMessage(msgMirrorCatchUp).Len() != 1 || logs.FilterMessage(msgMirrorDone).Len() != 1 {
+			return fmt.Sprintf("logged %q %d times and %q %d times, want once each", msgMirrorCatchUp,
+				logs.FilterMessage(msgMirrorCatchUp).Len(), msgMirrorDone, logs.FilterMessage(msgMirrorDone).Len())
+		}
+		return ""
+	})
+	if n := logs.FilterMessage(msgMirrorFallback).Len(); n != 0 {
+		t.Fatalf("fell back to the log %d times: %v", n, logs.FilterMessage(msgMirrorFallback).All())
+	}
+	// After the switch it follows the log itself: live writes arrive.
+	putMany(t, lurl, "live", 200)
+	digestsEqual(t, lurl, furl, 20*time.Second)
+}
+
+// A follower whose catch-up mirror disappears mid-way goes on from the log, and loses nothing.
+func TestFollower_FallsBackWhenMirrorRemoved(t *testing.T) {
+	snapDir := t.TempDir()
+	l := startLeader(t, t.TempDir(), snapDir, "--catchup-mirror")
+	lurl := base(l.HTTPAddr())
+	waitState(t, lurl, stateReady, 20*time.Second)
+	putMany(t, lurl, "pre", 1200)
+	log, logs := observedLogger(t)
+	// At 500 entries/s the catch-up takes about 2 s, long enough to remove the mirror during it.
+	f := startFollowerLog(t, log, t.TempDir(), snapDir, l.NATSURL(), "--catchup-rate", "500")
+	furl := base(f.HTTPAddr())
+	eventually(t, 10*time.Second, func() string {
+		if logs.FilterMessage(msgMirrorCatchUp).Len() == 0 {
+			return "the follower did not start catching up from the mirror"
+		}
+		return ""
+	})
+	if err := connectJournal(t, l.NATSURL()).RemoveCatchUpMirror(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	st := waitState(t, furl, stateReady, 30*time.Second)
+	if logs.FilterMessage(msgMirrorDone).Len() != 0 {
+		t.Fatalf("the follower finished its catch-up from the mirror before it was removed (applied %d)", st.AppliedSeq)
+	}
+	if logs.FilterMessage(msgMirrorFallback).Len() != 1 {
+		t.Fatalf("logged %q %d times, want once", msgMirrorFallback, logs.FilterMessage(msgMirrorFallback).Len())
+	}
+	digestsEqual(t, lurl, furl, 20*time.Second)
+}
+
+// A leader started without --catchup-mirror removes the mirror an earlier run kept.
+func TestLeader_RemovesCatchUpMirrorWithoutFlag(t *testing.T) {
+	dataDir, snapDir := t.TempDir(), t.TempDir()
+	l := startLeader(t, dataDir, snapDir, "--catchup-mirror")
+	waitState(t, base(l.HTTPAddr()), stateReady, 20*time.Second)
+	if _, err := connectJournal(t, l.NATSURL()).CatchUpMirrorInfo(t.Context()); err != nil {
+		t.Fatalf("the leader with --catchup-mirror has no mirror: %v", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = startLeader(t, dataDir, snapDir)
+	waitState(t, base(l.HTTPAddr()), stateReady, 20*time.Second)
+	if _, err := connectJournal(t, l.NATSURL()).CatchUpMirrorInfo(t.Context()); !errors.Is(err, journal.ErrNoStream) {
+		t.Fatalf("mirror after a restart without --catchup-mirror: %v, want ErrNoStream", err)
+	}
+}
