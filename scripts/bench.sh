@@ -46,6 +46,9 @@ fi
 if [ "$BENCH_ONLY" = all ] || [ "$BENCH_ONLY" = core ]; then
 	echo "bench: core benchmarks (internal/node, -benchtime $BENCHTIME_CORE)"
 	$GO test -run '^$' -bench . -benchtime "$BENCHTIME_CORE" -timeout 30m ./internal/node | tee "$OUT/core.txt"
+	echo "bench: what catch-up reads cost the log's writer (internal/journal, -benchtime $BENCHTIME_CORE)"
+	$GO test -run '^$' -bench 'PublishP99_CatchUpReaders' -benchtime "$BENCHTIME_CORE" -timeout 30m ./internal/journal |
+		tee -a "$OUT/core.txt"
 fi
 if [ "$BENCH_ONLY" = all ] || [ "$BENCH_ONLY" = onboarding ]; then
 	echo "bench: onboarding benchmarks (tests/bench, real binaries, -benchtime $BENCHTIME_ONBOARDING)"
@@ -88,6 +91,12 @@ function info(what, unit,    v) {
 	row("3 follower apply vs bare ordered consumer (500k)", "x_vs_consumer", "ge", 0.8)
 	info("  follower entries/s", "follower_entries/s"); info("  consumer entries/s", "consumer_entries/s")
 }
+/^BenchmarkPublishP99_CatchUpReaders\/Log/ {
+	info("5 raw: publish p99, 3 readers of the log vs idle", "x_vs_idle")
+}
+/^BenchmarkPublishP99_CatchUpReaders\/Mirror/ {
+	info("5 raw: publish p99, 3 readers of its mirror vs idle", "x_vs_idle")
+}
 /^BenchmarkOnboarding\/TimeToReady/ {
 	row("4 follower time to ready vs Redis full sync", "x_vs_redis", "le", 1.0)
 	info("  follower ready (s)", "follower_ready_s"); info("  redis full sync (s)", "redis_sync_s")
@@ -96,8 +105,16 @@ function info(what, unit,    v) {
 	row("5 leader write p99, 3 followers onboarding vs idle", "x_vs_idle", "le", 1.1)
 	info("  idle p99 (ms)", "idle_p99_ms"); info("  onboarding p99 (ms)", "busy_p99_ms")
 }
-/^BenchmarkOnboarding\/LeaderP99\/ThreeFollowersLogServer/ {
+/^BenchmarkOnboarding\/LeaderP99\/ThreeFollowersLogServer-/ {
 	row("5 the same, log on a nats-server of its own (CPU 1)", "x_vs_idle", "le", 1.1)
+	info("  idle p99 (ms)", "idle_p99_ms"); info("  onboarding p99 (ms)", "busy_p99_ms")
+}
+/^BenchmarkOnboarding\/LeaderP99\/ThreeFollowersMirror/ {
+	row("5 pinned as the first, followers read a mirror of the log", "x_vs_idle", "le", 1.1)
+	info("  idle p99 (ms)", "idle_p99_ms"); info("  onboarding p99 (ms)", "busy_p99_ms")
+}
+/^BenchmarkOnboarding\/LeaderP99\/ThreeFollowersLogServerMirror/ {
+	row("5 log on a nats-server, followers read its mirror", "x_vs_idle", "le", 1.1)
 	info("  idle p99 (ms)", "idle_p99_ms"); info("  onboarding p99 (ms)", "busy_p99_ms")
 }
 /^BenchmarkOnboarding\/LeaderP99\/ThreeFollowersNiced/ {
@@ -113,6 +130,8 @@ function info(what, unit,    v) {
 	row("6 leader write p99 during a snapshot vs idle", "x_vs_idle", "le", 1.25)
 	info("  idle p99 (ms)", "idle_p99_ms"); info("  snapshot p99 (ms)", "busy_p99_ms")
 	info("  retention + log compaction after it: p99 (ms)", "compact_p99_ms")
+	info("  vs the first 5 s of each idle window (earlier design)", "x_vs_idle5s")
+	info("  control: whole idle windows vs their first 5 s", "idle_long_vs_5s")
 }
 /^BenchmarkFollower_RestoreRSS/ {
 	row("7 follower peak RSS restoring the >= 1 GB snapshot (MiB)", "full_peak_rss_MiB", "le", 256)

@@ -72,7 +72,7 @@ type cluster struct {
 // connections. A non-empty wrap is a command prefix that execs the leader (taskset: it then runs on those CPUs from
 // its start, so that its Go runtime sizes itself to them). With an empty natsURL the leader runs its embedded NATS
 // server; otherwise it uses the NATS server at natsURL (see startLogServer).
-func startCluster(b *testing.B, keys int, wrap []string, natsURL string) *cluster {
+func startCluster(b *testing.B, keys int, wrap []string, natsURL string, leaderArgs ...string) *cluster {
 	b.Helper()
 	ctx := b.Context()
 	dir := b.TempDir()
@@ -88,6 +88,7 @@ func startCluster(b *testing.B, keys int, wrap []string, natsURL string) *cluste
 	} else {
 		argv = append(argv, "--nats-url", natsURL)
 	}
+	argv = append(argv, leaderArgs...)
 	argv = append(argv, strings.Fields(*flagLeaderArgs)...)
 	c.leader = startProc(b, dir, "leader", argv[0], argv[1:]...)
 	c.addr = c.leader.waitField(msgHTTPListening, "addr", startTimeout)

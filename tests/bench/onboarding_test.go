@@ -20,6 +20,10 @@ func BenchmarkOnboarding(b *testing.B) {
 	b.Run("TimeToReady", func(b *testing.B) { benchTimeToReady(b, c) })
 	b.Run("LeaderP99/ThreeFollowers", func(b *testing.B) { benchP99FollowersSeparate(b) })
 	b.Run("LeaderP99/ThreeFollowersLogServer", func(b *testing.B) { benchP99FollowersLogServer(b) })
+	b.Run("LeaderP99/ThreeFollowersMirror", func(b *testing.B) { benchP99FollowersSeparate(b, "--catchup-mirror") })
+	b.Run("LeaderP99/ThreeFollowersLogServerMirror", func(b *testing.B) {
+		benchP99FollowersLogServer(b, "--catchup-mirror")
+	})
 	b.Run("LeaderP99/ThreeFollowersNiced", func(b *testing.B) { benchP99FollowersNiced(b, c) })
 	b.Run("LeaderP99/ThreeFollowersSharedCPU", func(b *testing.B) { benchP99Followers(b, c, nil) })
 	b.Run("LeaderP99/ThreeBareConsumers", func(b *testing.B) { benchP99BareConsumers(b, c) })
