@@ -226,7 +226,7 @@ func (f *Follower) follow(ctx context.Context, info journal.Info) (progressed bo
 		var unusable *mirrorUnusableError
 		switch {
 		case errors.As(err, &unusable):
-			if errors.Is(err, journal.ErrNoStream) {
+			if unusable.absent {
 				f.log.Debug("no catch-up mirror; catching up from the log")
 			} else {
 				f.log.Info("catching up from the log instead of its mirror", zap.Error(err))
@@ -253,7 +253,10 @@ type followState struct {
 
 // mirrorUnusableError ends a catch-up from the mirror early without failing: the follower goes on from the log,
 // which decides whether anything is missing.
-type mirrorUnusableError struct{ err error }
+type mirrorUnusableError struct {
+	err    error
+	absent bool // there was no mirror to begin with (the default deployment)
+}
 
 func (e *mirrorUnusableError) Error() string { return "catch-up mirror unusable: " + e.err.Error() }
 func (e *mirrorUnusableError) Unwrap() error { return e.err }
@@ -278,7 +281,7 @@ func (f *Follower) readLog(ctx context.Context, fs *followState, mirror bool) er
 	if err != nil {
 		err = fmt.Errorf("subscribe to the %s from seq %d: %w", source, start, err)
 		if mirror {
-			return &mirrorUnusableError{err}
+			return &mirrorUnusableError{err: err, absent: errors.Is(err, journal.ErrNoStream)}
 		}
 		return err
 	}
@@ -306,7 +309,7 @@ func (f *Follower) readLog(ctx context.Context, fs *followState, mirror bool) er
 			}
 			if mirror && quiet >= mirrorQuietTicks && fs.logLast > db.Applied() {
 				// The mirror stopped copying the log, or lags far behind it: the log has what it lacks.
-				return &mirrorUnusableError{fmt.Errorf("no entry from it for %d s while the log holds up to seq %d",
+				return &mirrorUnusableError{err: fmt.Errorf("no entry from it for %d s while the log holds up to seq %d",
 					quiet, fs.logLast)}
 			}
 			in, err := f.jc.Info(ctx)
@@ -330,7 +333,7 @@ func (f *Follower) readLog(ctx context.Context, fs *followState, mirror bool) er
 			if !ok {
 				err := fmt.Errorf("%s subscription ended: %w", source, sub.Err())
 				if mirror {
-					return &mirrorUnusableError{err}
+					return &mirrorUnusableError{err: err}
 				}
 				return err
 			}
@@ -342,7 +345,7 @@ func (f *Follower) readLog(ctx context.Context, fs *followState, mirror bool) er
 			if batch[0].Seq > start {
 				gap := &gapError{want: start, got: batch[0].Seq}
 				if mirror {
-					return &mirrorUnusableError{gap}
+					return &mirrorUnusableError{err: gap}
 				}
 				return gap
 			}
@@ -367,7 +370,7 @@ func (f *Follower) readLog(ctx context.Context, fs *followState, mirror bool) er
 			f.metrics.Errors.WithLabelValues("follower", "bad_entry").Inc()
 			return aerr
 		case mirror && errors.As(aerr, &gap):
-			return &mirrorUnusableError{aerr}
+			return &mirrorUnusableError{err: aerr}
 		default:
 			return aerr
 		}
