@@ -160,19 +160,23 @@ func (l *Leader) Close() error {
 	return err
 }
 
+// ensureCatchUpMirror creates the log's catch-up mirror with --catchup-mirror, and removes one an earlier run kept
+// without it (a failure to remove is only logged: followers still use the mirror, and compaction still trims it).
+func (l *Leader) ensureCatchUpMirror(ctx context.Context) error {
+	if l.cfg.CatchUpMirror {
+		return l.jc.EnsureCatchUpMirror(ctx)
+	}
+	if err := l.jc.RemoveCatchUpMirror(ctx); err != nil {
+		l.log.Warn("could not remove the log's catch-up mirror", zap.Error(err))
+	}
+	return nil
+}
+
 // runBackground brings the leader up (stream, lease, recovery, pipeline) and then runs its loops.
 func (l *Leader) runBackground(ctx context.Context, advertise string) {
 	if err := retry(ctx, 200*time.Millisecond, 5*time.Second, func() error {
-		if _, err := l.jc.EnsureStream(ctx); err != nil {
-			return err
-		}
-		if l.cfg.CatchUpMirror {
-			return l.jc.EnsureCatchUpMirror(ctx)
-		}
-		if err := l.jc.RemoveCatchUpMirror(ctx); err != nil {
-			l.log.Warn("could not remove the log's catch-up mirror", zap.Error(err))
-		}
-		return nil
+		_, err := l.jc.EnsureStream(ctx)
+		return err
 	}, func(err error, next time.Duration) {
 		l.state.set(stateStarting, fmt.Errorf("waiting for the replication log: %w", err))
 		l.log.Warn("stream not ready", zap.Error(err), zap.Duration("retry_in", next))
@@ -204,6 +208,19 @@ func (l *Leader) runBackground(ctx context.Context, advertise string) {
 		lease.Close(cctx)
 	}()
 	l.log.Info("holding the leader lease", zap.String("advertise_url", advertise))
+
+	// Only the lease holder creates or removes the catch-up mirror: a standby started with other flags must not
+	// take it away from the leader's followers.
+	if err := retry(ctx, 200*time.Millisecond, 5*time.Second, func() error { return l.ensureCatchUpMirror(ctx) },
+		func(err error, next time.Duration) {
+			l.state.set(stateStarting, fmt.Errorf("preparing the catch-up mirror: %w", err))
+			l.log.Warn("catch-up mirror not ready", zap.Error(err), zap.Duration("retry_in", next))
+			if errors.Is(err, journal.ErrStreamConfig) {
+				l.state.set(stateFailed, err)
+			}
+		}); err != nil {
+		return
+	}
 
 	if err := retry(ctx, 200*time.Millisecond, 5*time.Second, func() error { return l.recover(ctx) },
 		func(err error, next time.Duration) {

@@ -113,3 +113,15 @@ func TestLeader_RemovesCatchUpMirrorWithoutFlag(t *testing.T) {
 		t.Fatalf("mirror after a restart without --catchup-mirror: %v, want ErrNoStream", err)
 	}
 }
+
+// Only the lease holder manages the mirror: a standby leader started without --catchup-mirror leaves it alone.
+func TestLeader_StandbyKeepsCatchUpMirror(t *testing.T) {
+	snapDir := t.TempDir()
+	l1 := startLeader(t, t.TempDir(), snapDir, "--catchup-mirror")
+	waitState(t, base(l1.HTTPAddr()), stateReady, 20*time.Second)
+	l2 := startLeader(t, t.TempDir(), snapDir, "--nats-url", l1.NATSURL())
+	waitState(t, base(l2.HTTPAddr()), stateDegraded, 20*time.Second)
+	if _, err := connectJournal(t, l1.NATSURL()).CatchUpMirrorInfo(t.Context()); err != nil {
+		t.Fatalf("the leader's mirror after a standby started without the flag: %v", err)
+	}
+}
