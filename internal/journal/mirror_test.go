@@ -178,7 +178,7 @@ func TestConn_RemoveCatchUpMirror(t *testing.T) {
 		if !errors.Is(sub.Err(), ErrNoStream) {
 			t.Fatalf("subscription ended with %v, want ErrNoStream", sub.Err())
 		}
-	case <-time.After(15 * time.Second):
+	case <-time.After(30 * time.Second): // up to two missed heartbeats and a reset, see TestConn_Subscribe
 		t.Fatal("the subscription did not end after the mirror was removed")
 	}
 	if info, err := c.Info(ctx); err != nil || info.LastSeq != 3 {

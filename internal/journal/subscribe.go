@@ -48,6 +48,7 @@ type Subscription struct {
 	cancel context.CancelFunc
 	quit   chan struct{}
 	done   chan struct{}
+	ended  chan struct{} // closed once err is final, before ch is closed
 	once   sync.Once
 
 	pacer  Pacer  // nil: unpaced
@@ -103,6 +104,7 @@ func (c *Conn) Subscribe(ctx context.Context, startSeq uint64, buffer int, opts 
 		ch:     make(chan Msg, buffer),
 		quit:   make(chan struct{}),
 		done:   make(chan struct{}),
+		ended:  make(chan struct{}),
 		stream: c.stream,
 	}
 	for _, o := range opts {
@@ -150,7 +152,7 @@ func (s *Subscription) C() <-chan Msg { return s.ch }
 // deleted. It returns nil while C is open.
 func (s *Subscription) Err() error {
 	select {
-	case <-s.done:
+	case <-s.ended:
 		return s.err
 	default:
 		return nil
@@ -212,6 +214,7 @@ func (s *Subscription) run(it jetstream.MessagesContext, next uint64) {
 	defer close(s.done)
 	defer close(s.ch)
 	defer s.cancel()
+	defer close(s.ended) // first: a receiver that saw ch closed must find err final
 	for {
 		m, err := it.Next()
 		if err == nil {

@@ -103,9 +103,11 @@ func TestConn_Subscribe(t *testing.T) {
 			for range s.C() {
 			}
 		}()
+		// Usually the server's notice to the pending pull ends it at once; when the deletion falls between two pulls,
+		// the client only notices after two missed heartbeats (5 s each) and a failed reset.
 		select {
 		case <-closed:
-		case <-time.After(10 * time.Second):
+		case <-time.After(30 * time.Second):
 			t.Fatal("subscription still open after its stream was deleted")
 		}
 		if err := s.Err(); !errors.Is(err, ErrNoStream) {
