@@ -239,8 +239,8 @@ func (f *Follower) follow(ctx context.Context, info journal.Info) (progressed bo
 	return fs.progressed, err
 }
 
-// mirrorQuietTicks is how many idle ticks (seconds) without an entry from the catch-up mirror make the follower go
-// on from the log, when the log has entries it has not applied.
+// mirrorQuietTicks is how many idle ticks (seconds) without an entry from the catch-up mirror, or without getting
+// closer to the log's end, make the follower go on from the log.
 const mirrorQuietTicks = 3
 
 // followState is what follow's readers share.
@@ -264,7 +264,8 @@ func (e *mirrorUnusableError) Unwrap() error { return e.err }
 // readLog applies entries from applied+1 read from the log or, with mirror, from its catch-up mirror, until an
 // error. From the mirror it returns nil once it is within --ready-lag of the log's end (the mirror may lag behind
 // the log: it keeps reading the mirror until then), and a *mirrorUnusableError when the mirror lacks the next entry,
-// cannot be read, or delivers nothing for mirrorQuietTicks seconds.
+// cannot be read, delivers nothing for mirrorQuietTicks seconds, or does not bring the follower closer to the log's
+// end for that long.
 func (f *Follower) readLog(ctx context.Context, fs *followState, mirror bool) error {
 	db := fs.a.db
 	start := db.Applied() + 1
@@ -293,8 +294,9 @@ func (f *Follower) readLog(ctx context.Context, fs *followState, mirror bool) er
 	idle := time.NewTicker(time.Second)
 	defer idle.Stop()
 	first := true
-	unreachable := 0       // consecutive failed log probes while idle
-	quiet, got := 0, false // ticks without an entry in between; an entry since the last tick
+	unreachable := 0                  // consecutive failed log probes while idle
+	quiet, got := 0, false            // ticks without an entry in between; an entry since the last tick
+	stuck, prevBehind := 0, uint64(0) // ticks in a row the mirror did not bring it closer to the log's end
 	batch := make([]journal.Msg, 0, maxApplyBatch)
 	for {
 		batch = batch[:0]
@@ -327,6 +329,21 @@ func (f *Follower) readLog(ctx context.Context, fs *followState, mirror bool) er
 			unreachable = 0
 			fs.logLast = max(fs.logLast, in.LastSeq)
 			f.observe(db.Applied(), fs.logLast)
+			if mirror {
+				// A mirror that lags the log by more than --ready-lag for good would keep the follower from ever
+				// being ready: go on from the log once the distance to the log's end stops shrinking.
+				behind := fs.logLast - min(fs.logLast, db.Applied())
+				if prevBehind > 0 && behind >= prevBehind {
+					stuck++
+				} else {
+					stuck = 0
+				}
+				prevBehind = behind
+				if stuck >= mirrorQuietTicks {
+					return &mirrorUnusableError{err: fmt.Errorf("not closing in on the log's end: %d entries behind for %d s",
+						behind, stuck)}
+				}
+			}
 			continue
 		case m, ok := <-sub.C():
 			got = true
