@@ -19,6 +19,12 @@ import (
 // mirrorName is the name of the catch-up mirror of stream.
 func mirrorName(stream string) string { return stream + "_catchup" }
 
+// isMirrorOf reports whether cfg is that of a mirror of stream: only such a stream is used, trimmed or removed as
+// the catch-up mirror.
+func isMirrorOf(cfg jetstream.StreamConfig, stream string) bool {
+	return cfg.Mirror != nil && cfg.Mirror.Name == stream
+}
+
 // mirrorStreamConfig is the configuration the catch-up mirror is created with: a mirror of the log that keeps
 // everything until Purge trims it along with the log.
 func mirrorStreamConfig(stream string, replicas int) jetstream.StreamConfig {
@@ -51,7 +57,7 @@ func (c *Conn) EnsureCatchUpMirror(ctx context.Context) error {
 	if err != nil {
 		return wrapErr("ensure catch-up mirror", err)
 	}
-	if m := stream.CachedInfo().Config.Mirror; m == nil || m.Name != c.stream {
+	if !isMirrorOf(stream.CachedInfo().Config, c.stream) {
 		return fmt.Errorf("journal: ensure catch-up mirror: %w: stream %s exists and is not a mirror of %s",
 			ErrStreamConfig, name, c.stream)
 	}
@@ -70,7 +76,7 @@ func (c *Conn) RemoveCatchUpMirror(ctx context.Context) error {
 	if err != nil {
 		return wrapErr("remove catch-up mirror", err)
 	}
-	if m := stream.CachedInfo().Config.Mirror; m == nil || m.Name != c.stream {
+	if !isMirrorOf(stream.CachedInfo().Config, c.stream) {
 		return nil
 	}
 	if err := c.js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -87,7 +93,7 @@ func (c *Conn) CatchUpMirrorInfo(ctx context.Context) (Info, error) {
 	if err != nil {
 		return Info{}, wrapErr("catch-up mirror info", err)
 	}
-	if m := stream.CachedInfo().Config.Mirror; m == nil || m.Name != c.stream {
+	if !isMirrorOf(stream.CachedInfo().Config, c.stream) {
 		return Info{}, fmt.Errorf("journal: catch-up mirror info: %w: stream %s is not a mirror of %s",
 			ErrStreamConfig, mirrorName(c.stream), c.stream)
 	}
@@ -106,7 +112,7 @@ func (c *Conn) purgeMirror(ctx context.Context, keepFrom uint64) error {
 		return wrapErr("purge catch-up mirror", err)
 	}
 	si := stream.CachedInfo()
-	if m := si.Config.Mirror; m == nil || m.Name != c.stream {
+	if !isMirrorOf(si.Config, c.stream) {
 		return nil // not ours: EnsureCatchUpMirror reports it
 	}
 	info := infoFromState(si.State)

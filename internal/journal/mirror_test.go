@@ -9,11 +9,16 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// mirrorInfo polls until the catch-up mirror holds the log up to last.
-func waitMirror(t *testing.T, c *Conn, last uint64) Info {
+// waitMirror polls until the catch-up mirror holds the log up to last, for at most 10 s.
+func waitMirror(t testing.TB, c *Conn, last uint64) Info {
+	t.Helper()
+	return waitMirrorFor(t, c, last, 10*time.Second)
+}
+
+func waitMirrorFor(t testing.TB, c *Conn, last uint64, timeout time.Duration) Info {
 	t.Helper()
 	var info Info
-	waitFor(t, 10*time.Second, "the mirror to reach the log's end", func() bool {
+	waitFor(t, timeout, "the mirror to reach the log's end", func() bool {
 		var err error
 		info, err = c.CatchUpMirrorInfo(testCtx(t))
 		return err == nil && info.LastSeq >= last
@@ -117,6 +122,11 @@ func TestConn_CatchUpMirrorNotAMirror(t *testing.T) {
 	if _, err := c.js.CreateStream(ctx, jetstream.StreamConfig{Name: mirrorName("MIRX"), Subjects: []string{"other"}}); err != nil {
 		t.Fatal(err)
 	}
+	for range 3 {
+		if _, err := c.js.Publish(ctx, "other", []byte("not a log entry")); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := c.EnsureCatchUpMirror(ctx); !errors.Is(err, ErrStreamConfig) {
 		t.Fatalf("EnsureCatchUpMirror over a plain stream = %v, want ErrStreamConfig", err)
 	}
@@ -131,8 +141,8 @@ func TestConn_CatchUpMirrorNotAMirror(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg := s.CachedInfo().Config; cfg.Mirror != nil || len(cfg.Subjects) != 1 {
-		t.Fatalf("the plain stream changed: %+v", cfg)
+	if si := s.CachedInfo(); si.Config.Mirror != nil || len(si.Config.Subjects) != 1 || si.State.Msgs != 3 {
+		t.Fatalf("Purge changed the plain stream: %+v, %d messages (want 3)", si.Config, si.State.Msgs)
 	}
 	if err := c.RemoveCatchUpMirror(ctx); err != nil {
 		t.Fatalf("RemoveCatchUpMirror: %v", err)
