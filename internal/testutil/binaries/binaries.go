@@ -24,7 +24,7 @@ func Build(dir string) (Paths, error) {
 		pkg string
 		dst *string
 	}{{"./cmd/leader", &p.Leader}, {"./cmd/follower", &p.Follower}} {
-		path, err := build(dir, b.pkg)
+		path, err := build(dir, b.pkg, filepath.Base(b.pkg))
 		if err != nil {
 			return Paths{}, err
 		}
@@ -36,11 +36,11 @@ func Build(dir string) (Paths, error) {
 // BuildNATS builds the nats-server binary of the version go.mod pins into dir and returns its path, for suites that
 // run the log server as a process of its own.
 func BuildNATS(dir string) (string, error) {
-	return build(dir, "github.com/nats-io/nats-server/v2")
+	return build(dir, "github.com/nats-io/nats-server/v2", "nats-server")
 }
 
-// build runs `go build` for pkg, from the root of the module that contains the working directory, into dir.
-func build(dir, pkg string) (string, error) {
+// build runs `go build` for pkg, from the root of the module that contains the working directory, into dir/name.
+func build(dir, pkg, name string) (string, error) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		return "", fmt.Errorf("build: go tool not found: %w", err)
@@ -52,10 +52,6 @@ func build(dir, pkg string) (string, error) {
 	gomod := strings.TrimSpace(string(out))
 	if gomod == "" || gomod == os.DevNull {
 		return "", errors.New("build: not inside the replikv module")
-	}
-	name := filepath.Base(pkg)
-	if name == "v2" { // github.com/nats-io/nats-server/v2
-		name = filepath.Base(filepath.Dir(pkg))
 	}
 	path := filepath.Join(dir, name)
 	cmd := exec.Command(goBin, "build", "-o", path, pkg)
