@@ -160,6 +160,18 @@ func (l *Leader) Close() error {
 	return err
 }
 
+// logSetupFailed returns the retry callback of a step that sets up a stream: the leader reports starting with why
+// (what), or failed when the stream exists with a configuration it cannot use, which only an operator can fix.
+func (l *Leader) logSetupFailed(what, msg string) func(error, time.Duration) {
+	return func(err error, next time.Duration) {
+		l.state.set(stateStarting, fmt.Errorf("%s: %w", what, err))
+		l.log.Warn(msg, zap.Error(err), zap.Duration("retry_in", next))
+		if errors.Is(err, journal.ErrStreamConfig) {
+			l.state.set(stateFailed, err)
+		}
+	}
+}
+
 // ensureCatchUpMirror creates the log's catch-up mirror with --catchup-mirror, and removes one an earlier run kept
 // without it (a failure to remove is only logged: followers still use the mirror, and compaction still trims it).
 func (l *Leader) ensureCatchUpMirror(ctx context.Context) error {
@@ -177,13 +189,7 @@ func (l *Leader) runBackground(ctx context.Context, advertise string) {
 	if err := retry(ctx, 200*time.Millisecond, 5*time.Second, func() error {
 		_, err := l.jc.EnsureStream(ctx)
 		return err
-	}, func(err error, next time.Duration) {
-		l.state.set(stateStarting, fmt.Errorf("waiting for the replication log: %w", err))
-		l.log.Warn("stream not ready", zap.Error(err), zap.Duration("retry_in", next))
-		if errors.Is(err, journal.ErrStreamConfig) {
-			l.state.set(stateFailed, err)
-		}
-	}); err != nil {
+	}, l.logSetupFailed("waiting for the replication log", "stream not ready")); err != nil {
 		return
 	}
 
@@ -212,13 +218,7 @@ func (l *Leader) runBackground(ctx context.Context, advertise string) {
 	// Only the lease holder creates or removes the catch-up mirror: a standby started with other flags must not
 	// take it away from the leader's followers.
 	if err := retry(ctx, 200*time.Millisecond, 5*time.Second, func() error { return l.ensureCatchUpMirror(ctx) },
-		func(err error, next time.Duration) {
-			l.state.set(stateStarting, fmt.Errorf("preparing the catch-up mirror: %w", err))
-			l.log.Warn("catch-up mirror not ready", zap.Error(err), zap.Duration("retry_in", next))
-			if errors.Is(err, journal.ErrStreamConfig) {
-				l.state.set(stateFailed, err)
-			}
-		}); err != nil {
+		l.logSetupFailed("preparing the catch-up mirror", "catch-up mirror not ready")); err != nil {
 		return
 	}
 

@@ -41,12 +41,20 @@ func putMany(t *testing.T, lurl, prefix string, n int) {
 	wg.Wait()
 }
 
-func TestFollower_CatchesUpFromMirror(t *testing.T) {
+// startMirrorLeader starts a leader with --catchup-mirror holding n entries (keys pre/<i>), and returns it, its URL
+// and its snapshot directory.
+func startMirrorLeader(t *testing.T, n int) (*Leader, string, string) {
+	t.Helper()
 	snapDir := t.TempDir()
 	l := startLeader(t, t.TempDir(), snapDir, "--catchup-mirror")
 	lurl := base(l.HTTPAddr())
 	waitState(t, lurl, stateReady, 20*time.Second)
-	putMany(t, lurl, "pre", 600)
+	putMany(t, lurl, "pre", n)
+	return l, lurl, snapDir
+}
+
+func TestFollower_CatchesUpFromMirror(t *testing.T) {
+	l, lurl, snapDir := startMirrorLeader(t, 600)
 	log, logs := observedLogger(t)
 	f := startFollowerLog(t, log, t.TempDir(), snapDir, l.NATSURL())
 	furl := base(f.HTTPAddr())
@@ -68,11 +76,7 @@ func TestFollower_CatchesUpFromMirror(t *testing.T) {
 
 // A follower whose catch-up mirror disappears mid-way goes on from the log, and loses nothing.
 func TestFollower_FallsBackWhenMirrorRemoved(t *testing.T) {
-	snapDir := t.TempDir()
-	l := startLeader(t, t.TempDir(), snapDir, "--catchup-mirror")
-	lurl := base(l.HTTPAddr())
-	waitState(t, lurl, stateReady, 20*time.Second)
-	putMany(t, lurl, "pre", 1200)
+	l, lurl, snapDir := startMirrorLeader(t, 1200)
 	log, logs := observedLogger(t)
 	// At 500 entries/s the catch-up takes about 2 s, long enough to remove the mirror during it.
 	f := startFollowerLog(t, log, t.TempDir(), snapDir, l.NATSURL(), "--catchup-rate", "500")
@@ -123,5 +127,31 @@ func TestLeader_StandbyKeepsCatchUpMirror(t *testing.T) {
 	waitState(t, base(l2.HTTPAddr()), stateDegraded, 20*time.Second)
 	if _, err := connectJournal(t, l1.NATSURL()).CatchUpMirrorInfo(t.Context()); err != nil {
 		t.Fatalf("the leader's mirror after a standby started without the flag: %v", err)
+	}
+}
+
+// A stream with the mirror's name that is not a mirror of the log stops a leader with --catchup-mirror with a clear
+// error instead of being used (or deleted).
+func TestLeader_CatchUpMirrorNameTaken(t *testing.T) {
+	emb, err := journal.StartEmbedded(journal.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emb.Close)
+	// Another replikv log named like the mirror: a plain stream, not a mirror of REPLIKV.
+	other, err := journal.Connect(t.Context(), journal.Config{URL: emb.ClientURL(), Stream: "REPLIKV_catchup",
+		Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(other.Close)
+	if _, err := other.EnsureStream(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	l := startLeader(t, t.TempDir(), t.TempDir(), "--nats-url", emb.ClientURL(), "--catchup-mirror")
+	st := waitState(t, base(l.HTTPAddr()), stateFailed, 20*time.Second)
+	mustContain(t, st.Error, "not a mirror of REPLIKV")
+	if _, err := other.Info(t.Context()); err != nil {
+		t.Fatalf("the other stream after the leader refused it: %v", err)
 	}
 }
