@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/replikv/replikv/internal/journal"
 )
 
 // ErrUsage marks an invalid command line or environment value. The binaries exit with code 2 on it.
@@ -77,6 +79,11 @@ type Leader struct {
 	// CatchUpMirror makes the leader keep a JetStream mirror of the log (<stream>_catchup) that followers catch up
 	// from, so their reads do not hold back the leader's publishes.
 	CatchUpMirror bool
+	// CatchUpMirrorTags are JetStream placement tags for the catch-up mirror when the leader creates it: on a cluster,
+	// put it on other servers than the log's leader. Only with CatchUpMirror.
+	CatchUpMirrorTags []string
+	// StreamTags are JetStream placement tags for the stream and the lease bucket when the leader creates them.
+	StreamTags []string
 	// SyncFollowers is how many ready followers must apply a write before it is confirmed; 0 = asynchronous.
 	SyncFollowers int
 	// SyncTimeout is how long a write waits for SyncFollowers before answering 202.
@@ -255,7 +262,9 @@ func ParseLeader(args []string, getenv func(string) string, stderr io.Writer) (L
 	fs.BoolVar(&c.CatchUpMirror, "catchup-mirror", false, "keep a mirror of the log (<stream>_catchup) for followers to catch up from, so their reads do not slow the leader's writes")
 	fs.IntVar(&c.SyncFollowers, "sync-followers", 0, "a write is confirmed only after this many ready followers applied it (0 = asynchronous)")
 	fs.DurationVar(&c.SyncTimeout, "sync-timeout", 5*time.Second, "how long a write waits for --sync-followers")
+	fs.Func("catchup-mirror-tags", "comma-separated JetStream placement tags for the catch-up mirror when it is created (a cluster puts it on servers that have every tag); needs --catchup-mirror", tagsFlag(&c.CatchUpMirrorTags))
 	fs.IntVar(&c.StreamReplicas, "stream-replicas", 1, "replicas of the stream when it is created (3 on a clustered JetStream)")
+	fs.Func("stream-tags", "comma-separated JetStream placement tags for the stream and the lease bucket when they are created (a cluster puts them on servers that have every tag)", tagsFlag(&c.StreamTags))
 	p.check(func() error { return checkHostPort("--nats-listen", c.NATSListen) })
 	p.check(func() error {
 		c.NATSSyncInterval, c.NATSSyncAlways = syncFlag.interval, syncFlag.always
@@ -299,6 +308,12 @@ func ParseLeader(args []string, getenv func(string) string, stderr io.Writer) (L
 	p.check(func() error {
 		if c.SyncTimeout <= 0 {
 			return errors.New("--sync-timeout must be positive")
+		}
+		return nil
+	})
+	p.check(func() error {
+		if len(c.CatchUpMirrorTags) > 0 && !c.CatchUpMirror {
+			return errors.New("--catchup-mirror-tags: only with --catchup-mirror")
 		}
 		return nil
 	})
@@ -374,6 +389,26 @@ func CheckStream(name string) error {
 		return fmt.Errorf("--stream: %q must be 1 to 64 characters of A-Z a-z 0-9 _ -", name)
 	}
 	return nil
+}
+
+// tagsFlag parses a comma-separated list of JetStream placement tags into *dst (spaces around a tag are dropped; an
+// empty value means none).
+func tagsFlag(dst *[]string) func(string) error {
+	return func(v string) error {
+		*dst = nil
+		if strings.TrimSpace(v) == "" {
+			return nil
+		}
+		tags := strings.Split(v, ",")
+		for i := range tags {
+			tags[i] = strings.TrimSpace(tags[i])
+		}
+		if err := journal.ValidateTags(tags); err != nil {
+			return err
+		}
+		*dst = tags
+		return nil
+	}
 }
 
 func checkHostPort(flagName, v string) error {

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -40,6 +41,21 @@ func TestParseFollower_Defaults(t *testing.T) {
 	}
 	if c.ID != DefaultFollowerID("./data/follower") {
 		t.Fatalf("id %q is not stable", c.ID)
+	}
+}
+
+func TestParseLeader_Tags(t *testing.T) {
+	c, err := ParseLeader([]string{"--catchup-mirror", "--catchup-mirror-tags", " catchup , az:b "}, env(map[string]string{
+		"REPLIKV_STREAM_TAGS": "log,ssd"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.CatchUpMirrorTags, []string{"catchup", "az:b"}) || !slices.Equal(c.StreamTags, []string{"log", "ssd"}) {
+		t.Fatalf("tags: mirror %q, stream %q", c.CatchUpMirrorTags, c.StreamTags)
+	}
+	c, err = ParseLeader([]string{"--stream-tags", ""}, env(nil), io.Discard)
+	if err != nil || c.StreamTags != nil || c.CatchUpMirrorTags != nil {
+		t.Fatalf("empty tags: %q %q %v", c.StreamTags, c.CatchUpMirrorTags, err)
 	}
 }
 
@@ -86,6 +102,11 @@ func TestParse_Invalid(t *testing.T) {
 		{"SnapshotInterval", true, []string{"--snapshot-interval", "-1s"}, nil, "--snapshot-interval"},
 		{"CatchUpMirror", true, []string{"--catchup-mirror=maybe"}, nil, "catchup-mirror"},
 		{"CatchUpMirrorEnv", true, nil, map[string]string{"REPLIKV_CATCHUP_MIRROR": "yes"}, "catchup-mirror"},
+		{"CatchUpMirrorTagsAlone", true, []string{"--catchup-mirror-tags", "az:b"}, nil, "only with --catchup-mirror"},
+		{"CatchUpMirrorTagsSpace", true, []string{"--catchup-mirror", "--catchup-mirror-tags", "a b"}, nil, "catchup-mirror-tags"},
+		{"CatchUpMirrorTagsEmpty", true, []string{"--catchup-mirror", "--catchup-mirror-tags", "a,,b"}, nil, "catchup-mirror-tags"},
+		{"StreamTagsTwice", true, []string{"--stream-tags", "ssd,ssd"}, nil, "stream-tags"},
+		{"StreamTagsEnv", true, nil, map[string]string{"REPLIKV_STREAM_TAGS": "a\tb"}, "REPLIKV_STREAM_TAGS"},
 		{"Snapshots", true, []string{"--snapshots", "ftp://x"}, nil, "--snapshots"},
 		{"SnapshotsRelative", true, []string{"--snapshots", "file://rel/dir"}, nil, "--snapshots"},
 		{"NATSURL", false, []string{"--nats-url", "http://x:1"}, nil, "--nats-url"},

@@ -42,7 +42,7 @@ func PublishCeiling(ctx context.Context, url, stream string, n, size int) (time.
 	if err != nil {
 		return 0, wrapErr("publish ceiling", err)
 	}
-	s, err := js.CreateStream(ctx, logStreamConfig(stream, 1))
+	s, err := js.CreateStream(ctx, logStreamConfig(stream, 1, nil))
 	if err != nil {
 		return 0, wrapErr("publish ceiling", err)
 	}

@@ -3,6 +3,7 @@ package journal
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -37,6 +38,12 @@ type Config struct {
 	Stream string
 	// Replicas is the number of stream (and lease bucket) replicas used when creating them; 0 means 1, max 5.
 	Replicas int
+	// StreamTags are JetStream placement tags for the log stream and the lease bucket when they are created: on a
+	// cluster they go to servers that carry every tag. Empty means anywhere. See ValidateTags.
+	StreamTags []string
+	// MirrorTags are placement tags for the catch-up mirror when EnsureCatchUpMirror creates it, so that the
+	// followers' catch-up reads cost other servers than the log's. Empty means anywhere.
+	MirrorTags []string
 	// Name is the client connection name shown by the server; empty means "replikv".
 	Name string
 	// Logger receives connection events; nil discards them.
@@ -63,6 +70,12 @@ func (cfg *Config) validate() error {
 	if cfg.Replicas < 1 || cfg.Replicas > maxReplicas {
 		return fmt.Errorf("%w: replicas %d, want 1..%d", ErrMalformed, cfg.Replicas, maxReplicas)
 	}
+	if err := ValidateTags(cfg.StreamTags); err != nil {
+		return fmt.Errorf("journal: stream tags: %w", err)
+	}
+	if err := ValidateTags(cfg.MirrorTags); err != nil {
+		return fmt.Errorf("journal: catch-up mirror tags: %w", err)
+	}
 	if cfg.Name == "" {
 		cfg.Name = defaultConnName
 	}
@@ -84,7 +97,9 @@ type Conn struct {
 	subject   string
 	hbSubject string
 	replicas  int
-	log       *zap.Logger
+	// streamTags and mirrorTags are Config.StreamTags and Config.MirrorTags.
+	streamTags, mirrorTags []string
+	log                    *zap.Logger
 
 	// pubOpts are the fixed per-publish options, built once so publishing does not allocate them.
 	pubOpts []jetstream.PublishOpt
@@ -153,13 +168,15 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 		return nil, wrapErr("connect", err)
 	}
 	return &Conn{
-		nc:        nc,
-		js:        js,
-		stream:    cfg.Stream,
-		subject:   logSubject(cfg.Stream),
-		hbSubject: heartbeatSubject(cfg.Stream),
-		replicas:  cfg.Replicas,
-		log:       log,
+		nc:         nc,
+		js:         js,
+		stream:     cfg.Stream,
+		subject:    logSubject(cfg.Stream),
+		hbSubject:  heartbeatSubject(cfg.Stream),
+		replicas:   cfg.Replicas,
+		streamTags: slices.Clone(cfg.StreamTags),
+		mirrorTags: slices.Clone(cfg.MirrorTags),
+		log:        log,
 		pubOpts: []jetstream.PublishOpt{
 			// A no-responders retry would re-send an entry after later ones: let the caller decide instead.
 			jetstream.WithRetryAttempts(0),

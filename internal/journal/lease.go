@@ -163,11 +163,12 @@ func (c *Conn) leaseKV(ctx context.Context, ttl time.Duration) (jetstream.KeyVal
 	kv, err := c.js.KeyValue(ctx, bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) && ttl > 0 {
 		kv, err = c.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:   bucket,
-			TTL:      ttl,
-			History:  1,
-			Replicas: c.replicas,
-			Storage:  jetstream.FileStorage,
+			Bucket:    bucket,
+			TTL:       ttl,
+			History:   1,
+			Replicas:  c.replicas,
+			Storage:   jetstream.FileStorage,
+			Placement: placement(c.streamTags),
 		})
 		if errors.Is(err, jetstream.ErrBucketExists) {
 			kv, err = c.js.KeyValue(ctx, bucket)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
@@ -27,7 +28,7 @@ func isMirrorOf(cfg jetstream.StreamConfig, stream string) bool {
 
 // mirrorStreamConfig is the configuration the catch-up mirror is created with: a mirror of the log that keeps
 // everything until Purge trims it along with the log.
-func mirrorStreamConfig(stream string, replicas int) jetstream.StreamConfig {
+func mirrorStreamConfig(stream string, replicas int, tags []string) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:      mirrorName(stream),
 		Mirror:    &jetstream.StreamSource{Name: stream},
@@ -37,6 +38,7 @@ func mirrorStreamConfig(stream string, replicas int) jetstream.StreamConfig {
 		Discard:   jetstream.DiscardOld,
 		Storage:   jetstream.FileStorage,
 		Replicas:  replicas,
+		Placement: placement(tags),
 	}
 }
 
@@ -47,11 +49,12 @@ func (c *Conn) EnsureCatchUpMirror(ctx context.Context) error {
 	name := mirrorName(c.stream)
 	stream, err := c.js.Stream(ctx, name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		stream, err = c.js.CreateStream(ctx, mirrorStreamConfig(c.stream, c.replicas))
+		stream, err = c.js.CreateStream(ctx, mirrorStreamConfig(c.stream, c.replicas, c.mirrorTags))
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			stream, err = c.js.Stream(ctx, name)
 		} else if err == nil {
-			c.log.Info("created the log's catch-up mirror", zap.String("mirror", name), zap.Int("replicas", c.replicas))
+			c.log.Info("created the log's catch-up mirror", zap.String("mirror", name), zap.Int("replicas", c.replicas),
+				zap.Strings("tags", c.mirrorTags))
 		}
 	}
 	if err != nil {
@@ -60,6 +63,10 @@ func (c *Conn) EnsureCatchUpMirror(ctx context.Context) error {
 	if !isMirrorOf(stream.CachedInfo().Config, c.stream) {
 		return fmt.Errorf("journal: ensure catch-up mirror: %w: stream %s exists and is not a mirror of %s",
 			ErrStreamConfig, name, c.stream)
+	}
+	if have := placementTags(stream.CachedInfo().Config.Placement); len(c.mirrorTags) > 0 && !slices.Equal(have, c.mirrorTags) {
+		c.log.Warn("catch-up mirror placement tags differ from config; the mirror is kept where it is",
+			zap.String("mirror", name), zap.Strings("mirror_tags", have), zap.Strings("want_tags", c.mirrorTags))
 	}
 	return nil
 }

@@ -1,9 +1,17 @@
 package journal
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"unicode"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
 
 const (
 	maxStreamName = 64
+	maxTag        = 64
 	leaseKey      = "leader"
 	componentName = "journal"
 
@@ -40,3 +48,37 @@ func heartbeatSubject(stream string) string { return "replikv." + stream + ".hea
 
 // leaseBucket is the KV bucket holding the leader lease of stream.
 func leaseBucket(stream string) string { return stream + "_leader" }
+
+// ValidateTags checks JetStream placement tags: each is 1..64 bytes of printable characters without spaces or commas
+// (flags and environment variables give them as a comma-separated list), and none appears twice. It returns an error
+// wrapping ErrMalformed otherwise.
+func ValidateTags(tags []string) error {
+	for i, tag := range tags {
+		if len(tag) == 0 || len(tag) > maxTag {
+			return fmt.Errorf("%w: tag %q: length %d, want 1..%d", ErrMalformed, tag, len(tag), maxTag)
+		}
+		if strings.ContainsFunc(tag, func(r rune) bool { return r == ',' || unicode.IsSpace(r) || !unicode.IsPrint(r) }) {
+			return fmt.Errorf("%w: tag %q has a comma, a space or an unprintable character", ErrMalformed, tag)
+		}
+		if slices.Contains(tags[:i], tag) {
+			return fmt.Errorf("%w: tag %q appears twice", ErrMalformed, tag)
+		}
+	}
+	return nil
+}
+
+// placement returns the JetStream placement for tags, nil for none.
+func placement(tags []string) *jetstream.Placement {
+	if len(tags) == 0 {
+		return nil
+	}
+	return &jetstream.Placement{Tags: slices.Clone(tags)}
+}
+
+// placementTags returns the tags of p, nil for none.
+func placementTags(p *jetstream.Placement) []string {
+	if p == nil {
+		return nil
+	}
+	return p.Tags
+}

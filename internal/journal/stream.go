@@ -27,7 +27,7 @@ type Info struct {
 
 // logStreamConfig is the configuration the replication log is created with: nothing ever drops an entry except an
 // explicit Purge.
-func logStreamConfig(name string, replicas int) jetstream.StreamConfig {
+func logStreamConfig(name string, replicas int, tags []string) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:       name,
 		Subjects:   []string{logSubject(name)},
@@ -39,6 +39,7 @@ func logStreamConfig(name string, replicas int) jetstream.StreamConfig {
 		Storage:    jetstream.FileStorage,
 		Replicas:   replicas,
 		Duplicates: duplicateWindow,
+		Placement:  placement(tags),
 	}
 }
 
@@ -50,7 +51,7 @@ func logStreamConfig(name string, replicas int) jetstream.StreamConfig {
 func (c *Conn) EnsureStream(ctx context.Context) (Info, error) {
 	stream, err := c.js.Stream(ctx, c.stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		stream, err = c.js.CreateStream(ctx, logStreamConfig(c.stream, c.replicas))
+		stream, err = c.js.CreateStream(ctx, logStreamConfig(c.stream, c.replicas, c.streamTags))
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			// Created concurrently with a different config, or it existed all along: check what is there.
 			stream, err = c.js.Stream(ctx, c.stream)
@@ -79,6 +80,10 @@ func (c *Conn) EnsureStream(ctx context.Context) (Info, error) {
 	if si.Config.Replicas != c.replicas {
 		c.log.Warn("log stream replicas differ from config", zap.Int("stream_replicas", si.Config.Replicas),
 			zap.Int("want_replicas", c.replicas))
+	}
+	if have := placementTags(si.Config.Placement); len(c.streamTags) > 0 && !slices.Equal(have, c.streamTags) {
+		c.log.Warn("log stream placement tags differ from config; the stream is kept where it is",
+			zap.Strings("stream_tags", have), zap.Strings("want_tags", c.streamTags))
 	}
 	return infoFromState(si.State), nil
 }

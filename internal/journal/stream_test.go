@@ -49,7 +49,7 @@ func TestConn_EnsureStream(t *testing.T) {
 		// A stream created with the server's default window (as earlier versions did) gets the short one.
 		c := connect(t, e.ClientURL(), "OLDWINDOW")
 		ctx := testCtx(t)
-		cfg := logStreamConfig("OLDWINDOW", 1)
+		cfg := logStreamConfig("OLDWINDOW", 1, nil)
 		cfg.Duplicates = 2 * time.Minute
 		if _, err := c.js.CreateStream(ctx, cfg); err != nil {
 			t.Fatal(err)
@@ -85,7 +85,7 @@ func TestConn_EnsureStream(t *testing.T) {
 		t.Run("Incompatible"+tt.name, func(t *testing.T) {
 			stream := "BAD" + tt.name
 			c := connect(t, e.ClientURL(), stream)
-			cfg := logStreamConfig(stream, 1)
+			cfg := logStreamConfig(stream, 1, nil)
 			tt.mutate(&cfg)
 			if _, err := c.js.CreateStream(testCtx(t), cfg); err != nil {
 				t.Fatalf("create mutated stream: %v", err)

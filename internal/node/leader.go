@@ -104,7 +104,7 @@ func StartLeader(ctx context.Context, cfg config.Leader, log *zap.Logger) (_ *Le
 	l.repo = l.repo.WithCreateCPU(cfg.SnapshotCPU)
 
 	if l.jc, err = journal.Connect(ctx, journal.Config{URL: l.natsURL, Stream: cfg.Stream, Replicas: cfg.StreamReplicas,
-		Name: "replikv-" + l.id, Logger: log, CredsFile: cfg.NATSCreds, CAFile: cfg.NATSCA, CertFile: cfg.NATSCert,
+		StreamTags: cfg.StreamTags, MirrorTags: cfg.CatchUpMirrorTags, Name: "replikv-" + l.id, Logger: log, CredsFile: cfg.NATSCreds, CAFile: cfg.NATSCA, CertFile: cfg.NATSCert,
 		KeyFile: cfg.NATSKey}); err != nil {
 		return nil, fmt.Errorf("node: connect to nats: %w", err)
 	}

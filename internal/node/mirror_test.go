@@ -3,11 +3,13 @@ package node
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/replikv/replikv/internal/journal"
+	"github.com/replikv/replikv/internal/testutil/natscluster"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -153,5 +155,51 @@ func TestLeader_CatchUpMirrorNameTaken(t *testing.T) {
 	mustContain(t, st.Error, "not a mirror of REPLIKV")
 	if _, err := other.Info(t.Context()); err != nil {
 		t.Fatalf("the other stream after the leader refused it: %v", err)
+	}
+}
+
+// On a cluster, --stream-tags and --catchup-mirror-tags put the log and its mirror on different servers: a follower
+// connected to the mirror's server catches up from the mirror there, then follows the log on the other server.
+func TestFollower_CatchesUpFromPlacedMirror(t *testing.T) {
+	urls := natscluster.Start(t, "log", "catchup")
+	snapDir := t.TempDir()
+	l := startLeader(t, t.TempDir(), snapDir, "--nats-url", urls[0], "--stream-tags", "log", "--catchup-mirror",
+		"--catchup-mirror-tags", "catchup")
+	lurl := base(l.HTTPAddr())
+	waitState(t, lurl, stateReady, 30*time.Second)
+	putMany(t, lurl, "pre", 600)
+	log, logs := observedLogger(t)
+	f := startFollowerLog(t, log, t.TempDir(), snapDir, urls[1])
+	furl := base(f.HTTPAddr())
+	waitState(t, furl, stateReady, 30*time.Second)
+	eventually(t, 10*time.Second, func() string {
+		if logs.FilterMessage(msgMirrorCatchUp).Len() != 1 || logs.FilterMessage(msgMirrorDone).Len() != 1 {
+			return fmt.Sprintf("logged %q %d times and %q %d times, want once each", msgMirrorCatchUp,
+				logs.FilterMessage(msgMirrorCatchUp).Len(), msgMirrorDone, logs.FilterMessage(msgMirrorDone).Len())
+		}
+		return ""
+	})
+	if n := logs.FilterMessage(msgMirrorFallback).Len(); n != 0 {
+		t.Fatalf("fell back to the log %d times: %v", n, logs.FilterMessage(msgMirrorFallback).All())
+	}
+	putMany(t, lurl, "live", 200)
+	digestsEqual(t, lurl, furl, 20*time.Second)
+}
+
+// Placement tags no server has keep the leader from creating its stream: it stays not ready and says why, and
+// creates nothing elsewhere.
+func TestLeader_UnsatisfiableStreamTags(t *testing.T) {
+	urls := natscluster.Start(t, "log", "catchup")
+	l := startLeader(t, t.TempDir(), t.TempDir(), "--nats-url", urls[0], "--stream-tags", "nowhere")
+	eventually(t, 20*time.Second, func() string {
+		var st statusBody
+		getJSON(t, base(l.HTTPAddr())+"/v1/status", &st)
+		if st.State == stateReady || !strings.Contains(st.Error, "no suitable peers for placement") {
+			return fmt.Sprintf("status %q, error %q; want not ready with the placement error", st.State, st.Error)
+		}
+		return ""
+	})
+	if _, err := connectJournal(t, urls[0]).Info(t.Context()); !errors.Is(err, journal.ErrNoStream) {
+		t.Fatalf("log stream after a refused placement: %v, want ErrNoStream", err)
 	}
 }

@@ -1,0 +1,91 @@
+// Package natscluster starts a JetStream cluster of in-process NATS servers for tests that need more than one server:
+// placement of streams on tagged servers, clients connected to different servers.
+package natscluster
+
+import (
+	"net"
+	"net/url"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Start starts one JetStream server per name, each named after and tagged with its name (server_tags), clustered
+// with the others, and waits until the cluster has a JetStream meta leader. It returns their client URLs in the
+// order of names. The servers stop at cleanup. JetStream needs at least two servers in a cluster.
+func Start(t testing.TB, names ...string) []string {
+	t.Helper()
+	if len(names) < 2 {
+		t.Fatalf("natscluster: %d servers; a JetStream cluster needs at least 2", len(names))
+	}
+	// Every server needs routes to the others from its start (JetStream refuses a cluster without), so the cluster
+	// ports are chosen first.
+	ports := make([]int, len(names))
+	routes := make([]*url.URL, len(names))
+	for i := range names {
+		ports[i] = freePort(t)
+		routes[i] = &url.URL{Scheme: "nats", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[i]))}
+	}
+	srvs := make([]*server.Server, len(names))
+	for i, name := range names {
+		s, err := server.NewServer(&server.Options{
+			ServerName: name,
+			Host:       "127.0.0.1",
+			Port:       server.RANDOM_PORT,
+			JetStream:  true,
+			StoreDir:   t.TempDir(),
+			NoSigs:     true,
+			NoLog:      true,
+			Tags:       jwt.TagList{name},
+			Cluster:    server.ClusterOpts{Name: "natscluster", Host: "127.0.0.1", Port: ports[i]},
+			Routes:     routes,
+		})
+		if err != nil {
+			t.Fatalf("natscluster: server %s: %v", name, err)
+		}
+		s.Start()
+		t.Cleanup(func() {
+			s.Shutdown()
+			s.WaitForShutdown()
+		})
+		if !s.ReadyForConnections(10 * time.Second) {
+			t.Fatalf("natscluster: server %s not ready within 10s", name)
+		}
+		srvs[i] = s
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !hasMetaLeader(srvs) {
+		if time.Now().After(deadline) {
+			t.Fatal("natscluster: no JetStream meta leader within 30s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	urls := make([]string, len(srvs))
+	for i, s := range srvs {
+		urls[i] = s.ClientURL()
+	}
+	return urls
+}
+
+func hasMetaLeader(srvs []*server.Server) bool {
+	for _, s := range srvs {
+		if s.JetStreamIsLeader() {
+			return true
+		}
+	}
+	return false
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("natscluster: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
