@@ -3,6 +3,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -12,7 +13,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -65,7 +65,11 @@ type cluster struct {
 	ln      *node
 	addr    string
 	natsURL string
-	keys    int
+	// followerURL, if set, is the NATS server followers connect to instead of natsURL (another server of a cluster).
+	followerURL string
+	keys        int
+	// mirror is set when the leader keeps a catch-up mirror (--catchup-mirror): followers must catch up from it.
+	mirror bool
 }
 
 // startCluster starts the leader and writes keys keys (random 128-byte values) through its HTTP API with 64 keep-alive
@@ -76,7 +80,8 @@ func startCluster(b *testing.B, keys int, wrap []string, natsURL string, leaderA
 	b.Helper()
 	ctx := b.Context()
 	dir := b.TempDir()
-	c := &cluster{dir: dir, snapDir: filepath.Join(dir, "snapshots"), keys: keys, natsURL: natsURL}
+	c := &cluster{dir: dir, snapDir: filepath.Join(dir, "snapshots"), keys: keys, natsURL: natsURL,
+		mirror: slices.Contains(leaderArgs, "--catchup-mirror")}
 	argv := append(slices.Clone(wrap), binaries.leader,
 		"--data-dir", filepath.Join(dir, "leader"),
 		"--http-addr", "127.0.0.1:0",
@@ -143,7 +148,7 @@ func (c *cluster) launchFollower(b *testing.B, name string, wrap []string) *foll
 	argv := append(slices.Clone(wrap), binaries.follower,
 		"--data-dir", filepath.Join(dir, "data"),
 		"--http-addr", "127.0.0.1:0",
-		"--nats-url", c.natsURL,
+		"--nats-url", cmp.Or(c.followerURL, c.natsURL),
 		"--snapshots", "file://"+c.snapDir,
 		"--stream", stream,
 		"--id", name)
@@ -182,31 +187,78 @@ func cpuSplit() (leader, followers string, ok bool) {
 // wrap is a command prefix that execs it (taskset). It returns the client URL. The process is killed at cleanup.
 func startLogServer(b *testing.B, wrap []string) string {
 	b.Helper()
+	n := launchNATSServer(b, wrap, "log", "")
+	n.waitHealthy(b, "?js-enabled-only=true")
+	return n.url
+}
+
+// startLogCluster starts a JetStream cluster of two nats-server processes, named and tagged (server_tags) "log" and
+// "catchup", the first run under logWrap and the second under catchupWrap (taskset), and waits until both report
+// healthy, which on a cluster includes a JetStream meta leader. It returns their client URLs.
+func startLogCluster(b *testing.B, logWrap, catchupWrap []string) (logURL, catchupURL string) {
+	b.Helper()
+	ports := []int{freePort(b), freePort(b)}
+	cluster := func(port int) string {
+		return fmt.Sprintf("cluster { name: bench, listen: \"127.0.0.1:%d\", routes: [\"nats://127.0.0.1:%d\", \"nats://127.0.0.1:%d\"] }\n",
+			port, ports[0], ports[1])
+	}
+	// Both start before either is waited for: neither is healthy alone.
+	log := launchNATSServer(b, logWrap, "log", cluster(ports[0]))
+	catchup := launchNATSServer(b, catchupWrap, "catchup", cluster(ports[1]))
+	log.waitHealthy(b, "")
+	catchup.waitHealthy(b, "")
+	return log.url, catchup.url
+}
+
+// natsServer is a nats-server process started by launchNATSServer.
+type natsServer struct {
+	p      *proc
+	url    string // client URL
+	health string // monitoring /healthz URL
+}
+
+// launchNATSServer starts a nats-server process (the version go.mod pins) named and tagged name, with JetStream, its
+// storage in a temporary directory, client and monitoring ports on free loopback ports, and extra appended to its
+// configuration file. It does not wait for it. The process is killed at cleanup.
+func launchNATSServer(b *testing.B, wrap []string, name, extra string) natsServer {
+	b.Helper()
 	dir := b.TempDir()
 	port, mport := freePort(b), freePort(b)
-	argv := append(slices.Clone(wrap), binaries.nats,
-		"-a", "127.0.0.1", "-p", strconv.Itoa(port), "-m", strconv.Itoa(mport),
-		"-js", "-sd", filepath.Join(dir, "jetstream"))
-	p := startProc(b, dir, "nats-server", argv[0], argv[1:]...)
-	health := fmt.Sprintf("http://127.0.0.1:%d/healthz?js-enabled-only=true", mport)
+	conf := fmt.Sprintf("server_name: %q\nlisten: \"127.0.0.1:%d\"\nhttp: \"127.0.0.1:%d\"\nserver_tags: [%q]\njetstream { store_dir: %q }\n%s",
+		name, port, mport, name, filepath.Join(dir, "jetstream"), extra)
+	confPath := filepath.Join(dir, "nats.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	argv := append(slices.Clone(wrap), binaries.nats, "-c", confPath)
+	return natsServer{
+		p:      startProc(b, dir, "nats-server-"+name, argv[0], argv[1:]...),
+		url:    fmt.Sprintf("nats://127.0.0.1:%d", port),
+		health: fmt.Sprintf("http://127.0.0.1:%d/healthz", mport),
+	}
+}
+
+// waitHealthy polls the server's /healthz with query until it answers 200.
+func (n natsServer) waitHealthy(b *testing.B, query string) {
+	b.Helper()
 	ctx, cancel := context.WithTimeout(b.Context(), startTimeout)
 	defer cancel()
 	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, health, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.health+query, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return fmt.Sprintf("nats://127.0.0.1:%d", port)
+				return
 			}
 		}
 		select {
-		case <-p.done:
-			b.Fatalf("nats-server exited before it was healthy:\n%s", tailFile(p.logPath, 30))
+		case <-n.p.done:
+			b.Fatalf("nats-server exited before it was healthy:\n%s", tailFile(n.p.logPath, 30))
 		case <-ctx.Done():
-			b.Fatalf("nats-server not healthy within %v:\n%s", startTimeout, tailFile(p.logPath, 30))
+			b.Fatalf("nats-server not healthy within %v:\n%s", startTimeout, tailFile(n.p.logPath, 30))
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

@@ -102,6 +102,30 @@ func benchP99FollowersLogServer(b *testing.B, leaderArgs ...string) {
 	benchP99Followers(b, c, []string{"taskset", "-c", followerCPUs, "nice", "-n", "19"})
 }
 
+// benchP99FollowersCluster stands for the deployment where the log and its catch-up mirror run on different servers
+// of a JetStream cluster: a cluster of two nats-server processes, "log" (CPU 0, beside a leader of its own, the same
+// -bench.keys loaded, started with --stream-tags log) and "catchup" (CPUs 1..n-1); the followers connect to
+// "catchup" and run on its CPUs at the lowest priority (nice 19), so that on that side the server comes first. With
+// mirror set the leader also gets --catchup-mirror --catchup-mirror-tags catchup, so that the followers' catch-up
+// reads cost the "catchup" server only; without it they read the log on "log" through the cluster (the control). The
+// idle windows are measured on the same leader and cluster. Goal <= 1.1.
+func benchP99FollowersCluster(b *testing.B, mirror bool) {
+	leaderCPUs, followerCPUs, ok := cpuSplit()
+	if !ok {
+		b.Fatal("one CPU cannot stand for two machines")
+	}
+	b.StopTimer()
+	logURL, catchupURL := startLogCluster(b, []string{"taskset", "-c", leaderCPUs}, []string{"taskset", "-c", followerCPUs})
+	args := []string{"--stream-tags", "log"}
+	if mirror {
+		args = append(args, "--catchup-mirror", "--catchup-mirror-tags", "catchup")
+	}
+	c := startCluster(b, *flagKeys, []string{"taskset", "-c", leaderCPUs}, logURL, args...)
+	c.followerURL = catchupURL
+	b.StartTimer()
+	benchP99Followers(b, c, []string{"taskset", "-c", followerCPUs, "nice", "-n", "19"})
+}
+
 // benchP99FollowersNiced stands for separate machines the other way: the leader keeps every CPU, and the followers
 // run on CPUs 1..n-1 at the lowest priority (nice 19), so that they only get CPU time the leader leaves idle.
 func benchP99FollowersNiced(b *testing.B, c *cluster) {
@@ -138,6 +162,9 @@ func benchP99Followers(b *testing.B, c *cluster, wrap []string) {
 			}
 			var cpu time.Duration
 			for _, f := range fs {
+				if err := c.checkMirrorUse(f); err != nil {
+					return 0, err
+				}
 				d, err := procCPU(f.proc.pid())
 				if err != nil {
 					return 0, err
@@ -150,6 +177,21 @@ func benchP99Followers(b *testing.B, c *cluster, wrap []string) {
 		rounds++
 	}
 	res.report(b, 1.1, "3 followers onboard")
+}
+
+// checkMirrorUse returns an error if the cluster's leader keeps a catch-up mirror and f did not catch up from it, or
+// fell back to the log: the benchmark would then not measure what it says.
+func (c *cluster) checkMirrorUse(f *follower) error {
+	if !c.mirror {
+		return nil
+	}
+	if len(f.proc.logged(msgMirrorCatchUp)) == 0 {
+		return fmt.Errorf("%s: did not log %q", f.proc.name, msgMirrorCatchUp)
+	}
+	if n := len(f.proc.logged(msgMirrorFallback)); n > 0 {
+		return fmt.Errorf("%s: logged %q %d times:\n%s", f.proc.name, msgMirrorFallback, n, tailFile(f.proc.logPath, 30))
+	}
+	return nil
 }
 
 // benchP99BareConsumers is the control experiment of benchP99Followers: instead of three followers, three bare

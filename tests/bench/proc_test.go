@@ -22,10 +22,12 @@ import (
 
 // Log messages (zap JSON, info level) the harness reads from a binary's stderr.
 const (
-	msgHTTPListening   = "http listening"          // field "addr"
-	msgNATSListening   = "embedded nats listening" // field "url" (leader without --nats-url)
-	msgSnapshotRestore = "snapshot restored"       // field "took" (follower)
-	msgSnapshotCreated = "snapshot created"        // leader, once a snapshot is uploaded and its manifest written
+	msgHTTPListening   = "http listening"                                 // field "addr"
+	msgNATSListening   = "embedded nats listening"                        // field "url" (leader without --nats-url)
+	msgSnapshotRestore = "snapshot restored"                              // field "took" (follower)
+	msgSnapshotCreated = "snapshot created"                               // leader, once a snapshot is uploaded and its manifest written
+	msgMirrorCatchUp   = "catching up from the log's mirror"              // follower, --catchup-mirror on the leader
+	msgMirrorFallback  = "catching up from the log instead of its mirror" // follower, the mirror could not serve
 )
 
 const (
