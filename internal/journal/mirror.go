@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
@@ -64,7 +63,7 @@ func (c *Conn) EnsureCatchUpMirror(ctx context.Context) error {
 		return fmt.Errorf("journal: ensure catch-up mirror: %w: stream %s exists and is not a mirror of %s",
 			ErrStreamConfig, name, c.stream)
 	}
-	if have := placementTags(stream.CachedInfo().Config.Placement); len(c.mirrorTags) > 0 && !slices.Equal(have, c.mirrorTags) {
+	if have := placementTags(stream.CachedInfo().Config.Placement); len(c.mirrorTags) > 0 && !sameTags(have, c.mirrorTags) {
 		c.log.Warn("catch-up mirror placement tags differ from config; the mirror is kept where it is",
 			zap.String("mirror", name), zap.Strings("mirror_tags", have), zap.Strings("want_tags", c.mirrorTags))
 	}

@@ -50,8 +50,8 @@ func heartbeatSubject(stream string) string { return "replikv." + stream + ".hea
 func leaseBucket(stream string) string { return stream + "_leader" }
 
 // ValidateTags checks JetStream placement tags: each is 1..64 bytes of printable characters without spaces or commas
-// (flags and environment variables give them as a comma-separated list), and none appears twice. It returns an error
-// wrapping ErrMalformed otherwise.
+// (flags and environment variables give them as a comma-separated list), and none appears twice (servers compare tags
+// without regard to case). It returns an error wrapping ErrMalformed otherwise.
 func ValidateTags(tags []string) error {
 	for i, tag := range tags {
 		if len(tag) == 0 || len(tag) > maxTag {
@@ -60,7 +60,7 @@ func ValidateTags(tags []string) error {
 		if strings.ContainsFunc(tag, func(r rune) bool { return r == ',' || unicode.IsSpace(r) || !unicode.IsPrint(r) }) {
 			return fmt.Errorf("%w: tag %q has a comma, a space or an unprintable character", ErrMalformed, tag)
 		}
-		if slices.Contains(tags[:i], tag) {
+		if slices.ContainsFunc(tags[:i], func(t string) bool { return strings.EqualFold(t, tag) }) {
 			return fmt.Errorf("%w: tag %q appears twice", ErrMalformed, tag)
 		}
 	}
@@ -82,3 +82,7 @@ func placementTags(p *jetstream.Placement) []string {
 	}
 	return p.Tags
 }
+
+// sameTags reports whether a and b are the same tags in the same order, without regard to case, as servers compare
+// them.
+func sameTags(a, b []string) bool { return slices.EqualFunc(a, b, strings.EqualFold) }

@@ -102,7 +102,7 @@ func TestValidateTags(t *testing.T) {
 		}
 	}
 	long := fmt.Sprintf("%065d", 0)
-	for _, tags := range [][]string{{""}, {"a b"}, {"a,b"}, {"a\tb"}, {"a\x00"}, {long}, {"log", "log"}} {
+	for _, tags := range [][]string{{""}, {"a b"}, {"a,b"}, {"a\tb"}, {"a\x00"}, {long}, {"log", "log"}, {"ssd", "SSD"}} {
 		if err := ValidateTags(tags); !errors.Is(err, ErrMalformed) {
 			t.Errorf("ValidateTags(%q) = %v, want ErrMalformed", tags, err)
 		}

@@ -81,7 +81,7 @@ func (c *Conn) EnsureStream(ctx context.Context) (Info, error) {
 		c.log.Warn("log stream replicas differ from config", zap.Int("stream_replicas", si.Config.Replicas),
 			zap.Int("want_replicas", c.replicas))
 	}
-	if have := placementTags(si.Config.Placement); len(c.streamTags) > 0 && !slices.Equal(have, c.streamTags) {
+	if have := placementTags(si.Config.Placement); len(c.streamTags) > 0 && !sameTags(have, c.streamTags) {
 		c.log.Warn("log stream placement tags differ from config; the stream is kept where it is",
 			zap.Strings("stream_tags", have), zap.Strings("want_tags", c.streamTags))
 	}
