@@ -18,6 +18,10 @@ import (
 const (
 	defaultCacheBytes = 64 << 20
 	memTableBytes     = 64 << 20
+	// walBytesPerSync makes pebble write the WAL back to disk in the background every 512 KiB. Without it the
+	// whole WAL of a memtable stays dirty until pebble rotates the WAL, which closes the old one with an fsync on
+	// the write path: BenchmarkApplyStalls (quiet disk) saw the largest apply stall go from 92 ms to 19 ms.
+	walBytesPerSync = 512 << 10
 )
 
 // Options configures a store. Zero values mean defaults.
@@ -26,6 +30,8 @@ type Options struct {
 	Logger *zap.Logger
 	// CacheBytes is the size of pebble's block cache in bytes; 0 means 64 MiB.
 	CacheBytes int64
+	// noWALBytesPerSync turns the WAL's background writeback off (BenchmarkApplyStalls compares).
+	noWALBytesPerSync bool
 }
 
 func (o Options) logger() *zap.Logger {
@@ -44,8 +50,12 @@ func (o Options) pebbleOptions(log *zap.Logger) *pebble.Options {
 	po := &pebble.Options{
 		CacheSize:          cache,
 		MemTableSize:       memTableBytes,
+		WALBytesPerSync:    walBytesPerSync,
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             pebbleLogger{log: log.With(zap.String("subsystem", "pebble"))},
+	}
+	if o.noWALBytesPerSync {
+		po.WALBytesPerSync = 0
 	}
 	po.EnsureDefaults()
 	return po
