@@ -117,6 +117,15 @@ function info(what, unit,    v) {
 	row("5 log on a nats-server, followers read its mirror", "x_vs_idle", "le", 1.1)
 	info("  idle p99 (ms)", "idle_p99_ms"); info("  onboarding p99 (ms)", "busy_p99_ms")
 }
+/^BenchmarkOnboarding\/LeaderP99\/ThreeFollowersCluster-/ {
+	row("5 log on a 2-server cluster (CPU 0 / CPU 1), no mirror", "x_vs_idle", "le", 1.1)
+	info("  idle p99 (ms)", "idle_p99_ms"); info("  onboarding p99 (ms)", "busy_p99_ms")
+}
+/^BenchmarkOnboarding\/LeaderP99\/ThreeFollowersClusterMirror/ {
+	row("5 the same, followers read a mirror on the other server", "x_vs_idle", "le", 1.1)
+	info("  idle p99 (ms)", "idle_p99_ms"); info("  onboarding p99 (ms)", "busy_p99_ms")
+	info("  I/O stall busy (%)", "busy_io_stall_%"); info("  I/O stall idle (%)", "idle_io_stall_%")
+}
 /^BenchmarkOnboarding\/LeaderP99\/ThreeFollowersNiced/ {
 	info("  the same, followers at nice 19 next to the leader", "x_vs_idle")
 }

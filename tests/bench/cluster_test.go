@@ -70,6 +70,8 @@ type cluster struct {
 	keys        int
 	// mirror is set when the leader keeps a catch-up mirror (--catchup-mirror): followers must catch up from it.
 	mirror bool
+	// followerData is where followers keep their data dirs: dir, or a directory of its own under -bench.followerdir.
+	followerData string
 }
 
 // startCluster starts the leader and writes keys keys (random 128-byte values) through its HTTP API with 64 keep-alive
@@ -81,7 +83,15 @@ func startCluster(b *testing.B, keys int, wrap []string, natsURL string, leaderA
 	ctx := b.Context()
 	dir := b.TempDir()
 	c := &cluster{dir: dir, snapDir: filepath.Join(dir, "snapshots"), keys: keys, natsURL: natsURL,
-		mirror: slices.Contains(leaderArgs, "--catchup-mirror")}
+		mirror: slices.Contains(leaderArgs, "--catchup-mirror"), followerData: dir}
+	if *flagFollowerDir != "" {
+		d, err := os.MkdirTemp(*flagFollowerDir, "replikv-bench-")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = os.RemoveAll(d) })
+		c.followerData = d
+	}
 	argv := append(slices.Clone(wrap), binaries.leader,
 		"--data-dir", filepath.Join(dir, "leader"),
 		"--http-addr", "127.0.0.1:0",
@@ -133,7 +143,8 @@ func (c *cluster) startLoad(ctx context.Context, prefix string) (*pacedLoad, err
 type follower struct {
 	b    *testing.B
 	proc *proc
-	dir  string
+	dir  string // its log
+	data string // its data dir
 	n    *node
 }
 
@@ -145,8 +156,9 @@ func (c *cluster) launchFollower(b *testing.B, name string, wrap []string) *foll
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.Fatal(err)
 	}
+	data := filepath.Join(c.followerData, name, "data")
 	argv := append(slices.Clone(wrap), binaries.follower,
-		"--data-dir", filepath.Join(dir, "data"),
+		"--data-dir", data,
 		"--http-addr", "127.0.0.1:0",
 		"--nats-url", cmp.Or(c.followerURL, c.natsURL),
 		"--snapshots", "file://"+c.snapDir,
@@ -154,7 +166,7 @@ func (c *cluster) launchFollower(b *testing.B, name string, wrap []string) *foll
 		"--id", name)
 	argv = append(argv, strings.Fields(*flagFollowerArgs)...)
 	p := startProc(b, dir, name, argv[0], argv[1:]...)
-	return &follower{b: b, proc: p, dir: dir}
+	return &follower{b: b, proc: p, dir: dir, data: data}
 }
 
 // node waits for the follower's HTTP listener (onboarding runs behind it) and returns its client. It may fail the
@@ -169,7 +181,7 @@ func (f *follower) node() *node {
 // remove stops the follower and deletes its data.
 func (f *follower) remove() {
 	f.proc.stop()
-	_ = os.RemoveAll(filepath.Join(f.dir, "data"))
+	_ = os.RemoveAll(f.data)
 }
 
 // cpuSplit divides this machine in two for benchmarks that stand for two machines: the leader's side gets CPU 0,

@@ -21,6 +21,8 @@ var (
 		"extra flags for the leader binaries, space-separated (e.g. \"--snapshot-cpu 0.1\")")
 	flagFollowerArgs = flag.String("bench.followerargs", "",
 		"extra flags for the follower binaries, space-separated (e.g. \"--catchup-rate 4000\")")
+	flagFollowerDir = flag.String("bench.followerdir", "",
+		"if set, the onboarding benchmarks' followers keep their data under this directory (e.g. a tmpfs such as /dev/shm, standing for the followers' own disks) instead of beside the leader's")
 	flagProfile = flag.String("bench.profile", "",
 		"if set, write the CPU profile of an in-process restore of the onboarding snapshot to this file")
 )

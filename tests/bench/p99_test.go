@@ -22,6 +22,10 @@ type p99Result struct {
 	busyTime   time.Duration
 	leaderCPU  time.Duration // CPU the leader used during the busy windows
 	otherCPU   time.Duration // CPU the followers used during the busy windows
+	// idleIO and busyIO are the time some task on the machine stalled on I/O during the idle and busy windows
+	// (/proc/pressure/io); idleTime is the idle windows' length. ioOK is false where the kernel has no pressure data.
+	idleIO, busyIO, idleTime time.Duration
+	ioOK                     bool
 }
 
 // addRound adds one round's idle and busy latencies.
@@ -55,6 +59,10 @@ func (r *p99Result) report(b *testing.B, goal float64, what string) {
 	b.ReportMetric(100*r.leaderCPU.Seconds()/r.busyTime.Seconds(), "leader_cpu_%")
 	if r.otherCPU > 0 {
 		b.ReportMetric(100*r.otherCPU.Seconds()/r.busyTime.Seconds(), "followers_cpu_%")
+	}
+	if r.ioOK && r.idleTime > 0 {
+		b.ReportMetric(100*r.busyIO.Seconds()/r.busyTime.Seconds(), "busy_io_stall_%")
+		b.ReportMetric(100*r.idleIO.Seconds()/r.idleTime.Seconds(), "idle_io_stall_%")
 	}
 	b.Logf("leader write p99 %v while %s vs %v idle (pooled %.2fx); per-round ratios %.2f, median %.2fx (goal <= %.2f, 0 = none); p50 %v vs %v; %d busy and %d idle samples",
 		busy99, what, idle99, pooled, r.ratios, ratio, goal, quantile(r.busy, 0.5), quantile(r.idle, 0.5), len(r.busy),
@@ -235,10 +243,15 @@ func (c *cluster) p99Under(b *testing.B, name string, res *p99Result, disturb fu
 	if err != nil {
 		b.Fatal(err)
 	}
-	idleA, err := idleFor(ctx, 2*time.Second, idleWindow)
+	if err := ctxtime.Sleep(ctx, 2*time.Second); err != nil {
+		b.Fatal(errors.Join(err, stopLoad(load)))
+	}
+	io0, ioOK := ioStall()
+	idleA, err := idleFor(ctx, 0, idleWindow)
 	if err != nil {
 		b.Fatal(errors.Join(err, stopLoad(load)))
 	}
+	io1, _ := ioStall()
 	leaderCPU0, err := procCPU(c.leader.pid())
 	if err != nil {
 		b.Fatal(errors.Join(err, stopLoad(load)))
@@ -246,6 +259,7 @@ func (c *cluster) p99Under(b *testing.B, name string, res *p99Result, disturb fu
 	t1 := time.Now()
 	otherCPU, err := disturb()
 	t2 := time.Now()
+	io2, _ := ioStall()
 	if err != nil {
 		b.Fatal(errors.Join(err, stopLoad(load)))
 	}
@@ -253,10 +267,15 @@ func (c *cluster) p99Under(b *testing.B, name string, res *p99Result, disturb fu
 	if err != nil {
 		b.Fatal(errors.Join(err, stopLoad(load)))
 	}
-	idleB, err := idleFor(ctx, 2*time.Second, idleWindow)
+	if err := ctxtime.Sleep(ctx, 2*time.Second); err != nil {
+		b.Fatal(errors.Join(err, stopLoad(load)))
+	}
+	io3, _ := ioStall()
+	idleB, err := idleFor(ctx, 0, idleWindow)
 	if err != nil {
 		b.Fatal(errors.Join(err, stopLoad(load)))
 	}
+	io4, _ := ioStall()
 	samples, err := load.stop()
 	if err != nil {
 		b.Fatal(err)
@@ -266,6 +285,12 @@ func (c *cluster) p99Under(b *testing.B, name string, res *p99Result, disturb fu
 	res.busyTime += busy.dur()
 	res.leaderCPU += leaderCPU1 - leaderCPU0
 	res.otherCPU += otherCPU
+	if ioOK {
+		res.ioOK = true
+		res.idleIO += io1 - io0 + io4 - io3
+		res.busyIO += io2 - io1
+		res.idleTime += idleA.dur() + idleB.dur()
+	}
 }
 
 // benchP99Snapshot measures the leader's write latency (live load of 2,000 writes/s, open loop) while it takes and

@@ -191,6 +191,31 @@ func procCPU(pid int) (time.Duration, error) {
 	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
 }
 
+// ioStall returns the total time some task stalled on I/O so far (/proc/pressure/io, line "some", field total, in
+// microseconds), and false where the kernel does not report pressure.
+func ioStall() (time.Duration, bool) {
+	b, err := os.ReadFile("/proc/pressure/io")
+	if err != nil {
+		return 0, false
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, "some ")
+		if !ok {
+			continue
+		}
+		for f := range strings.FieldsSeq(rest) {
+			if v, ok := strings.CutPrefix(f, "total="); ok {
+				us, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					return 0, false
+				}
+				return time.Duration(us) * time.Microsecond, true
+			}
+		}
+	}
+	return 0, false
+}
+
 // logWriter appends a process's output to a file and keeps the fields of the first JSON line of each message.
 type logWriter struct {
 	mu     sync.Mutex
