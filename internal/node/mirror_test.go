@@ -57,8 +57,15 @@ func startMirrorLeader(t *testing.T, n int) (*Leader, string, string) {
 
 func TestFollower_CatchesUpFromMirror(t *testing.T) {
 	l, lurl, snapDir := startMirrorLeader(t, 600)
+	followViaMirror(t, lurl, snapDir, l.NATSURL())
+}
+
+// followViaMirror starts a follower with empty storage on natsURL and checks that it catches up from the mirror
+// once, without falling back, and then follows the log itself: live writes arrive and the digests converge.
+func followViaMirror(t *testing.T, lurl, snapDir, natsURL string) {
+	t.Helper()
 	log, logs := observedLogger(t)
-	f := startFollowerLog(t, log, t.TempDir(), snapDir, l.NATSURL())
+	f := startFollowerLog(t, log, t.TempDir(), snapDir, natsURL)
 	furl := base(f.HTTPAddr())
 	waitState(t, furl, stateReady, 30*time.Second)
 	eventually(t, 10*time.Second, func() string {
@@ -71,7 +78,6 @@ func TestFollower_CatchesUpFromMirror(t *testing.T) {
 	if n := logs.FilterMessage(msgMirrorFallback).Len(); n != 0 {
 		t.Fatalf("fell back to the log %d times: %v", n, logs.FilterMessage(msgMirrorFallback).All())
 	}
-	// After the switch it follows the log itself: live writes arrive.
 	putMany(t, lurl, "live", 200)
 	digestsEqual(t, lurl, furl, 20*time.Second)
 }
@@ -168,22 +174,7 @@ func TestFollower_CatchesUpFromPlacedMirror(t *testing.T) {
 	lurl := base(l.HTTPAddr())
 	waitState(t, lurl, stateReady, 30*time.Second)
 	putMany(t, lurl, "pre", 600)
-	log, logs := observedLogger(t)
-	f := startFollowerLog(t, log, t.TempDir(), snapDir, urls[1])
-	furl := base(f.HTTPAddr())
-	waitState(t, furl, stateReady, 30*time.Second)
-	eventually(t, 10*time.Second, func() string {
-		if logs.FilterMessage(msgMirrorCatchUp).Len() != 1 || logs.FilterMessage(msgMirrorDone).Len() != 1 {
-			return fmt.Sprintf("logged %q %d times and %q %d times, want once each", msgMirrorCatchUp,
-				logs.FilterMessage(msgMirrorCatchUp).Len(), msgMirrorDone, logs.FilterMessage(msgMirrorDone).Len())
-		}
-		return ""
-	})
-	if n := logs.FilterMessage(msgMirrorFallback).Len(); n != 0 {
-		t.Fatalf("fell back to the log %d times: %v", n, logs.FilterMessage(msgMirrorFallback).All())
-	}
-	putMany(t, lurl, "live", 200)
-	digestsEqual(t, lurl, furl, 20*time.Second)
+	followViaMirror(t, lurl, snapDir, urls[1])
 }
 
 // Placement tags no server has keep the leader from creating its stream: it stays not ready and says why, and
