@@ -14,8 +14,9 @@ import (
 )
 
 // Start starts one JetStream server per name, each named after and tagged with its name (server_tags), clustered
-// with the others, and waits until the cluster has a JetStream meta leader. It returns their client URLs in the
-// order of names. The servers stop at cleanup. JetStream needs at least two servers in a cluster.
+// with the others, and waits until the cluster's JetStream meta leader sees every server online with its tags
+// (before that, a placement on a server it has not heard from fails with "no suitable peers for placement, peer
+// offline"). It returns their client URLs in the order of names. The servers stop at cleanup. JetStream needs at least two servers in a cluster.
 func Start(t testing.TB, names ...string) []string {
 	t.Helper()
 	if len(names) < 2 {
@@ -57,9 +58,13 @@ func Start(t testing.TB, names ...string) []string {
 		srvs[i] = s
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	for !hasMetaLeader(srvs) {
+	for {
+		online := onlinePeers(srvs)
+		if online == len(srvs) {
+			break
+		}
 		if time.Now().After(deadline) {
-			t.Fatal("natscluster: no JetStream meta leader within 30s")
+			t.Fatalf("natscluster: the JetStream meta leader sees %d of %d servers online after 30s", online, len(srvs))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -70,13 +75,16 @@ func Start(t testing.TB, names ...string) []string {
 	return urls
 }
 
-func hasMetaLeader(srvs []*server.Server) bool {
+// onlinePeers returns how many servers the JetStream meta leader knows as online, with JetStream and with current
+// statistics (which carry the server's tags): the servers placement can choose from. It is 0 while there is no
+// meta leader.
+func onlinePeers(srvs []*server.Server) int {
 	for _, s := range srvs {
 		if s.JetStreamIsLeader() {
-			return true
+			return len(s.JetStreamClusterPeers())
 		}
 	}
-	return false
+	return 0
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.
