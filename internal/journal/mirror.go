@@ -93,7 +93,7 @@ func (c *Conn) RemoveCatchUpMirror(ctx context.Context) error {
 }
 
 // CatchUpMirrorInfo returns the state of the log's catch-up mirror. Errors: ErrNoStream when there is none,
-// ErrUnavailable, ErrClosed.
+// ErrStreamConfig when the stream of its name is not a mirror of the log, ErrUnavailable, ErrClosed.
 func (c *Conn) CatchUpMirrorInfo(ctx context.Context) (Info, error) {
 	stream, err := c.js.Stream(ctx, mirrorName(c.stream))
 	if err != nil {

@@ -113,7 +113,7 @@ func TestConn_PurgeMirrorBehind(t *testing.T) {
 	}
 }
 
-// A stream that has the mirror's name but is not a mirror of the log is refused, never used or purged.
+// A stream that has the mirror's name but is not a mirror of the log is refused, never read, purged or removed.
 func TestConn_CatchUpMirrorNotAMirror(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t)
@@ -132,6 +132,12 @@ func TestConn_CatchUpMirrorNotAMirror(t *testing.T) {
 	}
 	if _, err := c.CatchUpMirrorInfo(ctx); !errors.Is(err, ErrStreamConfig) {
 		t.Fatalf("CatchUpMirrorInfo of a plain stream = %v, want ErrStreamConfig", err)
+	}
+	if sub, err := c.Subscribe(ctx, 1, 0, FromCatchUpMirror()); !errors.Is(err, ErrStreamConfig) {
+		if err == nil {
+			sub.Stop()
+		}
+		t.Fatalf("Subscribe FromCatchUpMirror to a plain stream = %v, want ErrStreamConfig", err)
 	}
 	publishN(t, c, 0, 3)
 	if err := c.Purge(ctx, 3); err != nil {

@@ -80,7 +80,9 @@ func WithPacer(p Pacer) SubscribeOption {
 
 // FromCatchUpMirror reads the log's catch-up mirror (see EnsureCatchUpMirror) instead of the log. The mirror keeps
 // the log's sequence numbers, but it lags behind the log and may start later: the caller checks the first delivered
-// Msg.Seq, and switches to the log itself to follow its tail. Errors: ErrNoStream when there is no mirror.
+// Msg.Seq, and switches to the log itself to follow its tail. Errors: ErrNoStream when there is no mirror,
+// ErrStreamConfig when a stream of the mirror's name is not a mirror of the log (another log named like it, whose
+// entries must never be applied as this log's).
 func FromCatchUpMirror() SubscribeOption {
 	return func(s *Subscription) { s.stream = mirrorName(s.c.stream) }
 }
@@ -109,6 +111,12 @@ func (c *Conn) Subscribe(ctx context.Context, startSeq uint64, buffer int, opts 
 	}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.stream != c.stream {
+		// Only a mirror of this log is read as its mirror.
+		if _, err := c.CatchUpMirrorInfo(ctx); err != nil {
+			return nil, err
+		}
 	}
 	it, cons, err := c.openIterator(ctx, s.stream, startSeq)
 	if err != nil {

@@ -194,3 +194,32 @@ func TestLeader_UnsatisfiableStreamTags(t *testing.T) {
 		t.Fatalf("log stream after a refused placement: %v, want ErrNoStream", err)
 	}
 }
+
+// Another log named like this log's mirror (here that of a second replikv on the same NATS, --stream
+// REPLIKV_catchup) is not a mirror of it: a follower catches up from its own log and never applies the other log's
+// entries.
+func TestFollower_IgnoresStreamNamedLikeMirror(t *testing.T) {
+	snapDir := t.TempDir()
+	l := startLeader(t, t.TempDir(), snapDir)
+	lurl := base(l.HTTPAddr())
+	waitState(t, lurl, stateReady, 20*time.Second)
+	other := startLeader(t, t.TempDir(), t.TempDir(), "--nats-url", l.NATSURL(), "--stream", "REPLIKV_catchup")
+	ourl := base(other.HTTPAddr())
+	waitState(t, ourl, stateReady, 20*time.Second)
+	putMany(t, ourl, "other", 300)
+	putMany(t, lurl, "pre", 200)
+
+	log, logs := observedLogger(t)
+	f := startFollowerLog(t, log, t.TempDir(), snapDir, l.NATSURL())
+	furl := base(f.HTTPAddr())
+	waitState(t, furl, stateReady, 30*time.Second)
+	digestsEqual(t, lurl, furl, 20*time.Second)
+	if n := logs.FilterMessage(msgMirrorCatchUp).Len(); n != 0 {
+		t.Fatalf("the follower caught up from the other log %d times", n)
+	}
+	fallbacks := logs.FilterMessage(msgMirrorFallback).All()
+	if len(fallbacks) != 1 {
+		t.Fatalf("logged %q %d times, want once", msgMirrorFallback, len(fallbacks))
+	}
+	mustContain(t, fmt.Sprint(fallbacks[0].ContextMap()["error"]), "REPLIKV_catchup is not a mirror of REPLIKV")
+}
