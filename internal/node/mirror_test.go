@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/replikv/replikv/internal/journal"
+	"github.com/replikv/replikv/internal/journal/journaltest"
 	"github.com/replikv/replikv/internal/testutil/natscluster"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -222,4 +223,33 @@ func TestFollower_IgnoresStreamNamedLikeMirror(t *testing.T) {
 		t.Fatalf("logged %q %d times, want once", msgMirrorFallback, len(fallbacks))
 	}
 	mustContain(t, fmt.Sprint(fallbacks[0].ContextMap()["error"]), "REPLIKV_catchup is not a mirror of REPLIKV")
+}
+
+// A mirror that stops copying the log in the middle of a catch-up (cut off from the log, or stuck far behind it) is
+// given up after a few quiet seconds: the follower goes on from the log, becomes ready and loses nothing.
+func TestFollower_FallsBackWhenMirrorStops(t *testing.T) {
+	l, lurl, snapDir := startMirrorLeader(t, 1200)
+	log, logs := observedLogger(t)
+	// At 200 entries/s the catch-up from the mirror takes about 6 s: the mirror stops, and the log moves on, long
+	// before the follower reaches the mirror's end.
+	f := startFollowerLog(t, log, t.TempDir(), snapDir, l.NATSURL(), "--catchup-rate", "200")
+	furl := base(f.HTTPAddr())
+	eventually(t, 10*time.Second, func() string {
+		if logs.FilterMessage(msgMirrorCatchUp).Len() == 0 {
+			return "the follower did not start catching up from the mirror"
+		}
+		return ""
+	})
+	journaltest.StopCatchUpMirror(t, l.NATSURL(), "REPLIKV")
+	putMany(t, lurl, "after", 300)
+	st := waitState(t, furl, stateReady, 40*time.Second)
+	if logs.FilterMessage(msgMirrorDone).Len() != 0 {
+		t.Fatalf("the follower caught up from the stopped mirror (applied %d)", st.AppliedSeq)
+	}
+	fallbacks := logs.FilterMessage(msgMirrorFallback).All()
+	if len(fallbacks) != 1 {
+		t.Fatalf("logged %q %d times, want once", msgMirrorFallback, len(fallbacks))
+	}
+	mustContain(t, fmt.Sprint(fallbacks[0].ContextMap()["error"]), "no entry from it")
+	digestsEqual(t, lurl, furl, 20*time.Second)
 }

@@ -1,0 +1,43 @@
+// Package journaltest injects faults into a replikv log on a JetStream server for tests of the packages above the
+// journal, which do not touch JetStream themselves.
+package journaltest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// StopCatchUpMirror makes the catch-up mirror of stream (<stream>_catchup) stop copying the log while readers keep
+// reading what it holds: the server turns the mirror into a plain stream (mirror promotion). It stands for a mirror
+// cut off from its log, or stuck far behind it.
+func StopCatchUpMirror(t testing.TB, url, stream string) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatalf("journaltest: connect: %v", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("journaltest: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	name := stream + "_catchup"
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		t.Fatalf("journaltest: stream %s: %v", name, err)
+	}
+	cfg := s.CachedInfo().Config
+	if cfg.Mirror == nil || cfg.Mirror.Name != stream {
+		t.Fatalf("journaltest: stream %s is not a mirror of %s", name, stream)
+	}
+	cfg.Mirror = nil
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatalf("journaltest: stop the mirror %s: %v", name, err)
+	}
+}
