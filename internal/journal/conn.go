@@ -101,6 +101,9 @@ type Conn struct {
 	streamTags, mirrorTags []string
 	log                    *zap.Logger
 
+	// purgeStepBytes is purgeStepBytes; tests make it smaller.
+	purgeStepBytes uint64
+
 	// pubOpts are the fixed per-publish options, built once so publishing does not allocate them.
 	pubOpts []jetstream.PublishOpt
 
@@ -168,15 +171,16 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 		return nil, wrapErr("connect", err)
 	}
 	return &Conn{
-		nc:         nc,
-		js:         js,
-		stream:     cfg.Stream,
-		subject:    logSubject(cfg.Stream),
-		hbSubject:  heartbeatSubject(cfg.Stream),
-		replicas:   cfg.Replicas,
-		streamTags: slices.Clone(cfg.StreamTags),
-		mirrorTags: slices.Clone(cfg.MirrorTags),
-		log:        log,
+		nc:             nc,
+		js:             js,
+		stream:         cfg.Stream,
+		subject:        logSubject(cfg.Stream),
+		hbSubject:      heartbeatSubject(cfg.Stream),
+		replicas:       cfg.Replicas,
+		streamTags:     slices.Clone(cfg.StreamTags),
+		mirrorTags:     slices.Clone(cfg.MirrorTags),
+		log:            log,
+		purgeStepBytes: purgeStepBytes,
 		pubOpts: []jetstream.PublishOpt{
 			// A no-responders retry would re-send an entry after later ones: let the caller decide instead.
 			jetstream.WithRetryAttempts(0),

@@ -126,7 +126,7 @@ func (c *Conn) purgeMirror(ctx context.Context, keepFrom uint64) error {
 	if keepFrom <= info.FirstSeq {
 		return nil
 	}
-	if err := stream.Purge(ctx, jetstream.WithPurgeSequence(keepFrom)); err != nil {
+	if _, err := purgeInSteps(ctx, stream, si.State, keepFrom, c.purgeStepBytes); err != nil {
 		return wrapErr("purge catch-up mirror", err)
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/replikv/replikv/internal/ctxtime"
 	"go.uber.org/zap"
 )
 
@@ -145,7 +146,9 @@ func (c *Conn) Info(ctx context.Context) (Info, error) {
 // Purge removes every log entry with a sequence below keepFrom (log compaction below a snapshot). keepFrom <= the
 // first sequence is a no-op; keepFrom = LastSeq+1 empties the stream but keeps its sequence numbering. keepFrom
 // beyond LastSeq+1 is refused (the server would move the next sequence forward), wrapping ErrMalformed. The catch-up
-// mirror, if there is one, is trimmed the same way; failing to is only logged.
+// mirror, if there is one, is trimmed the same way; failing to is only logged. Both are purged in steps (see
+// purgeInSteps), so a purge takes a while; if ctx ends or a step fails, what was purged stays purged, and the next
+// Purge goes on from there.
 // Errors: ErrNoStream, ErrUnavailable, ErrClosed.
 func (c *Conn) Purge(ctx context.Context, keepFrom uint64) error {
 	stream, err := c.js.Stream(ctx, c.stream)
@@ -158,14 +161,59 @@ func (c *Conn) Purge(ctx context.Context, keepFrom uint64) error {
 			info.LastSeq)
 	}
 	if keepFrom > info.FirstSeq {
-		if err := stream.Purge(ctx, jetstream.WithPurgeSequence(keepFrom)); err != nil {
+		start := time.Now()
+		steps, err := purgeInSteps(ctx, stream, stream.CachedInfo().State, keepFrom, c.purgeStepBytes)
+		if err != nil {
 			return wrapErr("purge", err)
 		}
-		c.log.Info("purged log", zap.Uint64("keep_from", keepFrom))
+		c.log.Info("purged log", zap.Uint64("keep_from", keepFrom), zap.Uint64("entries", keepFrom-info.FirstSeq),
+			zap.Int("steps", steps), zap.Duration("took", time.Since(start)))
 	}
 	if err := c.purgeMirror(ctx, keepFrom); err != nil {
 		// The log is compacted; the mirror only keeps more than it needs until the next purge.
 		c.log.Warn("could not purge the catch-up mirror", zap.Uint64("keep_from", keepFrom), zap.Error(err))
 	}
 	return nil
+}
+
+// purgeStepBytes is about how much of a stream one purge request removes: the server's file store block (8 MiB for
+// a stream without byte limits). The server purges under the stream's lock, which the leader's publishes wait for,
+// and the time it takes grows with what it removes: it loads the subject state of every block it drops. One request
+// for a million entries held publishes back for 300 ms; requests of a block each, for 20-30 ms each
+// (docs/benchmarks.md, "Log compaction"). Much smaller steps cost more: each request also rewrites the stream's
+// index, and one that removes less than half of a block writes a tombstone per entry.
+const purgeStepBytes = 8 << 20
+
+// Between two steps the purge leaves the stream to the publishers for purgePauseFactor times as long as the last
+// step took, within [purgeMinPause, purgeMaxPause].
+const (
+	purgePauseFactor = 4
+	purgeMinPause    = 10 * time.Millisecond
+	purgeMaxPause    = 250 * time.Millisecond
+)
+
+// purgeInSteps removes the entries of stream below keepFrom (state is its state before) with purge requests of
+// about stepBytes each, pausing between them, and returns how many requests it made.
+func purgeInSteps(ctx context.Context, stream jetstream.Stream, state jetstream.StreamState, keepFrom uint64,
+	stepBytes uint64) (int, error) {
+	per := uint64(1)
+	if state.Msgs > 0 && state.Bytes > 0 {
+		per = max(1, stepBytes/max(1, state.Bytes/state.Msgs))
+	}
+	steps := 0
+	for next := state.FirstSeq; next < keepFrom; {
+		next = min(next+per, keepFrom)
+		t0 := time.Now()
+		if err := stream.Purge(ctx, jetstream.WithPurgeSequence(next)); err != nil {
+			return steps, err
+		}
+		steps++
+		if next < keepFrom {
+			pause := min(max(purgePauseFactor*time.Since(t0), purgeMinPause), purgeMaxPause)
+			if err := ctxtime.Sleep(ctx, pause); err != nil {
+				return steps, err
+			}
+		}
+	}
+	return steps, nil
 }

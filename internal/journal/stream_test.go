@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -156,6 +157,65 @@ func TestConn_Purge(t *testing.T) {
 		seqs := publishN(t, c, 10, 1)
 		if seqs[0] != 11 {
 			t.Fatalf("next seq after purging all = %d, want 11", seqs[0])
+		}
+	})
+}
+
+// Purge removes a long prefix in steps of about purgeStepBytes each, the log and its mirror alike, and ends where one
+// request would have; a purge cut short by its context leaves a consistent prefix purged, and the next one goes on.
+func TestConn_PurgeInSteps(t *testing.T) {
+	e := startServer(t)
+	c := connectStream(t, e.ClientURL(), "STEPS")
+	ctx := testCtx(t)
+	if err := c.EnsureCatchUpMirror(ctx); err != nil {
+		t.Fatal(err)
+	}
+	publishN(t, c, 0, 1000)
+	waitMirror(t, c, 1000)
+	s, err := c.js.Stream(ctx, "STEPS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := s.CachedInfo().State
+	per := state.Bytes / state.Msgs
+
+	t.Run("Steps", func(t *testing.T) {
+		steps, err := purgeInSteps(ctx, s, state, 251, 50*per)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if steps != 5 {
+			t.Fatalf("purging 250 entries 50 at a time took %d steps, want 5", steps)
+		}
+		if info, err := c.Info(ctx); err != nil || info.FirstSeq != 251 || info.Msgs != 750 {
+			t.Fatalf("after purgeInSteps: %+v, %v; want entries 251..1000", info, err)
+		}
+	})
+	t.Run("Canceled", func(t *testing.T) {
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		s, err := c.js.Stream(ctx, "STEPS")
+		if err != nil {
+			t.Fatal(err)
+		}
+		steps, err := purgeInSteps(cctx, s, s.CachedInfo().State, 1001, 50*per)
+		if !errors.Is(err, context.Canceled) || steps > 1 {
+			t.Fatalf("purgeInSteps with a canceled context: %d steps, %v; want at most 1 and context.Canceled", steps, err)
+		}
+		info, err := c.Info(ctx)
+		if err != nil || info.LastSeq != 1000 || info.FirstSeq < 251 || info.FirstSeq > 301 || info.Msgs != 1001-info.FirstSeq {
+			t.Fatalf("after a canceled purge: %+v, %v; want a consistent prefix purged", info, err)
+		}
+	})
+	t.Run("Purge", func(t *testing.T) {
+		c.purgeStepBytes = 100 * per
+		if err := c.Purge(ctx, 901); err != nil {
+			t.Fatal(err)
+		}
+		for name, get := range map[string]func(context.Context) (Info, error){"log": c.Info, "mirror": c.CatchUpMirrorInfo} {
+			if info, err := get(ctx); err != nil || info.FirstSeq != 901 || info.LastSeq != 1000 || info.Msgs != 100 {
+				t.Fatalf("%s after Purge(901): %+v, %v; want entries 901..1000", name, info, err)
+			}
 		}
 	})
 }
