@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replikv/replikv/internal/testutil/freeport"
 	"github.com/replikv/replikv/internal/testutil/httpload"
 )
 
@@ -209,7 +210,7 @@ func startLogServer(b *testing.B, wrap []string) string {
 // healthy, which on a cluster includes a JetStream meta leader. It returns their client URLs.
 func startLogCluster(b *testing.B, logWrap, catchupWrap []string) (logURL, catchupURL string) {
 	b.Helper()
-	ports := []int{freePort(b), freePort(b)}
+	ports := []int{freeport.Must(b), freeport.Must(b)}
 	cluster := func(port int) string {
 		return fmt.Sprintf("cluster { name: bench, listen: \"127.0.0.1:%d\", routes: [\"nats://127.0.0.1:%d\", \"nats://127.0.0.1:%d\"] }\n",
 			port, ports[0], ports[1])
@@ -235,7 +236,7 @@ type natsServer struct {
 func launchNATSServer(b *testing.B, wrap []string, name, extra string) natsServer {
 	b.Helper()
 	dir := b.TempDir()
-	port, mport := freePort(b), freePort(b)
+	port, mport := freeport.Must(b), freeport.Must(b)
 	conf := fmt.Sprintf("server_name: %q\nlisten: \"127.0.0.1:%d\"\nhttp: \"127.0.0.1:%d\"\nserver_tags: [%q]\njetstream { store_dir: %q }\n%s",
 		name, port, mport, name, filepath.Join(dir, "jetstream"), extra)
 	confPath := filepath.Join(dir, "nats.conf")

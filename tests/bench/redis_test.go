@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/replikv/replikv/internal/ctxtime"
+	"github.com/replikv/replikv/internal/testutil/freeport"
 )
 
 // errRedis marks an error reply of Redis.
@@ -37,7 +38,7 @@ func startRedis(b testing.TB, dir, name string) *redisServer {
 	if err != nil {
 		b.Fatalf("redis-server not found (apt-get install -y redis-server, or run scripts/bench.sh): %v", err)
 	}
-	port := freePort(b)
+	port := freeport.Must(b)
 	p := startProc(b, dir, name, bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "",
 		"--appendonly", "no", "--repl-diskless-sync-delay", "0", "--dir", dir, "--daemonize", "no")
 	r := &redisServer{proc: p, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), port: port}
@@ -58,17 +59,6 @@ func startRedis(b testing.TB, dir, name string) *redisServer {
 			b.Fatal(err)
 		}
 	}
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(b testing.TB) int {
-	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatalf("free port: %v", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // redisConn is a RESP connection written by hand (no Redis client module). It is owned by one goroutine.

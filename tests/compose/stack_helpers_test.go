@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/replikv/replikv/internal/testutil/freeport"
 )
 
 // stack is one compose project of the whole deployment, under its own
@@ -38,7 +39,7 @@ func newStack(t *testing.T, root string, extraEnv ...string) *stack {
 	if _, err := rand.Read(b[:]); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
+	port := freeport.Must(t)
 	s := &stack{
 		root:       root,
 		project:    testProjectPrefix + hex.EncodeToString(b[:]),
@@ -49,17 +50,6 @@ func newStack(t *testing.T, root string, extraEnv ...string) *stack {
 		"LEADER_PORT=" + strconv.Itoa(port),
 	}, extraEnv...)
 	return s
-}
-
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // run runs a command in the repository root with the stack's environment and

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/replikv/replikv/internal/testutil/freeport"
 )
 
 // Start starts one JetStream server per name, each named after and tagged with its name (server_tags), clustered
@@ -27,7 +28,7 @@ func Start(t testing.TB, names ...string) []string {
 	ports := make([]int, len(names))
 	routes := make([]*url.URL, len(names))
 	for i := range names {
-		ports[i] = freePort(t)
+		ports[i] = freeport.Must(t)
 		routes[i] = &url.URL{Scheme: "nats", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[i]))}
 	}
 	srvs := make([]*server.Server, len(names))
@@ -85,15 +86,4 @@ func onlinePeers(srvs []*server.Server) int {
 		}
 	}
 	return 0
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("natscluster: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

@@ -14,11 +14,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/replikv/replikv/internal/testutil/freeport"
 )
 
 // InstallCommand is what a developer runs when the binary is missing.
@@ -84,11 +87,11 @@ func Start(t testing.TB) *Server {
 
 	var lastErr error
 	for range startAttempts {
-		port, err := freePort()
+		port, err := freeport.Get()
 		if err != nil {
 			t.Fatalf("versitygw: %v", err)
 		}
-		s.Endpoint = net.JoinHostPort("127.0.0.1", port)
+		s.Endpoint = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		if lastErr = s.start(); lastErr == nil {
 			return s
 		}
@@ -238,18 +241,4 @@ func goPath() (string, error) {
 		return "", errors.Join(err, herr)
 	}
 	return filepath.Join(home, "go"), nil
-}
-
-// freePort asks the kernel for an unused loopback port.
-func freePort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("free port: %w", err)
-	}
-	defer l.Close()
-	_, port, err := net.SplitHostPort(l.Addr().String())
-	if err != nil {
-		return "", fmt.Errorf("free port: %w", err)
-	}
-	return port, nil
 }
