@@ -53,6 +53,7 @@ func (o Options) pebbleOptions(log *zap.Logger) *pebble.Options {
 		WALBytesPerSync:    walBytesPerSync,
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             pebbleLogger{log: log.With(zap.String("subsystem", "pebble"))},
+		EventListener:      eventListener(log),
 	}
 	if o.noWALBytesPerSync {
 		po.WALBytesPerSync = 0
