@@ -111,14 +111,21 @@ func (w window) dur() time.Duration { return w.to.Sub(w.from) }
 func latencies(samples []sample, ws ...window) []time.Duration {
 	var out []time.Duration
 	for _, s := range samples {
-		for _, w := range ws {
-			if !s.at.Before(w.from) && s.at.Before(w.to) {
-				out = append(out, s.lat)
-				break
-			}
+		if inWindows(s.at, ws) {
+			out = append(out, s.lat)
 		}
 	}
 	return out
+}
+
+// inWindows reports whether t is inside one of ws (each from inclusive, to exclusive).
+func inWindows(t time.Time, ws []window) bool {
+	for _, w := range ws {
+		if !t.Before(w.from) && t.Before(w.to) {
+			return true
+		}
+	}
+	return false
 }
 
 // quantile returns the q-quantile (0 < q <= 1) of lats by the nearest-rank method; 0 for no samples.

@@ -23,6 +23,8 @@ var (
 		"extra flags for the follower binaries, space-separated (e.g. \"--catchup-rate 4000\")")
 	flagFollowerDir = flag.String("bench.followerdir", "",
 		"if set, the onboarding benchmarks' followers keep their data under this directory (e.g. a tmpfs such as /dev/shm, standing for the followers' own disks) instead of beside the leader's")
+	flagLogDir = flag.String("bench.logdir", "",
+		"if set, the started processes write their logs into this directory (kept, named <process>-<start time>.log) instead of the benchmark's temporary directory")
 	flagProfile = flag.String("bench.profile", "",
 		"if set, write the CPU profile of an in-process restore of the onboarding snapshot to this file")
 )

@@ -3,10 +3,12 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -358,6 +360,7 @@ func benchP99Snapshot(b *testing.B, c *cluster) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		b.Logf("round %d: slowest writes during the snapshots: %s", rounds+1, slowest(samples, 5, busy...))
 		busyLat, idleLat, shortLat := latencies(samples, busy...), latencies(samples, idle...), latencies(samples, short...)
 		res.addRound(idleLat, busyLat)
 		if s99 := quantile(shortLat, 0.99); s99 > 0 {
@@ -382,6 +385,23 @@ func benchP99Snapshot(b *testing.B, c *cluster) {
 			shortRatios, long99, short99)
 	}
 	res.report(b, 1.25, "a snapshot is taken")
+}
+
+// slowest describes the n slowest of the samples sent inside ws: when each was sent (UTC, to match the processes'
+// logs) and how long it took.
+func slowest(samples []sample, n int, ws ...window) string {
+	var in []sample
+	for _, s := range samples {
+		if inWindows(s.at, ws) {
+			in = append(in, s)
+		}
+	}
+	slices.SortFunc(in, func(a, b sample) int { return cmp.Compare(b.lat, a.lat) })
+	parts := make([]string, 0, n)
+	for _, s := range in[:min(n, len(in))] {
+		parts = append(parts, fmt.Sprintf("%s %v", s.at.UTC().Format("15:04:05.000"), s.lat.Round(time.Millisecond)))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // lastBetween returns the latest of ts inside [from, to], or the zero time.

@@ -51,7 +51,11 @@ type proc struct {
 // startProc starts bin with args, its output in <dir>/<name>.log.
 func startProc(b testing.TB, dir, name, bin string, args ...string) *proc {
 	b.Helper()
-	p := &proc{b: b, name: name, logPath: filepath.Join(dir, name+".log"), done: make(chan struct{})}
+	logPath := filepath.Join(dir, name+".log")
+	if *flagLogDir != "" {
+		logPath = filepath.Join(*flagLogDir, name+"-"+time.Now().Format("20060102T150405.000")+".log")
+	}
+	p := &proc{b: b, name: name, logPath: logPath, done: make(chan struct{})}
 	f, err := os.Create(p.logPath)
 	if err != nil {
 		b.Fatalf("%s: log file: %v", name, err)
