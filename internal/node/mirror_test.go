@@ -85,10 +85,23 @@ func followViaMirror(t *testing.T, lurl, snapDir, natsURL string) {
 
 // A follower whose catch-up mirror disappears mid-way goes on from the log, and loses nothing.
 func TestFollower_FallsBackWhenMirrorRemoved(t *testing.T) {
+	// At 500 entries/s the catch-up takes about 2 s, long enough to remove the mirror during it.
+	mirrorFallback(t, "500", 30*time.Second, func(l *Leader, _ string) {
+		if err := connectJournal(t, l.NATSURL()).RemoveCatchUpMirror(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// mirrorFallback starts a leader with --catchup-mirror holding 1,200 entries and a follower with empty storage that
+// catches up from the mirror at rate entries/s, and runs disturb once the follower has started reading the mirror.
+// It checks that the follower then goes on from the log, once and before it reached the mirror's end, becomes ready
+// within readyWithin and converges, and returns the error the follower logged when it left the mirror.
+func mirrorFallback(t *testing.T, rate string, readyWithin time.Duration, disturb func(l *Leader, lurl string)) string {
+	t.Helper()
 	l, lurl, snapDir := startMirrorLeader(t, 1200)
 	log, logs := observedLogger(t)
-	// At 500 entries/s the catch-up takes about 2 s, long enough to remove the mirror during it.
-	f := startFollowerLog(t, log, t.TempDir(), snapDir, l.NATSURL(), "--catchup-rate", "500")
+	f := startFollowerLog(t, log, t.TempDir(), snapDir, l.NATSURL(), "--catchup-rate", rate)
 	furl := base(f.HTTPAddr())
 	eventually(t, 10*time.Second, func() string {
 		if logs.FilterMessage(msgMirrorCatchUp).Len() == 0 {
@@ -96,17 +109,17 @@ func TestFollower_FallsBackWhenMirrorRemoved(t *testing.T) {
 		}
 		return ""
 	})
-	if err := connectJournal(t, l.NATSURL()).RemoveCatchUpMirror(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	st := waitState(t, furl, stateReady, 30*time.Second)
+	disturb(l, lurl)
+	st := waitState(t, furl, stateReady, readyWithin)
 	if logs.FilterMessage(msgMirrorDone).Len() != 0 {
-		t.Fatalf("the follower finished its catch-up from the mirror before it was removed (applied %d)", st.AppliedSeq)
+		t.Fatalf("the follower finished its catch-up from the mirror before it was disturbed (applied %d)", st.AppliedSeq)
 	}
-	if logs.FilterMessage(msgMirrorFallback).Len() != 1 {
-		t.Fatalf("logged %q %d times, want once", msgMirrorFallback, logs.FilterMessage(msgMirrorFallback).Len())
+	fallbacks := logs.FilterMessage(msgMirrorFallback).All()
+	if len(fallbacks) != 1 {
+		t.Fatalf("logged %q %d times, want once", msgMirrorFallback, len(fallbacks))
 	}
 	digestsEqual(t, lurl, furl, 20*time.Second)
+	return fmt.Sprint(fallbacks[0].ContextMap()["error"])
 }
 
 // A leader started without --catchup-mirror removes the mirror an earlier run kept.
@@ -228,28 +241,11 @@ func TestFollower_IgnoresStreamNamedLikeMirror(t *testing.T) {
 // A mirror that stops copying the log in the middle of a catch-up (cut off from the log, or stuck far behind it) is
 // given up after a few quiet seconds: the follower goes on from the log, becomes ready and loses nothing.
 func TestFollower_FallsBackWhenMirrorStops(t *testing.T) {
-	l, lurl, snapDir := startMirrorLeader(t, 1200)
-	log, logs := observedLogger(t)
 	// At 200 entries/s the catch-up from the mirror takes about 6 s: the mirror stops, and the log moves on, long
 	// before the follower reaches the mirror's end.
-	f := startFollowerLog(t, log, t.TempDir(), snapDir, l.NATSURL(), "--catchup-rate", "200")
-	furl := base(f.HTTPAddr())
-	eventually(t, 10*time.Second, func() string {
-		if logs.FilterMessage(msgMirrorCatchUp).Len() == 0 {
-			return "the follower did not start catching up from the mirror"
-		}
-		return ""
+	why := mirrorFallback(t, "200", 40*time.Second, func(l *Leader, lurl string) {
+		journaltest.StopCatchUpMirror(t, l.NATSURL(), "REPLIKV")
+		putMany(t, lurl, "after", 300)
 	})
-	journaltest.StopCatchUpMirror(t, l.NATSURL(), "REPLIKV")
-	putMany(t, lurl, "after", 300)
-	st := waitState(t, furl, stateReady, 40*time.Second)
-	if logs.FilterMessage(msgMirrorDone).Len() != 0 {
-		t.Fatalf("the follower caught up from the stopped mirror (applied %d)", st.AppliedSeq)
-	}
-	fallbacks := logs.FilterMessage(msgMirrorFallback).All()
-	if len(fallbacks) != 1 {
-		t.Fatalf("logged %q %d times, want once", msgMirrorFallback, len(fallbacks))
-	}
-	mustContain(t, fmt.Sprint(fallbacks[0].ContextMap()["error"]), "no entry from it")
-	digestsEqual(t, lurl, furl, 20*time.Second)
+	mustContain(t, why, "no entry from it")
 }
