@@ -132,8 +132,10 @@ func TestAPI_Contract(t *testing.T) {
 	t.Run("Probes", func(t *testing.T) {
 		lc.must(t, http.MethodGet, "/healthz", nil, nil, http.StatusOK)
 		r := lc.must(t, http.MethodGet, "/metrics", nil, nil, http.StatusOK)
-		if !bytes.Contains(r.Body, []byte("replikv_applied_seq")) {
-			t.Fatalf("/metrics has no replikv_applied_seq")
+		for _, name := range []string{"replikv_applied_seq", "replikv_store_write_stall_seconds_count"} {
+			if !bytes.Contains(r.Body, []byte(name)) {
+				t.Fatalf("/metrics has no %s", name)
+			}
 		}
 	})
 }

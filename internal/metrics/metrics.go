@@ -35,6 +35,9 @@ type Metrics struct {
 	Followers *prometheus.GaugeVec
 	// Errors counts errors by component and kind.
 	Errors *prometheus.CounterVec
+	// StoreWriteStalls is how long each write stall of the local store lasted (pebble delaying writes while its
+	// flushes or compactions fall behind).
+	StoreWriteStalls prometheus.Histogram
 }
 
 // New builds a fresh registry with every collector registered.
@@ -65,9 +68,12 @@ func New(role string) *Metrics {
 			Help: "Followers heard from recently, by state.", ConstLabels: constLabels}, []string{"state"}),
 		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "replikv_errors_total",
 			Help: "Errors by component and kind.", ConstLabels: constLabels}, []string{"component", "kind"}),
+		StoreWriteStalls: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "replikv_store_write_stall_seconds",
+			Help:    "Duration of the local store's write stalls (flushes or compactions falling behind).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 9), ConstLabels: constLabels}),
 	}
 	reg.MustRegister(m.AppliedSeq, m.LogLastSeq, m.Lag, m.SnapshotSeq, m.WriteDuration, m.ReadDuration,
-		m.RestoreBytes, m.SnapshotDuration, m.Followers, m.Errors)
+		m.RestoreBytes, m.SnapshotDuration, m.Followers, m.Errors, m.StoreWriteStalls)
 	return m
 }
 

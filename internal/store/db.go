@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"go.uber.org/zap"
@@ -30,6 +31,9 @@ type Options struct {
 	Logger *zap.Logger
 	// CacheBytes is the size of pebble's block cache in bytes; 0 means 64 MiB.
 	CacheBytes int64
+	// OnWriteStall, if set, is called with the duration of every write stall when it ends (pebble delays writes
+	// while its flushes or compactions fall behind). It must not block.
+	OnWriteStall func(time.Duration)
 	// noWALBytesPerSync turns the WAL's background writeback off (BenchmarkApplyStalls compares).
 	noWALBytesPerSync bool
 }
@@ -53,7 +57,7 @@ func (o Options) pebbleOptions(log *zap.Logger) *pebble.Options {
 		WALBytesPerSync:    walBytesPerSync,
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             pebbleLogger{log: log.With(zap.String("subsystem", "pebble"))},
-		EventListener:      eventListener(log),
+		EventListener:      eventListener(log, o.OnWriteStall),
 	}
 	if o.noWALBytesPerSync {
 		po.WALBytesPerSync = 0

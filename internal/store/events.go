@@ -11,8 +11,8 @@ import (
 // eventListener turns the pebble events that explain slow writes into log lines: write stalls (pebble delays
 // writes while flushes or compactions fall behind) and disk operations slower than pebble's disk health threshold
 // (5 s) at warn, and the end of every memtable flush and compaction, with how long it took, at debug. Without it
-// pebble drops these events.
-func eventListener(log *zap.Logger) *pebble.EventListener {
+// pebble drops these events. onStall, if not nil, is called with each write stall's duration when it ends.
+func eventListener(log *zap.Logger, onStall func(time.Duration)) *pebble.EventListener {
 	var (
 		mu         sync.Mutex
 		stallSince time.Time
@@ -30,6 +30,9 @@ func eventListener(log *zap.Logger) *pebble.EventListener {
 			took, why := time.Since(stallSince), stallWhy
 			mu.Unlock()
 			log.Warn("store write stall ended", zap.String("reason", why), zap.Duration("took", took))
+			if onStall != nil {
+				onStall(took)
+			}
 		},
 		DiskSlow: func(info pebble.DiskSlowInfo) {
 			log.Warn("store disk operation slow", zap.String("path", info.Path), zap.String("op", info.OpType.String()),

@@ -28,7 +28,8 @@ func TestDB_LogsPebbleEvents(t *testing.T) {
 		t.Fatalf("no flush logged after a flush; logged: %v", logs.All())
 	}
 
-	l := eventListener(zap.New(core))
+	var stalls []time.Duration
+	l := eventListener(zap.New(core), func(d time.Duration) { stalls = append(stalls, d) })
 	l.WriteStallBegin(pebble.WriteStallBeginInfo{Reason: "memtable count limit reached"})
 	time.Sleep(time.Millisecond)
 	l.WriteStallEnd()
@@ -42,6 +43,9 @@ func TestDB_LogsPebbleEvents(t *testing.T) {
 	end := logs.FilterMessage("store write stall ended").All()[0].ContextMap()
 	if end["reason"] != "memtable count limit reached" || end["took"].(time.Duration) < time.Millisecond {
 		t.Fatalf("stall end fields %v, want the reason and a duration of at least 1ms", end)
+	}
+	if len(stalls) != 1 || stalls[0] != end["took"].(time.Duration) {
+		t.Fatalf("OnWriteStall got %v, want the logged duration %v once", stalls, end["took"])
 	}
 	slow := logs.FilterMessage("store disk operation slow").All()[0].ContextMap()
 	if slow["path"] != "000123.log" || slow["op"] != "sync" || slow["ongoing_for"] != 6*time.Second {
