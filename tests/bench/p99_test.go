@@ -274,6 +274,7 @@ func (c *cluster) p99Under(b *testing.B, name string, res *p99Result, disturb fu
 		b.Fatal(err)
 	}
 	busy := window{t1, t2}
+	b.Logf("%s: slowest writes while disturbed: %s", name, slowest(samples, 5, busy))
 	res.addRound(latencies(samples, idleA, idleB), latencies(samples, busy))
 	res.busyTime += busy.dur()
 	res.leaderCPU += leaderCPU1 - leaderCPU0
