@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/replikv/replikv/internal/apply"
 )
@@ -96,6 +98,8 @@ func FuzzHandler_Request(f *testing.F) {
 	f.Add("DELETE", "/v1/kv/%00", "*", []byte(nil))
 	f.Add("GET", "/v1/digest?min_seq=99&timeout=1ms", "", []byte(nil))
 	f.Add("POST", "/v1/snapshots", "", []byte("{}"))
+	f.Add("GET", "/v1/digest?min_seq=99&timeout=20s", "", []byte(nil))
+	f.Add("GET", "/v1/kv/a?consistency=strong&min_seq=99", "", []byte(nil))
 	allowed := map[int]bool{200: true, 201: true, 202: true, 400: true, 404: true, 405: true, 412: true, 413: true,
 		503: true, 504: true}
 	f.Fuzz(func(t *testing.T, method, target, ifMatch string, body []byte) {
@@ -116,6 +120,11 @@ func FuzzHandler_Request(f *testing.F) {
 		if ifMatch != "" {
 			r.Header.Set("If-Match", ifMatch)
 		}
+		// A fuzzed timeout= or min_seq= may ask the handler to wait for seconds; the client's deadline bounds every
+		// wait, so that the fuzzer never takes a slow input for a hung worker.
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		r = r.WithContext(ctx)
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, r)
 		if !allowed[rec.Code] || rec.Header().Get(HeaderSeq) == "" {
