@@ -181,7 +181,8 @@ func (n *local) openLocal(c config.Common, log *zap.Logger, m *metrics.Metrics) 
 	if err := store.CleanStale(n.dataDir); err != nil {
 		return fmt.Errorf("node: clean data dir: %w", err)
 	}
-	n.storeOpts = store.Options{Logger: log, OnWriteStall: func(d time.Duration) { m.StoreWriteStalls.Observe(d.Seconds()) }}
+	n.storeOpts = store.Options{Logger: log,
+		OnWriteStall: func(d time.Duration) { m.StoreWriteStalls.Observe(d.Seconds()) }}
 	if n.snapStore, n.repo, err = openSnapshots(c, log); err != nil {
 		return err
 	}

@@ -17,7 +17,8 @@ import (
 // Start starts one JetStream server per name, each named after and tagged with its name (server_tags), clustered
 // with the others, and waits until the cluster's JetStream meta leader sees every server online with its tags
 // (before that, a placement on a server it has not heard from fails with "no suitable peers for placement, peer
-// offline"). It returns their client URLs in the order of names. The servers stop at cleanup. JetStream needs at least two servers in a cluster.
+// offline"). It returns their client URLs in the order of names. The servers stop at cleanup. JetStream needs at
+// least two servers in a cluster.
 func Start(t testing.TB, names ...string) []string {
 	t.Helper()
 	if len(names) < 2 {
