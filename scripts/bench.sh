@@ -77,6 +77,11 @@ function row(what, unit, cmp, goal,    v, ok) {
 	ok = (cmp == "ge") ? (v + 0 >= goal) : (v + 0 <= goal)
 	printf "%-58s %-22s %10.3f   goal %s %-6s %s\n", what, unit, v, (cmp == "ge" ? ">=" : "<="), goal, (ok ? "met" : "NOT MET")
 }
+# p99row is the row of a "leader write p99 while 3 followers onboard" variant, with its two p99s.
+function p99row(what) {
+	row(what, "x_vs_idle", "le", 1.1)
+	info("  idle p99 (ms)", "idle_p99_ms"); info("  onboarding p99 (ms)", "busy_p99_ms")
+}
 function info(what, unit,    v) {
 	v = metric(unit)
 	if (v != "") printf "%-58s %-22s %10.3f\n", what, unit, v
@@ -102,28 +107,22 @@ function info(what, unit,    v) {
 	info("  follower ready (s)", "follower_ready_s"); info("  redis full sync (s)", "redis_sync_s")
 }
 /^BenchmarkOnboarding\/LeaderP99\/ThreeFollowers-/ {
-	row("5 leader write p99, 3 followers onboarding vs idle", "x_vs_idle", "le", 1.1)
-	info("  idle p99 (ms)", "idle_p99_ms"); info("  onboarding p99 (ms)", "busy_p99_ms")
+	p99row("5 leader write p99, 3 followers onboarding vs idle")
 }
 /^BenchmarkOnboarding\/LeaderP99\/ThreeFollowersLogServer-/ {
-	row("5 the same, log on a nats-server of its own (CPU 1)", "x_vs_idle", "le", 1.1)
-	info("  idle p99 (ms)", "idle_p99_ms"); info("  onboarding p99 (ms)", "busy_p99_ms")
+	p99row("5 the same, log on a nats-server of its own (CPU 1)")
 }
 /^BenchmarkOnboarding\/LeaderP99\/ThreeFollowersMirror/ {
-	row("5 pinned as the first, followers read a mirror of the log", "x_vs_idle", "le", 1.1)
-	info("  idle p99 (ms)", "idle_p99_ms"); info("  onboarding p99 (ms)", "busy_p99_ms")
+	p99row("5 pinned as the first, followers read a mirror of the log")
 }
 /^BenchmarkOnboarding\/LeaderP99\/ThreeFollowersLogServerMirror/ {
-	row("5 log on a nats-server, followers read its mirror", "x_vs_idle", "le", 1.1)
-	info("  idle p99 (ms)", "idle_p99_ms"); info("  onboarding p99 (ms)", "busy_p99_ms")
+	p99row("5 log on a nats-server, followers read its mirror")
 }
 /^BenchmarkOnboarding\/LeaderP99\/ThreeFollowersCluster-/ {
-	row("5 log on a 2-server cluster (CPU 0 / CPU 1), no mirror", "x_vs_idle", "le", 1.1)
-	info("  idle p99 (ms)", "idle_p99_ms"); info("  onboarding p99 (ms)", "busy_p99_ms")
+	p99row("5 log on a 2-server cluster (CPU 0 / CPU 1), no mirror")
 }
 /^BenchmarkOnboarding\/LeaderP99\/ThreeFollowersClusterMirror/ {
-	row("5 the same, followers read a mirror on the other server", "x_vs_idle", "le", 1.1)
-	info("  idle p99 (ms)", "idle_p99_ms"); info("  onboarding p99 (ms)", "busy_p99_ms")
+	p99row("5 the same, followers read a mirror on the other server")
 	info("  I/O stall busy (%)", "busy_io_stall_%"); info("  I/O stall idle (%)", "idle_io_stall_%")
 }
 /^BenchmarkOnboarding\/LeaderP99\/ThreeFollowersNiced/ {
