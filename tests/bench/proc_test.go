@@ -48,7 +48,7 @@ type proc struct {
 	done    chan struct{}
 }
 
-// startProc starts bin with args, its output in <dir>/<name>.log.
+// startProc starts bin with args, its output in <dir>/<name>.log (with -bench.logdir, in a file of that directory).
 func startProc(b testing.TB, dir, name, bin string, args ...string) *proc {
 	b.Helper()
 	logPath := filepath.Join(dir, name+".log")
