@@ -2,17 +2,24 @@ package journal
 
 import "strings"
 
-// parseAckReply extracts the stream sequence and the consumer's pending count from a JetStream delivery's reply
-// subject, without allocating. The two formats are
+// ackReply is what a JetStream delivery's reply subject says about the message.
+type ackReply struct {
+	consumer string // the consumer's name (a substring of the reply)
+	seq      uint64 // the message's stream sequence
+	pending  uint64 // how many messages the consumer had left after this one
+}
+
+// parseAckReply extracts the consumer, the stream sequence and the consumer's pending count from a JetStream
+// delivery's reply subject, without allocating. The two formats are
 //
 //	v1: $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<tm>.<pending>
 //	v2: $JS.ACK.<domain>.<acc hash>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<tm>.<pending>[.<token>...]
 //
 // (9 tokens, or at least 11). ok is false for anything else.
-func parseAckReply(reply string) (seq, pending uint64, ok bool) {
+func parseAckReply(reply string) (r ackReply, ok bool) {
 	const prefix = "$JS.ACK."
 	if !strings.HasPrefix(reply, prefix) {
-		return 0, 0, false
+		return ackReply{}, false
 	}
 	rest := reply[len(prefix):]
 	// Collect the positions of up to 16 tokens after the prefix.
@@ -37,19 +44,19 @@ func parseAckReply(reply string) (seq, pending uint64, ok bool) {
 	case n >= 9:
 		base = 2
 	default:
-		return 0, 0, false
+		return ackReply{}, false
 	}
 	seq, ok1 := parseUint(tok[base+3])
 	pending, ok2 := parseUint(tok[base+6])
-	if !ok1 || !ok2 {
-		return 0, 0, false
+	if !ok1 || !ok2 || tok[base+1] == "" {
+		return ackReply{}, false
 	}
-	return seq, pending, true
+	return ackReply{consumer: tok[base+1], seq: seq, pending: pending}, true
 }
 
-// parseUint parses a non-empty decimal string that fits in uint64.
+// parseUint parses a non-empty decimal string that fits in uint64 (leading zeros allowed, as strconv.ParseUint).
 func parseUint(s string) (uint64, bool) {
-	if len(s) == 0 || len(s) > 20 {
+	if len(s) == 0 {
 		return 0, false
 	}
 	var n uint64

@@ -201,3 +201,115 @@ func TestConn_RemoveCatchUpMirror(t *testing.T) {
 		t.Fatalf("the log after removing its mirror: %+v, %v", info, err)
 	}
 }
+
+// deleteConsumers deletes every consumer of stream, which makes ordered consumers recreate theirs.
+func deleteConsumers(t *testing.T, c *Conn, stream string) {
+	t.Helper()
+	ctx := testCtx(t)
+	s, err := c.js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := s.ConsumerNames(ctx)
+	n := 0
+	for name := range names.Name() {
+		if err := s.DeleteConsumer(ctx, name); err != nil {
+			t.Fatalf("delete consumer %s: %v", name, err)
+		}
+		n++
+	}
+	if err := names.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Fatalf("stream %s has no consumer to delete", stream)
+	}
+}
+
+// A subscription of the mirror goes on reading it after its consumer is recreated, but once the stream of the
+// mirror's name is no longer a mirror of the log (here: promoted to a plain stream that then takes other writes),
+// the first message of a consumer recreated on it is not handed on: the subscription ends with ErrStreamConfig.
+func TestConn_SubscribeMirrorReplaced(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	c := connectStream(t, srv.ClientURL(), "MIRP")
+	ctx := testCtx(t)
+	publishN(t, c, 0, 5)
+	if err := c.EnsureCatchUpMirror(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitMirror(t, c, 5)
+	sub, err := c.Subscribe(ctx, 1, 0, FromCatchUpMirror())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop()
+	check := func(m Msg) {
+		t.Helper()
+		if !bytes.Equal(m.Data, entry(m.Seq)) {
+			t.Fatalf("seq %d: %q is not the log's entry", m.Seq, m.Data)
+		}
+	}
+	for want := uint64(1); want <= 5; want++ {
+		if m := receive(t, sub, 5*time.Second); m.Seq != want {
+			t.Fatalf("seq %d, want %d", m.Seq, want)
+		} else {
+			check(m)
+		}
+	}
+
+	// A recreated consumer on the mirror itself: reading goes on.
+	deleteConsumers(t, c, mirrorName("MIRP"))
+	publishN(t, c, 5, 5)
+	for want := uint64(6); want <= 10; want++ {
+		if m := receive(t, sub, 30*time.Second); m.Seq != want {
+			t.Fatalf("after the consumer was recreated: seq %d, want %d", m.Seq, want)
+		} else {
+			check(m)
+		}
+	}
+
+	// The mirror becomes a plain stream, the consumer is recreated on it, and then the stream takes writes of its
+	// own. (A consumer that outlives the promotion reads such writes: nothing is recreated, nothing checked. The
+	// follower's quiet ticks cover a mirror that stopped copying.)
+	waitMirror(t, c, 10)
+	name := mirrorName("MIRP")
+	s, err := c.js.Stream(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.Mirror = nil
+	if _, err := c.js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatalf("promote the mirror: %v", err)
+	}
+	deleteConsumers(t, c, name)
+	waitFor(t, 30*time.Second, "the ordered consumer to be recreated", func() bool {
+		s, err := c.js.Stream(ctx, name)
+		return err == nil && s.CachedInfo().State.Consumers == 1
+	})
+	cfg.Subjects = []string{"impostor"}
+	if _, err := c.js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatalf("give the promoted mirror subjects: %v", err)
+	}
+	for range 5 {
+		if _, err := c.js.Publish(ctx, "impostor", []byte("not a log entry")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case m, ok := <-sub.C():
+			if ok {
+				t.Fatalf("seq %d %q delivered from a stream that is no longer the mirror", m.Seq, m.Data)
+			}
+			if !errors.Is(sub.Err(), ErrStreamConfig) {
+				t.Fatalf("subscription ended with %v, want ErrStreamConfig", sub.Err())
+			}
+			return
+		case <-deadline:
+			t.Fatal("the subscription did not end after the mirror was replaced")
+		}
+	}
+}

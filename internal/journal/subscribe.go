@@ -25,6 +25,8 @@ const (
 	// Reopen backoff after the ordered consumer failed to recover by itself.
 	reopenMinBackoff = 100 * time.Millisecond
 	reopenMaxBackoff = 5 * time.Second
+	// checkStreamTimeout bounds the check of the stream read after its consumer was recreated.
+	checkStreamTimeout = 5 * time.Second
 )
 
 // Msg is one log entry as read from the stream.
@@ -157,7 +159,8 @@ func (c *Conn) openIterator(ctx context.Context, stream string, start uint64) (j
 func (s *Subscription) C() <-chan Msg { return s.ch }
 
 // Err returns why C was closed: nil after Stop, ErrClosed after Conn.Close, ErrNoStream when the stream was
-// deleted. It returns nil while C is open.
+// deleted, ErrStreamConfig when a stream that is not a mirror of the log replaced the catch-up mirror read (see
+// FromCatchUpMirror). It returns nil while C is open.
 func (s *Subscription) Err() error {
 	select {
 	case <-s.ended:
@@ -223,24 +226,34 @@ func (s *Subscription) run(it jetstream.MessagesContext, next uint64) {
 	defer close(s.ch)
 	defer s.cancel()
 	defer close(s.ended) // first: a receiver that saw ch closed must find err final
+	consumer := ""       // the consumer the last message came from; "" until the first one
 	for {
 		m, err := it.Next()
 		if err == nil {
-			seq, pending, ok := parseAckReply(m.Reply())
-			if !ok {
+			r, ok := parseAckReply(m.Reply())
+			switch {
+			case !ok:
 				// Cannot happen with a JetStream consumer; do not guess a sequence, start over instead.
 				err = fmt.Errorf("%w: delivery reply subject %q", ErrMalformed, m.Reply())
-			} else {
+			case r.consumer != consumer && consumer != "":
+				// The consumer was recreated: by reopen, or by the library itself after a reconnect, a missed
+				// heartbeat or a deleted consumer. It reads whatever stream now has the name.
+				if err = s.checkStream(); err != nil {
+					break
+				}
+				fallthrough
+			default:
+				consumer = r.consumer
 				if s.pacer != nil {
-					if perr := s.pacer.Wait(s.ctx, seq, pending); perr != nil {
+					if perr := s.pacer.Wait(s.ctx, r.seq, r.pending); perr != nil {
 						// Only a stop ends the wait early (s.ctx is cancelled by stop).
 						s.finish(it)
 						return
 					}
 				}
 				select {
-				case s.ch <- Msg{Seq: seq, Data: m.Data(), Pending: pending}:
-					next = seq + 1
+				case s.ch <- Msg{Seq: r.seq, Data: m.Data(), Pending: r.pending}:
+					next = r.seq + 1
 					continue
 				case <-s.quit:
 					s.finish(it)
@@ -263,6 +276,22 @@ func (s *Subscription) run(it jetstream.MessagesContext, next uint64) {
 			return
 		}
 	}
+}
+
+// checkStream checks, before the first message of a recreated consumer is handed on, that the stream read is still
+// what Subscribe checked: a subscription of the catch-up mirror must not go on reading a stream that replaced the
+// mirror under its name (ErrStreamConfig, which ends the subscription). The log itself is not checked. When the
+// check cannot be made, the error is transient: the consumer is reopened and the check made again.
+func (s *Subscription) checkStream() error {
+	if s.stream == s.c.stream {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, checkStreamTimeout)
+	defer cancel()
+	if _, err := s.c.CatchUpMirrorInfo(ctx); err != nil {
+		return fmt.Errorf("recheck after the consumer was recreated: %w", err)
+	}
+	return nil
 }
 
 // finish records why the subscription stopped and stops it if not nil.
@@ -294,6 +323,9 @@ func fatalSubErr(err error) error {
 	}
 	if errors.Is(err, jetstream.ErrConnectionClosed) {
 		return fmt.Errorf("journal: subscription: %w: %w", ErrClosed, err)
+	}
+	if errors.Is(err, ErrStreamConfig) {
+		return fmt.Errorf("journal: subscription: %w", err)
 	}
 	return nil
 }
