@@ -64,7 +64,7 @@ func TestConn_CatchUpMirror(t *testing.T) {
 	sub.Stop()
 
 	// Log compaction trims the mirror too.
-	if err := c.Purge(ctx, 15); err != nil {
+	if _, err := c.Purge(ctx, 15); err != nil {
 		t.Fatalf("Purge: %v", err)
 	}
 	info, err := c.CatchUpMirrorInfo(ctx)
@@ -140,7 +140,7 @@ func TestConn_CatchUpMirrorNotAMirror(t *testing.T) {
 		t.Fatalf("Subscribe FromCatchUpMirror to a plain stream = %v, want ErrStreamConfig", err)
 	}
 	publishN(t, c, 0, 3)
-	if err := c.Purge(ctx, 3); err != nil {
+	if _, err := c.Purge(ctx, 3); err != nil {
 		t.Fatalf("Purge: %v", err)
 	}
 	s, err := c.js.Stream(ctx, mirrorName("MIRX"))

@@ -46,7 +46,7 @@ func BenchmarkPurgeStall(b *testing.B) {
 						err = s.Purge(ctx, jetstream.WithPurgeSequence(keep))
 					}
 				} else {
-					err = c.Purge(ctx, keep)
+					_, err = c.Purge(ctx, keep)
 				}
 				t2 := time.Now()
 				_ = ctxtime.Sleep(ctx, time.Second)

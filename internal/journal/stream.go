@@ -143,37 +143,39 @@ func (c *Conn) Info(ctx context.Context) (Info, error) {
 	return infoFromState(stream.CachedInfo().State), nil
 }
 
-// Purge removes every log entry with a sequence below keepFrom (log compaction below a snapshot). keepFrom <= the
-// first sequence is a no-op; keepFrom = LastSeq+1 empties the stream but keeps its sequence numbering. keepFrom
-// beyond LastSeq+1 is refused (the server would move the next sequence forward), wrapping ErrMalformed. The catch-up
-// mirror, if there is one, is trimmed the same way; failing to is only logged. Both are purged in steps (see
-// purgeInSteps), so a purge takes a while; if ctx ends or a step fails, what was purged stays purged, and the next
-// Purge goes on from there.
+// Purge removes every log entry with a sequence below keepFrom (log compaction below a snapshot) and returns how
+// many it removed. keepFrom <= the first sequence is a no-op; keepFrom = LastSeq+1 empties the stream but keeps its
+// sequence numbering. keepFrom beyond LastSeq+1 is refused (the server would move the next sequence forward),
+// wrapping ErrMalformed. The catch-up mirror, if there is one, is trimmed the same way; failing to is only logged.
+// Both are purged in steps (see purgeInSteps), so a purge takes a while; if ctx ends or a step fails, what was
+// purged stays purged, and the next Purge goes on from there.
 // Errors: ErrNoStream, ErrUnavailable, ErrClosed.
-func (c *Conn) Purge(ctx context.Context, keepFrom uint64) error {
+func (c *Conn) Purge(ctx context.Context, keepFrom uint64) (uint64, error) {
 	stream, err := c.js.Stream(ctx, c.stream)
 	if err != nil {
-		return wrapErr("purge", err)
+		return 0, wrapErr("purge", err)
 	}
 	info := infoFromState(stream.CachedInfo().State)
 	if keepFrom > info.LastSeq+1 {
-		return fmt.Errorf("journal: purge: %w: keep-from %d beyond last sequence %d + 1", ErrMalformed, keepFrom,
+		return 0, fmt.Errorf("journal: purge: %w: keep-from %d beyond last sequence %d + 1", ErrMalformed, keepFrom,
 			info.LastSeq)
 	}
+	var purged uint64
 	if keepFrom > info.FirstSeq {
 		start := time.Now()
 		steps, err := purgeInSteps(ctx, stream, stream.CachedInfo().State, keepFrom, c.purgeStepBytes)
 		if err != nil {
-			return wrapErr("purge", err)
+			return 0, wrapErr("purge", err)
 		}
-		c.log.Info("purged log", zap.Uint64("keep_from", keepFrom), zap.Uint64("entries", keepFrom-info.FirstSeq),
+		purged = keepFrom - info.FirstSeq
+		c.log.Info("purged log", zap.Uint64("keep_from", keepFrom), zap.Uint64("entries", purged),
 			zap.Int("steps", steps), zap.Duration("took", time.Since(start)))
 	}
 	if err := c.purgeMirror(ctx, keepFrom); err != nil {
 		// The log is compacted; the mirror only keeps more than it needs until the next purge.
 		c.log.Warn("could not purge the catch-up mirror", zap.Uint64("keep_from", keepFrom), zap.Error(err))
 	}
-	return nil
+	return purged, nil
 }
 
 // purgeStepBytes is about how much of a stream one purge request removes: the server's file store block (8 MiB for

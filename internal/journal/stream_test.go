@@ -129,20 +129,21 @@ func TestConn_Purge(t *testing.T) {
 	steps := []struct {
 		name     string
 		keepFrom uint64
+		purged   uint64
 		want     Info
 		wantErr  error
 	}{
-		{"NoOpBelowFirst", 1, Info{FirstSeq: 1, LastSeq: 10, Msgs: 10}, nil},
-		{"Below4", 4, Info{FirstSeq: 4, LastSeq: 10, Msgs: 7}, nil},
-		{"NoOpAgain", 2, Info{FirstSeq: 4, LastSeq: 10, Msgs: 7}, nil},
-		{"BeyondLast", 12, Info{FirstSeq: 4, LastSeq: 10, Msgs: 7}, ErrMalformed},
-		{"All", 11, Info{FirstSeq: 11, LastSeq: 10, Msgs: 0}, nil},
+		{"NoOpBelowFirst", 1, 0, Info{FirstSeq: 1, LastSeq: 10, Msgs: 10}, nil},
+		{"Below4", 4, 3, Info{FirstSeq: 4, LastSeq: 10, Msgs: 7}, nil},
+		{"NoOpAgain", 2, 0, Info{FirstSeq: 4, LastSeq: 10, Msgs: 7}, nil},
+		{"BeyondLast", 12, 0, Info{FirstSeq: 4, LastSeq: 10, Msgs: 7}, ErrMalformed},
+		{"All", 11, 7, Info{FirstSeq: 11, LastSeq: 10, Msgs: 0}, nil},
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
-			err := c.Purge(ctx, st.keepFrom)
-			if !errors.Is(err, st.wantErr) {
-				t.Fatalf("Purge(%d) = %v, want %v", st.keepFrom, err, st.wantErr)
+			purged, err := c.Purge(ctx, st.keepFrom)
+			if !errors.Is(err, st.wantErr) || purged != st.purged {
+				t.Fatalf("Purge(%d) = %d, %v; want %d, %v", st.keepFrom, purged, err, st.purged, st.wantErr)
 			}
 			info, err := c.Info(ctx)
 			if err != nil {
@@ -209,7 +210,7 @@ func TestConn_PurgeInSteps(t *testing.T) {
 	})
 	t.Run("Purge", func(t *testing.T) {
 		c.purgeStepBytes = 100 * per
-		if err := c.Purge(ctx, 901); err != nil {
+		if _, err := c.Purge(ctx, 901); err != nil {
 			t.Fatal(err)
 		}
 		for name, get := range map[string]func(context.Context) (Info, error){"log": c.Info, "mirror": c.CatchUpMirrorInfo} {

@@ -117,7 +117,7 @@ func TestConn_Subscribe(t *testing.T) {
 
 	// Last: purges the shared stream.
 	t.Run("AfterPurge", func(t *testing.T) {
-		if err := c.Purge(ctx, 40); err != nil {
+		if _, err := c.Purge(ctx, 40); err != nil {
 			t.Fatal(err)
 		}
 		s, err := c.Subscribe(ctx, 1, 0)

@@ -70,9 +70,14 @@ func (l *Leader) compact(ctx context.Context) {
 		return
 	}
 	oldest := ms[len(ms)-1].Seq
-	if err := l.jc.Purge(ctx, oldest+1); err != nil {
+	purged, err := l.jc.Purge(ctx, oldest+1)
+	if err != nil {
 		l.log.Warn("log compaction failed", zap.Error(err))
 		return
 	}
-	l.log.Info("log compacted", zap.Uint64("kept_from_seq", oldest+1))
+	if purged == 0 {
+		l.log.Debug("log compaction: nothing below the oldest retained snapshot", zap.Uint64("kept_from_seq", oldest+1))
+		return
+	}
+	l.log.Info("log compacted", zap.Uint64("kept_from_seq", oldest+1), zap.Uint64("entries_purged", purged))
 }
