@@ -3,9 +3,7 @@
 package tests
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -17,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/replikv/replikv/internal/proclog"
 )
 
 // Log messages (zap JSON, info level) the harness parses from a binary's stderr.
@@ -82,7 +82,7 @@ func (p *proc) start(wantNATS bool) {
 	run := p.runs
 	p.mu.Unlock()
 	fmt.Fprintf(f, "=== run %d: %s %s\n", run, filepath.Base(p.bin), strings.Join(p.args, " "))
-	lw := &logWriter{f: f}
+	lw := proclog.New(f)
 	cmd := exec.Command(p.bin, p.args...)
 	cmd.Dir = p.workDir
 	cmd.Env = p.env
@@ -104,7 +104,7 @@ func (p *proc) start(wantNATS bool) {
 
 	deadline := time.Now().Add(startTimeout)
 	for {
-		addr, nurl := lw.field(msgHTTPListening, "addr"), lw.field(msgNATSListening, "url")
+		addr, nurl := lw.String(msgHTTPListening, "addr"), lw.String(msgNATSListening, "url")
 		if addr != "" && (!wantNATS || nurl != "") {
 			p.mu.Lock()
 			p.url, p.natsURL = "http://"+addr, nurl
@@ -231,83 +231,9 @@ func (p *proc) api() *client {
 	return &client{base: p.URL(), token: p.token, hc: p.hc}
 }
 
-// logWriter receives a process's stdout and stderr: it appends everything to the log file and parses zap JSON lines
-// to find the messages the harness waits for. exec.Cmd calls Write from its copying goroutine; the test reads.
-type logWriter struct {
-	f *os.File
-
-	mu      sync.Mutex
-	partial []byte
-	fields  map[string]string // msg + "\x00" + field -> first value seen
-}
-
-func (w *logWriter) Write(b []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if _, err := w.f.Write(b); err != nil {
-		return 0, fmt.Errorf("log: write: %w", err)
-	}
-	w.partial = append(w.partial, b...)
-	for {
-		i := bytes.IndexByte(w.partial, '\n')
-		if i < 0 {
-			break
-		}
-		w.parse(w.partial[:i])
-		w.partial = append(w.partial[:0], w.partial[i+1:]...)
-	}
-	return len(b), nil
-}
-
-func (w *logWriter) parse(line []byte) {
-	line = bytes.TrimSpace(line)
-	if len(line) == 0 || line[0] != '{' {
-		return
-	}
-	var m map[string]any
-	if json.Unmarshal(line, &m) != nil {
-		return
-	}
-	msg, _ := m["msg"].(string)
-	if w.fields == nil {
-		w.fields = map[string]string{}
-	}
-	for k, v := range m {
-		s, ok := v.(string)
-		if !ok {
-			continue
-		}
-		if _, seen := w.fields[msg+"\x00"+k]; !seen {
-			w.fields[msg+"\x00"+k] = s
-		}
-	}
-}
-
-func (w *logWriter) field(msg, name string) string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.fields[msg+"\x00"+name]
-}
-
 // tailFile returns the last n lines of a process log (or the read error), leaving out the embedded NATS server's
 // info lines (its start banner would fill the tail); the file keeps everything.
-func tailFile(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(read %s: %v)", path, err)
-	}
-	var lines []string
-	for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
-		if strings.Contains(l, `"level":"info"`) && strings.Contains(l, `"component":"nats-server"`) {
-			continue
-		}
-		lines = append(lines, l)
-	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+func tailFile(path string, n int) string { return proclog.Tail(path, n, proclog.NATSInfo) }
 
 // runToExit runs a binary that is expected to exit by itself (bad flags) and returns its exit code and combined
 // output. It fails the test if the process is still running after timeout.

@@ -7,7 +7,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -28,6 +27,7 @@ import (
 	"time"
 
 	"github.com/replikv/replikv/internal/ctxtime"
+	"github.com/replikv/replikv/internal/proclog"
 )
 
 func main() {
@@ -177,52 +177,31 @@ func startProc(ctx context.Context, path, logPath string, args ...string) (*proc
 	if err != nil {
 		return nil, err
 	}
+	lw := proclog.New(logFile)
 	cmd := exec.Command(path, args...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
+	cmd.Stdout, cmd.Stderr = lw, lw
 	if err := cmd.Start(); err != nil {
+		_ = logFile.Close()
 		return nil, err
 	}
 	p := &proc{cmd: cmd, logPath: logPath, done: make(chan struct{})}
-	addrs := make(chan [2]string, 4)
 	go func() {
-		defer logFile.Close()
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Bytes()
-			_, _ = logFile.Write(append(line, '\n'))
-			var rec struct {
-				Msg  string `json:"msg"`
-				Addr string `json:"addr"`
-				URL  string `json:"url"`
-			}
-			if json.Unmarshal(line, &rec) == nil {
-				switch rec.Msg {
-				case "http listening":
-					addrs <- [2]string{"http", rec.Addr}
-				case "embedded nats listening":
-					addrs <- [2]string{"nats", rec.URL}
-				}
-			}
-		}
+		_ = cmd.Wait() // also waits for the copying of the output
+		_ = logFile.Close()
+		close(p.done)
 	}()
-	go func() { _ = cmd.Wait(); close(p.done) }()
-	want := 1
-	if strings.HasSuffix(path, "leader") {
-		want = 2
-	}
+	wantNATS := strings.HasSuffix(path, "leader")
 	deadline := time.After(60 * time.Second)
-	for got := 0; got < want; got++ {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		addr, natsURL := lw.String("http listening", "addr"), lw.String("embedded nats listening", "url")
+		if addr != "" && (natsURL != "" || !wantNATS) {
+			p.url, p.natsURL = "http://"+addr, natsURL
+			return p, nil
+		}
 		select {
-		case a := <-addrs:
-			if a[0] == "http" {
-				p.url = "http://" + a[1]
-			} else {
-				p.natsURL = a[1]
-			}
+		case <-tick.C:
 		case <-p.done:
 			return nil, fmt.Errorf("%s exited at start; see %s", filepath.Base(path), logPath)
 		case <-deadline:
@@ -233,7 +212,6 @@ func startProc(ctx context.Context, path, logPath string, args ...string) (*proc
 			return nil, ctx.Err()
 		}
 	}
-	return p, nil
 }
 
 func (p *proc) stop() {

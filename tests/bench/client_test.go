@@ -5,12 +5,9 @@ package bench
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/replikv/replikv/internal/testutil/httpload"
@@ -19,54 +16,16 @@ import (
 // bulkPut writes n keys (key(i) for i in [0, n)) with random values of valueSize bytes over conns keep-alive
 // connections, one request in flight each, and returns the elapsed time.
 func bulkPut(ctx context.Context, addr string, conns, n int, key func(int) string, valueSize int) (time.Duration, error) {
-	cs := make([]*httpload.PutConn, 0, conns)
-	defer func() {
-		for _, c := range cs {
-			c.Close()
-		}
-	}()
-	for range conns {
-		c, err := httpload.DialPut(ctx, addr)
-		if err != nil {
-			return 0, err
-		}
-		cs = append(cs, c)
+	pool, err := httpload.DialPool(ctx, addr, conns)
+	if err != nil {
+		return 0, err
 	}
-	stop := context.AfterFunc(ctx, func() {
-		for _, c := range cs {
-			c.Close()
-		}
-	})
-	defer stop()
-	var (
-		next     atomic.Int64
-		failed   atomic.Bool
-		errOnce  sync.Once
-		firstErr error
-		wg       sync.WaitGroup
-	)
-	start := time.Now()
-	for w, c := range cs {
-		wg.Go(func() {
-			vals := newValues(uint64(w), valueSize)
-			for !failed.Load() {
-				i := next.Add(1) - 1
-				if i >= int64(n) {
-					return
-				}
-				if err := c.Put(key(int(i)), vals.next()); err != nil {
-					errOnce.Do(func() { firstErr = err })
-					failed.Store(true)
-					return
-				}
-			}
-		})
+	defer pool.Close()
+	vals := make([]*values, conns) // one value generator per worker
+	for w := range vals {
+		vals[w] = newValues(uint64(w), valueSize)
 	}
-	wg.Wait()
-	if firstErr != nil {
-		return 0, errors.Join(firstErr, ctx.Err())
-	}
-	return time.Since(start), nil
+	return pool.Run(ctx, n, func(c *httpload.PutConn, w, i int) error { return c.Put(key(i), vals[w].next()) })
 }
 
 // status is the part of the status object the benchmarks read.

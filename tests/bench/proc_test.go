@@ -3,21 +3,19 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/replikv/replikv/internal/proclog"
 )
 
 // Log messages (zap JSON, info level) the harness reads from a binary's stderr.
@@ -43,7 +41,7 @@ type proc struct {
 	name    string
 	cmd     *exec.Cmd
 	logPath string
-	lw      *logWriter
+	lw      *proclog.Writer
 	started time.Time
 	done    chan struct{}
 }
@@ -60,7 +58,7 @@ func startProc(b testing.TB, dir, name, bin string, args ...string) *proc {
 	if err != nil {
 		b.Fatalf("%s: log file: %v", name, err)
 	}
-	p.lw = &logWriter{f: f, fields: map[string]map[string]any{}, times: map[string][]time.Time{}}
+	p.lw = proclog.New(f)
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Dir = dir
 	p.cmd.Env = benchEnv()
@@ -103,7 +101,7 @@ func (p *proc) waitField(msg, field string, timeout time.Duration) string {
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if v, ok := p.lw.field(msg, field); ok {
+		if v, ok := p.lw.Field(msg, field); ok {
 			return fmt.Sprint(v)
 		}
 		select {
@@ -118,7 +116,7 @@ func (p *proc) waitField(msg, field string, timeout time.Duration) string {
 }
 
 // field returns a watched message's field if it was logged.
-func (p *proc) field(msg, name string) (any, bool) { return p.lw.field(msg, name) }
+func (p *proc) field(msg, name string) (any, bool) { return p.lw.Field(msg, name) }
 
 // pid is the process id.
 func (p *proc) pid() int { return p.cmd.Process.Pid }
@@ -220,87 +218,8 @@ func ioStall() (time.Duration, bool) {
 	return 0, false
 }
 
-// logWriter appends a process's output to a file and keeps the fields of the first JSON line of each message.
-type logWriter struct {
-	mu     sync.Mutex
-	f      *os.File
-	buf    []byte
-	fields map[string]map[string]any
-	times  map[string][]time.Time // every occurrence of each message, by its "ts" field
-}
-
-func (w *logWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if _, err := w.f.Write(p); err != nil {
-		return 0, err
-	}
-	w.buf = append(w.buf, p...)
-	for {
-		i := bytes.IndexByte(w.buf, '\n')
-		if i < 0 {
-			break
-		}
-		line := w.buf[:i]
-		if bytes.HasPrefix(line, []byte("{")) {
-			var m map[string]any
-			if json.Unmarshal(line, &m) == nil {
-				if msg, ok := m["msg"].(string); ok {
-					if _, seen := w.fields[msg]; !seen {
-						w.fields[msg] = m
-					}
-					if ts, ok := m["ts"].(string); ok {
-						if t, err := time.Parse(logTimeLayout, ts); err == nil {
-							w.times[msg] = append(w.times[msg], t)
-						}
-					}
-				}
-			}
-		}
-		w.buf = w.buf[i+1:]
-	}
-	if len(w.buf) > 1<<20 { // a line that long is not one we watch
-		w.buf = w.buf[:0]
-	}
-	return len(p), nil
-}
-
-// logTimeLayout is zap's ISO 8601 time encoding, the binaries' "ts" field.
-const logTimeLayout = "2006-01-02T15:04:05.000Z0700"
-
 // logged returns the times at which the process logged msg, oldest first.
-func (p *proc) logged(msg string) []time.Time {
-	p.lw.mu.Lock()
-	defer p.lw.mu.Unlock()
-	return slices.Clone(p.lw.times[msg])
-}
-
-func (w *logWriter) field(msg, name string) (any, bool) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	m, ok := w.fields[msg]
-	if !ok {
-		return nil, false
-	}
-	v, ok := m[name]
-	return v, ok
-}
+func (p *proc) logged(msg string) []time.Time { return p.lw.Times(msg) }
 
 // tailFile returns the last n lines of a file, for failure messages.
-func tailFile(path string, n int) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return err.Error()
-	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-		if len(lines) > n {
-			lines = lines[1:]
-		}
-	}
-	return strings.Join(lines, "\n")
-}
+func tailFile(path string, n int) string { return proclog.Tail(path, n, nil) }

@@ -12,6 +12,9 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // ErrUnexpectedStatus marks an answer other than 200 to a write.
@@ -63,3 +66,67 @@ func (c *PutConn) Put(key string, value []byte) error {
 
 // Close closes the connection.
 func (c *PutConn) Close() { _ = c.conn.Close() }
+
+// Pool is a closed-loop write load: keep-alive connections, each with one request in flight.
+type Pool struct {
+	conns []*PutConn
+}
+
+// DialPool dials n connections to addr. The caller must call Close.
+func DialPool(ctx context.Context, addr string, n int) (*Pool, error) {
+	p := &Pool{}
+	for range n {
+		c, err := DialPut(ctx, addr)
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		p.conns = append(p.conns, c)
+	}
+	return p, nil
+}
+
+// Close closes every connection.
+func (p *Pool) Close() {
+	for _, c := range p.conns {
+		c.Close()
+	}
+}
+
+// Run makes n requests, put(c, w, i) for i in [0, n), spread over the connections: worker w sends on connection c,
+// one request at a time, taking the next i as it goes. It returns the time from the first request to the last
+// answer. The first error stops every worker and is returned (joined with ctx's error when ctx ended: that closes
+// the connections, and the pool cannot be used afterwards).
+func (p *Pool) Run(ctx context.Context, n int, put func(c *PutConn, w, i int) error) (time.Duration, error) {
+	stop := context.AfterFunc(ctx, p.Close)
+	defer stop()
+	var (
+		next     atomic.Int64
+		failed   atomic.Bool
+		errOnce  sync.Once
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	start := time.Now()
+	for w, c := range p.conns {
+		wg.Go(func() {
+			for !failed.Load() {
+				i := next.Add(1) - 1
+				if i >= int64(n) {
+					return
+				}
+				if err := put(c, w, int(i)); err != nil {
+					errOnce.Do(func() { firstErr = err })
+					failed.Store(true)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if firstErr != nil {
+		return 0, errors.Join(firstErr, ctx.Err())
+	}
+	return elapsed, nil
+}

@@ -1,0 +1,110 @@
+package httpload
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// putServer answers PUT /v1/kv/<n> with 200 and records the keys; keys >= failFrom get a 500.
+func putServer(t *testing.T, failFrom int) (*httptest.Server, func() map[string]int) {
+	t.Helper()
+	var mu sync.Mutex
+	seen := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := strings.TrimPrefix(r.URL.Path, "/v1/kv/")
+		mu.Lock()
+		seen[key]++
+		mu.Unlock()
+		if n, err := strconv.Atoi(key); r.Method != http.MethodPut || err != nil || n >= failFrom {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv, func() map[string]int {
+		mu.Lock()
+		defer mu.Unlock()
+		out := make(map[string]int, len(seen))
+		for k, v := range seen {
+			out[k] = v
+		}
+		return out
+	}
+}
+
+func TestPool_Run(t *testing.T) {
+	srv, seen := putServer(t, 1<<30)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pool, err := DialPool(ctx, srv.Listener.Addr().String(), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var mu sync.Mutex
+	workers := map[int]bool{}
+	if _, err := pool.Run(ctx, 500, func(c *PutConn, w, i int) error {
+		mu.Lock()
+		workers[w] = true
+		mu.Unlock()
+		return c.Put(strconv.Itoa(i), []byte("v"))
+	}); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	got := seen()
+	if len(got) != 500 {
+		t.Fatalf("%d distinct keys, want 500", len(got))
+	}
+	for k, n := range got {
+		if n != 1 {
+			t.Fatalf("key %s written %d times", k, n)
+		}
+	}
+	for w := range workers {
+		if w < 0 || w >= 4 {
+			t.Fatalf("worker %d out of range", w)
+		}
+	}
+}
+
+func TestPool_RunStopsAtFirstError(t *testing.T) {
+	srv, seen := putServer(t, 100)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pool, err := DialPool(ctx, srv.Listener.Addr().String(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	_, err = pool.Run(ctx, 10_000, func(c *PutConn, _, i int) error { return c.Put(strconv.Itoa(i), nil) })
+	if !errors.Is(err, ErrUnexpectedStatus) {
+		t.Fatalf("Run = %v, want ErrUnexpectedStatus", err)
+	}
+	if n := len(seen()); n > 102 { // each worker sends at most one request after the first failure began
+		t.Fatalf("%d requests after a failure at the 101st", n)
+	}
+}
+
+func TestPool_RunContextEnds(t *testing.T) {
+	block := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-block }))
+	defer srv.Close()
+	defer close(block)
+	ctx, cancel := context.WithCancel(context.Background())
+	pool, err := DialPool(ctx, srv.Listener.Addr().String(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	time.AfterFunc(100*time.Millisecond, cancel)
+	_, err = pool.Run(ctx, 10, func(c *PutConn, _, i int) error { return c.Put(strconv.Itoa(i), nil) })
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run after ctx ended = %v, want context.Canceled", err)
+	}
+}
