@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -155,7 +156,7 @@ func benchP99Followers(b *testing.B, c *cluster, wrap []string) {
 	var res p99Result
 	rounds := 0
 	for b.Loop() {
-		c.p99Under(b, fmt.Sprintf("p99f-%d", rounds), &res, func() (time.Duration, error) {
+		c.p99Under(b, fmt.Sprintf("p99f-%d", rounds), &res, func() (time.Duration, func(), error) {
 			fs := make([]*follower, 3)
 			for i := range fs { // launch all three before waiting for any
 				fs[i] = c.launchFollower(b, fmt.Sprintf("p99f-%d-%d", rounds, i), wrap)
@@ -167,22 +168,27 @@ func benchP99Followers(b *testing.B, c *cluster, wrap []string) {
 				wg.Go(func() { errs[i] = waitReady(b.Context(), n, readyTimeout) })
 			}
 			wg.Wait()
+			// Stopping the followers and deleting their data is not onboarding: p99Under does it after the window.
+			removeAll := func() {
+				for _, f := range fs {
+					f.remove()
+				}
+			}
 			if err := errors.Join(errs...); err != nil {
-				return 0, err
+				return 0, removeAll, err
 			}
 			var cpu time.Duration
 			for _, f := range fs {
 				if err := c.checkMirrorUse(f); err != nil {
-					return 0, err
+					return 0, removeAll, err
 				}
 				d, err := procCPU(f.proc.pid())
 				if err != nil {
-					return 0, err
+					return 0, removeAll, err
 				}
 				cpu += d
-				f.remove()
 			}
-			return cpu, nil
+			return cpu, removeAll, nil
 		})
 		rounds++
 	}
@@ -212,10 +218,10 @@ func benchP99BareConsumers(b *testing.B, c *cluster) {
 	var res p99Result
 	rounds := 0
 	for b.Loop() {
-		c.p99Under(b, fmt.Sprintf("p99c-%d", rounds), &res, func() (time.Duration, error) {
+		c.p99Under(b, fmt.Sprintf("p99c-%d", rounds), &res, func() (time.Duration, func(), error) {
 			st, err := c.ln.status(b.Context())
 			if err != nil {
-				return 0, err
+				return 0, nil, err
 			}
 			n := int(st.AppliedSeq - st.SnapshotSeq)
 			var wg sync.WaitGroup
@@ -226,7 +232,7 @@ func benchP99BareConsumers(b *testing.B, c *cluster) {
 				})
 			}
 			wg.Wait()
-			return 0, errors.Join(errs...)
+			return 0, nil, errors.Join(errs...)
 		})
 		rounds++
 	}
@@ -234,8 +240,10 @@ func benchP99BareConsumers(b *testing.B, c *cluster) {
 }
 
 // p99Under takes a fresh snapshot, starts the live load, and records an idle window of 10 s, the busy window while
-// disturb runs, and another idle window of 10 s. disturb returns the CPU time used by the processes it started.
-func (c *cluster) p99Under(b *testing.B, name string, res *p99Result, disturb func() (time.Duration, error)) {
+// disturb runs, and another idle window of 10 s. disturb returns the CPU time used by the processes it started, and
+// a cleanup (or nil) that stops them and deletes their data, which runs between the busy and the second idle window.
+func (c *cluster) p99Under(b *testing.B, name string, res *p99Result,
+	disturb func() (cpu time.Duration, cleanup func(), err error)) {
 	ctx := b.Context()
 	const idleWindow = 10 * time.Second
 	if _, err := c.ln.snapshot(ctx); err != nil {
@@ -255,9 +263,15 @@ func (c *cluster) p99Under(b *testing.B, name string, res *p99Result, disturb fu
 	}
 	io1, _ := ioStall()
 	t1 := time.Now()
-	otherCPU, err := disturb()
+	otherCPU, cleanup, err := disturb()
 	t2 := time.Now()
 	io2, _ := ioStall()
+	if cleanup != nil {
+		// Outside the windows: stop what disturb started and delete its data, and have the file system write the
+		// deletion out (ext4 discards freed blocks at its journal commit), before the second idle window.
+		cleanup()
+		syscall.Sync()
+	}
 	if err != nil {
 		b.Fatal(errors.Join(err, stopLoad(load)))
 	}
@@ -274,7 +288,8 @@ func (c *cluster) p99Under(b *testing.B, name string, res *p99Result, disturb fu
 		b.Fatal(err)
 	}
 	busy := window{t1, t2}
-	b.Logf("%s: slowest writes while disturbed: %s", name, slowest(samples, 5, busy))
+	b.Logf("%s: slowest writes while disturbed: %s; while idle: %s", name, slowest(samples, 5, busy),
+		slowest(samples, 5, idleA, idleB))
 	res.addRound(latencies(samples, idleA, idleB), latencies(samples, busy))
 	res.busyTime += busy.dur()
 	res.leaderCPU += leaderCPU1 - leaderCPU0
