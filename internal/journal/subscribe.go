@@ -131,7 +131,7 @@ func (c *Conn) Subscribe(ctx context.Context, startSeq uint64, buffer int, opts 
 		it.Stop()
 		return nil, fmt.Errorf("journal: subscribe: %w", err)
 	}
-	go s.run(it, startSeq)
+	go s.run(it, startSeq, consumerName(cons))
 	return s, nil
 }
 
@@ -153,6 +153,14 @@ func (c *Conn) openIterator(ctx context.Context, stream string, start uint64) (j
 		return nil, nil, err
 	}
 	return it, cons, nil
+}
+
+// consumerName is the name of an ordered consumer's current server-side consumer, or "" if it has none yet.
+func consumerName(cons jetstream.Consumer) string {
+	if info := cons.CachedInfo(); info != nil {
+		return info.Name
+	}
+	return ""
 }
 
 // C returns the channel of log entries, in stream order. It is closed after Stop, Conn.Close or a fatal error.
@@ -220,13 +228,13 @@ func (s *Subscription) deleteConsumer() {
 }
 
 // run is the subscription's only goroutine: it moves messages from the iterator to ch and reopens the consumer
-// after failures.
-func (s *Subscription) run(it jetstream.MessagesContext, next uint64) {
+// after failures. consumer is the name of the server-side consumer Subscribe created ("" if unknown: its first
+// message is then taken as from that one); a message from any other was read by a recreated one.
+func (s *Subscription) run(it jetstream.MessagesContext, next uint64, consumer string) {
 	defer close(s.done)
 	defer close(s.ch)
 	defer s.cancel()
 	defer close(s.ended) // first: a receiver that saw ch closed must find err final
-	consumer := ""       // the consumer the last message came from; "" until the first one
 	for {
 		m, err := it.Next()
 		if err == nil {
