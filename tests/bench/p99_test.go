@@ -266,17 +266,14 @@ func (c *cluster) p99Under(b *testing.B, name string, res *p99Result,
 	otherCPU, cleanup, err := disturb()
 	t2 := time.Now()
 	io2, _ := ioStall()
+	leaderCPU1, cpuErr := procCPU(c.leader.pid())
 	if cleanup != nil {
 		// Outside the windows: stop what disturb started and delete its data, and have the file system write the
 		// deletion out (ext4 discards freed blocks at its journal commit), before the second idle window.
 		cleanup()
 		syscall.Sync()
 	}
-	if err != nil {
-		b.Fatal(errors.Join(err, stopLoad(load)))
-	}
-	leaderCPU1, err := procCPU(c.leader.pid())
-	if err != nil {
+	if err = errors.Join(err, cpuErr); err != nil {
 		b.Fatal(errors.Join(err, stopLoad(load)))
 	}
 	idleB, ioB, _, err := idleWithIO(ctx, 2*time.Second, idleWindow)
