@@ -55,6 +55,9 @@ type Config struct {
 	CAFile string
 	// CertFile and KeyFile are a PEM client certificate and key for servers that require mutual TLS.
 	CertFile, KeyFile string
+	// InProcess, when not nil, is the embedded server this process runs: the connection to it is made in memory
+	// instead of over TCP to URL, which saves the system calls of every publish and acknowledgement.
+	InProcess *Embedded
 }
 
 func (cfg *Config) validate() error {
@@ -135,6 +138,9 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 	}
 	if cfg.CertFile != "" || cfg.KeyFile != "" {
 		authOpts = append(authOpts, nats.ClientCert(cfg.CertFile, cfg.KeyFile))
+	}
+	if cfg.InProcess != nil {
+		authOpts = append(authOpts, nats.InProcessServer(cfg.InProcess.srv))
 	}
 	nc, err := nats.Connect(cfg.URL, append(authOpts,
 		nats.Name(cfg.Name),

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/replikv/replikv/internal/testutil/testlog"
 )
 
 func TestStartEmbedded(t *testing.T) {
@@ -46,5 +48,42 @@ func TestStartEmbedded(t *testing.T) {
 				t.Fatalf("StartEmbedded = %v, want ErrMalformed", err)
 			}
 		})
+	}
+}
+
+// A Conn to the process's own embedded server with Config.InProcess talks to it in memory, not over TCP, and works as
+// a TCP one does: it publishes, reads the log, and the server counts it as a client.
+func TestConnect_InProcess(t *testing.T) {
+	e := startServer(t)
+	ctx := testCtx(t)
+	c, err := Connect(ctx, Config{URL: e.ClientURL(), Stream: "INPROC", InProcess: e, Logger: testlog.New(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	if _, err := c.EnsureStream(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if addr := c.nc.ConnectedAddr(); addr != "pipe" {
+		t.Fatalf("connected to %q, want an in-memory pipe", addr)
+	}
+	publishN(t, c, 0, 5)
+	sub, err := c.Subscribe(ctx, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop()
+	for want := uint64(1); want <= 5; want++ {
+		if m := receive(t, sub, 5*time.Second); m.Seq != want {
+			t.Fatalf("seq %d, want %d", m.Seq, want)
+		}
+	}
+	// A TCP client sees what the in-process one wrote.
+	tcp := connectStream(t, e.ClientURL(), "INPROC")
+	if info, err := tcp.Info(ctx); err != nil || info.LastSeq != 5 {
+		t.Fatalf("info over TCP = %+v, %v; want 5 entries", info, err)
+	}
+	if addr := tcp.nc.ConnectedAddr(); addr == "pipe" {
+		t.Fatal("a Conn without InProcess connected in memory")
 	}
 }

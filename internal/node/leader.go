@@ -105,7 +105,7 @@ func StartLeader(ctx context.Context, cfg config.Leader, log *zap.Logger) (_ *Le
 
 	if l.jc, err = journal.Connect(ctx, journal.Config{URL: l.natsURL, Stream: cfg.Stream, Replicas: cfg.StreamReplicas,
 		StreamTags: cfg.StreamTags, MirrorTags: cfg.CatchUpMirrorTags, Name: "replikv-" + l.id, Logger: log, CredsFile: cfg.NATSCreds, CAFile: cfg.NATSCA, CertFile: cfg.NATSCert,
-		KeyFile: cfg.NATSKey}); err != nil {
+		KeyFile: cfg.NATSKey, InProcess: l.emb}); err != nil {
 		return nil, fmt.Errorf("node: connect to nats: %w", err)
 	}
 	cleanup = append(cleanup, l.jc.Close)
