@@ -351,7 +351,14 @@ func benchP99Snapshot(b *testing.B, c *cluster) {
 				b.Fatal(errors.Join(err, stopLoad(load)))
 			}
 			t2 := time.Now()
-			created := lastBetween(c.leader.logged(msgSnapshotCreated), t1.Add(-time.Millisecond), t2)
+			// The leader logs the line before it answers, but the harness reads its output on another goroutine:
+			// give that a moment to catch up.
+			var created time.Time
+			for deadline := time.Now().Add(5 * time.Second); created.IsZero() && time.Now().Before(deadline); {
+				if created = lastBetween(c.leader.logged(msgSnapshotCreated), t1.Add(-time.Millisecond), t2); created.IsZero() {
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
 			if created.IsZero() {
 				b.Fatal(errors.Join(fmt.Errorf("leader did not log %q between %v and %v", msgSnapshotCreated, t1, t2),
 					stopLoad(load)))
