@@ -26,11 +26,7 @@ func BenchmarkPublishP99_CatchUpReaders(b *testing.B) {
 			name = "Mirror"
 		}
 		b.Run(name, func(b *testing.B) {
-			e := startServer(b)
-			if _, err := PublishCeiling(context.Background(), e.ClientURL(), "P99", backlog, benchSize); err != nil {
-				b.Fatal(err)
-			}
-			c := connect(b, e.ClientURL(), "P99")
+			c := backlogConn(b, "P99", backlog, benchSize)
 			ctx := b.Context()
 			var opts []SubscribeOption
 			if mirror {
@@ -42,11 +38,7 @@ func BenchmarkPublishP99_CatchUpReaders(b *testing.B) {
 			}
 			var ratios []float64
 			for b.Loop() {
-				info, err := c.Info(ctx)
-				if err != nil {
-					b.Fatal(err)
-				}
-				p := startPublisher(ctx, c, info.LastSeq)
+				p := startPublisher(b, c)
 				idleA := sleepWindow(ctx, 2*time.Second, 10*time.Second)
 				t1 := time.Now()
 				var wg sync.WaitGroup
@@ -76,6 +68,17 @@ func BenchmarkPublishP99_CatchUpReaders(b *testing.B) {
 			b.ReportMetric(ratios[len(ratios)/2], "x_vs_idle")
 		})
 	}
+}
+
+// backlogConn starts an embedded server whose stream holds n entries of size bytes (written with the raw publish
+// ceiling) and returns a Conn to it.
+func backlogConn(b *testing.B, stream string, n, size int) *Conn {
+	b.Helper()
+	e := startServer(b)
+	if _, err := PublishCeiling(context.Background(), e.ClientURL(), stream, n, size); err != nil {
+		b.Fatal(err)
+	}
+	return connect(b, e.ClientURL(), stream)
 }
 
 // drain reads entries 1..n with a subscription.
@@ -115,8 +118,15 @@ type publisher struct {
 	stopErr func() error // the sender's error, read after wg.Wait
 }
 
-func startPublisher(ctx context.Context, c *Conn, last uint64) *publisher {
-	ctx, cancel := context.WithCancel(ctx)
+// startPublisher starts a publisher at the log's current end; it stops with the benchmark's context or stop.
+func startPublisher(b *testing.B, c *Conn) *publisher {
+	b.Helper()
+	info, err := c.Info(b.Context())
+	if err != nil {
+		b.Fatal(err)
+	}
+	last := info.LastSeq
+	ctx, cancel := context.WithCancel(b.Context())
 	p := &publisher{cancel: cancel}
 	type pending struct {
 		at  time.Time

@@ -1,7 +1,6 @@
 package journal
 
 import (
-	"context"
 	"flag"
 	"slices"
 	"testing"
@@ -25,21 +24,14 @@ func BenchmarkPurgeStall(b *testing.B) {
 	for _, name := range []string{"OneRequest", "Steps"} {
 		b.Run(name, func(b *testing.B) {
 			n := uint64(*purgeEntries)
-			e := startServer(b)
-			if _, err := PublishCeiling(context.Background(), e.ClientURL(), "PG", int(n), 200); err != nil {
-				b.Fatal(err)
-			}
-			c := connect(b, e.ClientURL(), "PG")
+			c := backlogConn(b, "PG", int(n), 200)
 			ctx := b.Context()
 			keep := n - 1000
 			for b.Loop() {
-				info, err := c.Info(ctx)
-				if err != nil {
-					b.Fatal(err)
-				}
-				p := startPublisher(ctx, c, info.LastSeq)
+				p := startPublisher(b, c)
 				idle := sleepWindow(ctx, 70*time.Second, 60*time.Second)
 				t1 := time.Now()
+				var err error
 				if name == "OneRequest" {
 					var s jetstream.Stream
 					if s, err = c.js.Stream(ctx, "PG"); err == nil {
