@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/replikv/replikv/internal/proclog"
+	"github.com/replikv/replikv/internal/procrun"
 )
 
 // Log messages (zap JSON, info level) the harness parses from a binary's stderr.
@@ -31,7 +32,7 @@ const (
 )
 
 // proc is one run (and its restarts) of a replikv binary. The test goroutine drives it; the only other goroutine is
-// the waiter of the current run, which proc owns and which ends when the process exits.
+// the waiter of the current run, which its procrun.Process owns and which ends when the process exits.
 type proc struct {
 	t       *testing.T
 	name    string // short name for logs, e.g. "leader" or "f1"
@@ -44,10 +45,9 @@ type proc struct {
 	hc      *http.Client // never follows redirects
 
 	mu      sync.Mutex
-	cmd     *exec.Cmd
-	done    chan struct{} // closed when the current run exited
-	url     string        // http://<bound addr>
-	natsURL string        // embedded NATS client URL (leader without --nats-url)
+	run     *procrun.Process // the current run
+	url     string           // http://<bound addr>
+	natsURL string           // embedded NATS client URL (leader without --nats-url)
 	runs    int
 }
 
@@ -82,25 +82,17 @@ func (p *proc) start(wantNATS bool) {
 	run := p.runs
 	p.mu.Unlock()
 	fmt.Fprintf(f, "=== run %d: %s %s\n", run, filepath.Base(p.bin), strings.Join(p.args, " "))
-	lw := proclog.New(f)
 	cmd := exec.Command(p.bin, p.args...)
 	cmd.Dir = p.workDir
 	cmd.Env = p.env
-	cmd.Stdout = lw
-	cmd.Stderr = lw
-	if err := cmd.Start(); err != nil {
-		_ = f.Close()
-		p.t.Fatalf("%s: start: %v", p.name, err)
+	r, err := procrun.Start(cmd, f)
+	if err != nil {
+		p.t.Fatalf("%s: %v", p.name, err)
 	}
-	done := make(chan struct{})
 	p.mu.Lock()
-	p.cmd, p.done, p.url, p.natsURL = cmd, done, "", ""
+	p.run, p.url, p.natsURL = r, "", ""
 	p.mu.Unlock()
-	go func() {
-		_ = cmd.Wait() // the exit status is read from cmd.ProcessState after done
-		_ = f.Close()
-		close(done)
-	}()
+	lw := r.Log()
 
 	deadline := time.Now().Add(startTimeout)
 	for {
@@ -112,8 +104,8 @@ func (p *proc) start(wantNATS bool) {
 			return
 		}
 		select {
-		case <-done:
-			p.t.Fatalf("%s: exited during start (code %d); output:\n%s", p.name, p.exitCode(), tailFile(p.logPath, 40))
+		case <-r.Done():
+			p.t.Fatalf("%s: exited during start (code %d); output:\n%s", p.name, r.ExitCode(), tailFile(p.logPath, 40))
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -138,18 +130,15 @@ func (p *proc) restart(wantNATS bool, overrides ...string) {
 }
 
 func (p *proc) running() bool {
+	r := p.current()
+	return r != nil && !r.Exited()
+}
+
+// current is the current run, nil before the first start.
+func (p *proc) current() *procrun.Process {
 	p.mu.Lock()
-	done := p.done
-	p.mu.Unlock()
-	if done == nil {
-		return false
-	}
-	select {
-	case <-done:
-		return false
-	default:
-		return true
-	}
+	defer p.mu.Unlock()
+	return p.run
 }
 
 // stop sends SIGTERM and waits for the exit; it fails the test unless the process exits with code 0 within
@@ -171,45 +160,25 @@ func (p *proc) kill() {
 
 func (p *proc) signalAndWait(sig syscall.Signal) (time.Duration, int) {
 	p.t.Helper()
-	p.mu.Lock()
-	cmd, done := p.cmd, p.done
-	p.mu.Unlock()
-	if cmd == nil {
+	r := p.current()
+	if r == nil {
 		p.t.Fatalf("%s: not started", p.name)
 	}
 	start := time.Now()
-	if err := cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		p.t.Fatalf("%s: signal %v: %v", p.name, sig, err)
+	if err := r.Signal(sig); err != nil {
+		p.t.Fatalf("%s: %v", p.name, err)
 	}
-	select {
-	case <-done:
-	case <-time.After(stopTimeout):
-		_ = cmd.Process.Kill()
-		<-done
+	if !r.Wait(stopTimeout) {
+		r.Kill()
 		p.t.Fatalf("%s: no exit within %v of %v; output:\n%s", p.name, stopTimeout, sig, tailFile(p.logPath, 40))
 	}
-	return time.Since(start), p.exitCode()
+	return time.Since(start), r.ExitCode()
 }
 
 func (p *proc) killQuietly() {
-	p.mu.Lock()
-	cmd, done := p.cmd, p.done
-	p.mu.Unlock()
-	if cmd == nil {
-		return
+	if r := p.current(); r != nil {
+		r.Kill()
 	}
-	_ = cmd.Process.Kill()
-	<-done
-}
-
-// exitCode is the exit code of the finished run, -1 when a signal ended it.
-func (p *proc) exitCode() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd == nil || p.cmd.ProcessState == nil {
-		return -1
-	}
-	return p.cmd.ProcessState.ExitCode()
 }
 
 // URL is the base URL of the current run's HTTP API.

@@ -27,7 +27,7 @@ import (
 	"time"
 
 	"github.com/replikv/replikv/internal/ctxtime"
-	"github.com/replikv/replikv/internal/proclog"
+	"github.com/replikv/replikv/internal/procrun"
 )
 
 func main() {
@@ -163,12 +163,12 @@ func run(args []string, out io.Writer) error {
 	return nil
 }
 
+// proc is a started leader or follower and the addresses it logged.
 type proc struct {
-	cmd     *exec.Cmd
+	*procrun.Process
 	url     string
 	natsURL string
 	logPath string
-	done    chan struct{}
 }
 
 // startProc starts a binary, tees its JSON log to a file and reads the bound addresses from it.
@@ -177,19 +177,12 @@ func startProc(ctx context.Context, path, logPath string, args ...string) (*proc
 	if err != nil {
 		return nil, err
 	}
-	lw := proclog.New(logFile)
-	cmd := exec.Command(path, args...)
-	cmd.Stdout, cmd.Stderr = lw, lw
-	if err := cmd.Start(); err != nil {
-		_ = logFile.Close()
+	r, err := procrun.Start(exec.Command(path, args...), logFile)
+	if err != nil {
 		return nil, err
 	}
-	p := &proc{cmd: cmd, logPath: logPath, done: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait() // also waits for the copying of the output
-		_ = logFile.Close()
-		close(p.done)
-	}()
+	p := &proc{Process: r, logPath: logPath}
+	lw := r.Log()
 	wantNATS := strings.HasSuffix(path, "leader")
 	deadline := time.After(60 * time.Second)
 	tick := time.NewTicker(20 * time.Millisecond)
@@ -202,7 +195,7 @@ func startProc(ctx context.Context, path, logPath string, args ...string) (*proc
 		}
 		select {
 		case <-tick.C:
-		case <-p.done:
+		case <-r.Done():
 			return nil, fmt.Errorf("%s exited at start; see %s", filepath.Base(path), logPath)
 		case <-deadline:
 			p.stop()
@@ -214,20 +207,8 @@ func startProc(ctx context.Context, path, logPath string, args ...string) (*proc
 	}
 }
 
-func (p *proc) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(15 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
+// stop ends the process with SIGTERM (SIGKILL after 15 s) and waits for it.
+func (p *proc) stop() { p.Stop(15 * time.Second) }
 
 type status struct {
 	State       string `json:"state"`

@@ -268,7 +268,7 @@ func (n natsServer) waitHealthy(b *testing.B, query string) {
 			}
 		}
 		select {
-		case <-n.p.done:
+		case <-n.p.Done():
 			b.Fatalf("nats-server exited before it was healthy:\n%s", tailFile(n.p.logPath, 30))
 		case <-ctx.Done():
 			b.Fatalf("nats-server not healthy within %v:\n%s", startTimeout, tailFile(n.p.logPath, 30))

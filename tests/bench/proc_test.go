@@ -11,11 +11,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/replikv/replikv/internal/proclog"
+	"github.com/replikv/replikv/internal/procrun"
 )
 
 // Log messages (zap JSON, info level) the harness reads from a binary's stderr.
@@ -33,17 +33,14 @@ const (
 	stopTimeout  = 30 * time.Second
 )
 
-// proc is one running replikv binary or redis-server. Its output goes to a log file; the JSON lines whose "msg" is
-// watched are kept. The waiter goroutine is owned by proc and ends when the process exits; cleanup kills the
-// process and waits for it.
+// proc is one running replikv binary, nats-server or redis-server (a procrun.Process): its output goes to a log file
+// and its JSON lines are indexed. Cleanup kills the process and waits for it.
 type proc struct {
+	*procrun.Process
 	b       testing.TB
 	name    string
-	cmd     *exec.Cmd
 	logPath string
-	lw      *proclog.Writer
 	started time.Time
-	done    chan struct{}
 }
 
 // startProc starts bin with args, its output in <dir>/<name>.log (with -bench.logdir, in a file of that directory).
@@ -53,28 +50,21 @@ func startProc(b testing.TB, dir, name, bin string, args ...string) *proc {
 	if *flagLogDir != "" {
 		logPath = filepath.Join(*flagLogDir, name+"-"+time.Now().Format("20060102T150405.000")+".log")
 	}
-	p := &proc{b: b, name: name, logPath: logPath, done: make(chan struct{})}
-	f, err := os.Create(p.logPath)
+	f, err := os.Create(logPath)
 	if err != nil {
 		b.Fatalf("%s: log file: %v", name, err)
 	}
-	p.lw = proclog.New(f)
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Dir = dir
-	p.cmd.Env = benchEnv()
-	p.cmd.Stdout, p.cmd.Stderr = p.lw, p.lw
-	p.started = time.Now()
-	if err := p.cmd.Start(); err != nil {
-		_ = f.Close()
-		b.Fatalf("%s: start: %v", name, err)
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	cmd.Env = benchEnv()
+	started := time.Now()
+	pr, err := procrun.Start(cmd, f)
+	if err != nil {
+		b.Fatalf("%s: %v", name, err)
 	}
-	go func() {
-		_ = p.cmd.Wait()
-		_ = f.Close()
-		close(p.done)
-	}()
+	p := &proc{Process: pr, b: b, name: name, logPath: logPath, started: started}
 	b.Cleanup(func() {
-		p.kill()
+		p.Kill()
 		if b.Failed() {
 			b.Logf("--- tail of %s (%s) ---\n%s", name, p.logPath, tailFile(p.logPath, 30))
 		}
@@ -101,11 +91,11 @@ func (p *proc) waitField(msg, field string, timeout time.Duration) string {
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if v, ok := p.lw.Field(msg, field); ok {
+		if v, ok := p.Log().Field(msg, field); ok {
 			return fmt.Sprint(v)
 		}
 		select {
-		case <-p.done:
+		case <-p.Done():
 			p.b.Fatalf("%s exited before logging %q:\n%s", p.name, msg, tailFile(p.logPath, 30))
 		case <-tick.C:
 		}
@@ -116,38 +106,13 @@ func (p *proc) waitField(msg, field string, timeout time.Duration) string {
 }
 
 // field returns a watched message's field if it was logged.
-func (p *proc) field(msg, name string) (any, bool) { return p.lw.Field(msg, name) }
+func (p *proc) field(msg, name string) (any, bool) { return p.Log().Field(msg, name) }
 
 // pid is the process id.
-func (p *proc) pid() int { return p.cmd.Process.Pid }
+func (p *proc) pid() int { return p.Pid() }
 
 // stop sends SIGTERM and waits for the exit (SIGKILL after stopTimeout).
-func (p *proc) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(stopTimeout):
-		p.kill()
-	}
-}
-
-// kill sends SIGKILL and waits for the exit. It is idempotent.
-func (p *proc) kill() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		p.b.Logf("%s: kill: %v", p.name, err)
-	}
-	<-p.done
-}
+func (p *proc) stop() { p.Stop(stopTimeout) }
 
 // procStatus reads a "Vm..." line of /proc/<pid>/status in KiB (e.g. VmHWM, the peak resident set size).
 func procStatus(pid int, key string) (int64, error) {
@@ -219,7 +184,7 @@ func ioStall() (time.Duration, bool) {
 }
 
 // logged returns the times at which the process logged msg, oldest first.
-func (p *proc) logged(msg string) []time.Time { return p.lw.Times(msg) }
+func (p *proc) logged(msg string) []time.Time { return p.Log().Times(msg) }
 
 // tailFile returns the last n lines of a file, for failure messages.
 func tailFile(path string, n int) string { return proclog.Tail(path, n, nil) }

@@ -17,10 +17,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/replikv/replikv/internal/procrun"
 	"github.com/replikv/replikv/internal/testutil/freeport"
 )
 
@@ -53,14 +53,7 @@ type Server struct {
 	logPath string
 
 	mu   sync.Mutex
-	proc *process // nil while stopped
-}
-
-// process is one started gateway; done is closed once the waiting goroutine has reaped it.
-type process struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error // the exit error, valid after done is closed
+	proc *procrun.Process // nil while stopped
 }
 
 // Start runs a real versitygw on a free loopback port with a fresh temporary directory, waits until it answers HTTP,
@@ -107,15 +100,8 @@ func (s *Server) Stop() {
 	p := s.proc
 	s.proc = nil
 	s.mu.Unlock()
-	if p == nil {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(stopTimeout):
-		_ = p.cmd.Process.Kill()
-		<-p.done
+	if p != nil {
+		p.Stop(stopTimeout)
 	}
 }
 
@@ -144,27 +130,20 @@ func (s *Server) start() error {
 	if err != nil {
 		return fmt.Errorf("open log: %w", err)
 	}
-	defer logFile.Close() // the child keeps its own descriptor
 	cmd := exec.Command(s.bin, "--quiet", "--port", s.Endpoint, "posix", s.Dir)
 	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+s.AccessKey, "ROOT_SECRET_KEY="+s.SecretKey)
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", s.bin, err)
+	p, err := procrun.Start(cmd, logFile) // closes logFile
+	if err != nil {
+		return err
 	}
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	go func() { // owned by Stop, which waits for done
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
 	s.mu.Lock()
 	s.proc = p
 	s.mu.Unlock()
 
-	if err := waitReady(s.Endpoint, p.done); err != nil {
+	if err := waitReady(s.Endpoint, p.Done()); err != nil {
 		s.Stop()
-		if p.err != nil {
-			return fmt.Errorf("%w (process: %v)", err, p.err)
+		if perr := p.Err(); perr != nil {
+			return fmt.Errorf("%w (process: %v)", err, perr)
 		}
 		return err
 	}
