@@ -25,10 +25,14 @@ type httpWriter struct{ c *httpload.PutConn }
 func (w httpWriter) write(key string, value []byte) error { return w.c.Put(key, value) }
 func (w httpWriter) close()                               { w.c.Close() }
 
-// sample is one write of a paced load: its scheduled time and its latency measured from that time.
+// sample is one write of a paced load: its scheduled time, its latency measured from that time, and how late the
+// load generator issued it beyond that time and the end of the worker's previous write: the generator's own delay
+// (scheduling, timers), which is part of lat but not the server's doing. A write queued behind a slow previous one
+// is late too, but that wait is the server's and not counted here.
 type sample struct {
-	at  time.Time
-	lat time.Duration
+	at   time.Time
+	lat  time.Duration
+	late time.Duration
 }
 
 // pacedLoad is an open-loop write load: each worker issues writes on a fixed schedule, and a write's latency counts
@@ -55,6 +59,7 @@ func startPacedLoad(ctx context.Context, ws []writer, perSecond float64, prefix 
 			vals := newValues(uint64(1000+w), valueSize)
 			timer := time.NewTimer(0)
 			defer timer.Stop()
+			var prevEnd time.Time
 			for i := 0; ; i++ {
 				if d := time.Until(next); d > 0 {
 					timer.Reset(d)
@@ -66,14 +71,16 @@ func startPacedLoad(ctx context.Context, ws []writer, perSecond float64, prefix 
 				} else if ctx.Err() != nil {
 					return
 				}
+				late := time.Since(later(next, prevEnd))
 				err := ws[w].write(fmt.Sprintf("%s-%d-%d", prefix, w, i), vals.next())
+				prevEnd = time.Now()
 				if err != nil {
 					if ctx.Err() == nil && p.errs[w] == nil {
 						p.errs[w] = err
 					}
 					return
 				}
-				p.samples[w] = append(p.samples[w], sample{at: next, lat: time.Since(next)})
+				p.samples[w] = append(p.samples[w], sample{at: next, lat: prevEnd.Sub(next), late: late})
 				next = next.Add(interval)
 			}
 		})
@@ -102,6 +109,14 @@ func (p *pacedLoad) stop() ([]sample, error) {
 	return all, nil
 }
 
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
 // window is a time interval [from, to).
 type window struct{ from, to time.Time }
 
@@ -113,6 +128,17 @@ func latencies(samples []sample, ws ...window) []time.Duration {
 	for _, s := range samples {
 		if inWindows(s.at, ws) {
 			out = append(out, s.lat)
+		}
+	}
+	return out
+}
+
+// lateness returns how late the load generator issued the samples scheduled inside any of the windows.
+func lateness(samples []sample, ws ...window) []time.Duration {
+	var out []time.Duration
+	for _, s := range samples {
+		if inWindows(s.at, ws) {
+			out = append(out, s.late)
 		}
 	}
 	return out

@@ -21,20 +21,26 @@ import (
 // p99Result accumulates latencies of one p99 benchmark, pooled over its rounds and per round.
 type p99Result struct {
 	idle, busy []time.Duration
-	ratios     []float64 // busy p99 / idle p99 of each round
-	busyTime   time.Duration
-	leaderCPU  time.Duration // CPU the leader used during the busy windows
-	otherCPU   time.Duration // CPU the followers used during the busy windows
+	// idleLate and busyLate are how late the load generator issued the writes (see sample.late): what of a p99 is
+	// the generator's own scheduling delay on this shared machine rather than the leader's.
+	idleLate, busyLate []time.Duration
+	ratios             []float64 // busy p99 / idle p99 of each round
+	busyTime           time.Duration
+	leaderCPU          time.Duration // CPU the leader used during the busy windows
+	otherCPU           time.Duration // CPU the followers used during the busy windows
 	// idleIO and busyIO are the time some task on the machine stalled on I/O during the idle and busy windows
 	// (/proc/pressure/io); idleTime is the idle windows' length. ioOK is false where the kernel has no pressure data.
 	idleIO, busyIO, idleTime time.Duration
 	ioOK                     bool
 }
 
-// addRound adds one round's idle and busy latencies.
-func (r *p99Result) addRound(idle, busy []time.Duration) {
+// addRound adds one round's samples inside the idle and the busy windows.
+func (r *p99Result) addRound(samples []sample, idleWs, busyWs []window) {
+	idle, busy := latencies(samples, idleWs...), latencies(samples, busyWs...)
 	r.idle = append(r.idle, idle...)
 	r.busy = append(r.busy, busy...)
+	r.idleLate = append(r.idleLate, lateness(samples, idleWs...)...)
+	r.busyLate = append(r.busyLate, lateness(samples, busyWs...)...)
 	if i99 := quantile(idle, 0.99); i99 > 0 {
 		r.ratios = append(r.ratios, float64(quantile(busy, 0.99))/float64(i99))
 	}
@@ -56,6 +62,8 @@ func (r *p99Result) report(b *testing.B, goal float64, what string) {
 	b.ReportMetric(ratio, "x_vs_idle")
 	b.ReportMetric(pooled, "x_vs_idle_pooled")
 	b.ReportMetric(ms(quantile(r.idle, 0.5)), "idle_p50_ms")
+	b.ReportMetric(ms(quantile(r.idleLate, 0.99)), "idle_late_p99_ms")
+	b.ReportMetric(ms(quantile(r.busyLate, 0.99)), "busy_late_p99_ms")
 	b.ReportMetric(ms(quantile(r.busy, 0.5)), "busy_p50_ms")
 	b.ReportMetric(ms(quantile(r.busy, 0.999)), "busy_p999_ms")
 	b.ReportMetric(r.busyTime.Seconds(), "busy_s")
@@ -67,9 +75,9 @@ func (r *p99Result) report(b *testing.B, goal float64, what string) {
 		b.ReportMetric(100*r.busyIO.Seconds()/r.busyTime.Seconds(), "busy_io_stall_%")
 		b.ReportMetric(100*r.idleIO.Seconds()/r.idleTime.Seconds(), "idle_io_stall_%")
 	}
-	b.Logf("leader write p99 %v while %s vs %v idle (pooled %.2fx); per-round ratios %.2f, median %.2fx (goal <= %.2f, 0 = none); p50 %v vs %v; %d busy and %d idle samples",
-		busy99, what, idle99, pooled, r.ratios, ratio, goal, quantile(r.busy, 0.5), quantile(r.idle, 0.5), len(r.busy),
-		len(r.idle))
+	b.Logf("leader write p99 %v while %s vs %v idle (pooled %.2fx); per-round ratios %.2f, median %.2fx (goal <= %.2f, 0 = none); p50 %v vs %v; the load generator's own delay before sending, p99 %v vs %v; %d busy and %d idle samples",
+		busy99, what, idle99, pooled, r.ratios, ratio, goal, quantile(r.busy, 0.5), quantile(r.idle, 0.5),
+		quantile(r.busyLate, 0.99), quantile(r.idleLate, 0.99), len(r.busy), len(r.idle))
 }
 
 // upperMedian is the median of xs (not empty); of an even number the higher of the two middle values, never the
@@ -287,7 +295,7 @@ func (c *cluster) p99Under(b *testing.B, name string, res *p99Result,
 	busy := window{t1, t2}
 	b.Logf("%s: slowest writes while disturbed: %s; while idle: %s", name, slowest(samples, 5, busy),
 		slowest(samples, 5, idleA, idleB))
-	res.addRound(latencies(samples, idleA, idleB), latencies(samples, busy))
+	res.addRound(samples, []window{idleA, idleB}, []window{busy})
 	res.busyTime += busy.dur()
 	res.leaderCPU += leaderCPU1 - leaderCPU0
 	res.otherCPU += otherCPU
@@ -382,7 +390,7 @@ func benchP99Snapshot(b *testing.B, c *cluster) {
 		}
 		b.Logf("round %d: slowest writes during the snapshots: %s", rounds+1, slowest(samples, 5, busy...))
 		busyLat, idleLat, shortLat := latencies(samples, busy...), latencies(samples, idle...), latencies(samples, short...)
-		res.addRound(idleLat, busyLat)
+		res.addRound(samples, idle, busy)
 		if s99 := quantile(shortLat, 0.99); s99 > 0 {
 			shortRatios = append(shortRatios, float64(quantile(busyLat, 0.99))/float64(s99))
 		}
