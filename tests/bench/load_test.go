@@ -124,21 +124,20 @@ func (w window) dur() time.Duration { return w.to.Sub(w.from) }
 
 // latencies returns the latencies of the samples scheduled inside any of the windows.
 func latencies(samples []sample, ws ...window) []time.Duration {
-	var out []time.Duration
-	for _, s := range samples {
-		if inWindows(s.at, ws) {
-			out = append(out, s.lat)
-		}
-	}
-	return out
+	return inAny(samples, ws, func(s sample) time.Duration { return s.lat })
 }
 
 // lateness returns how late the load generator issued the samples scheduled inside any of the windows.
 func lateness(samples []sample, ws ...window) []time.Duration {
+	return inAny(samples, ws, func(s sample) time.Duration { return s.late })
+}
+
+// inAny returns field of each sample scheduled inside any of ws.
+func inAny(samples []sample, ws []window, field func(sample) time.Duration) []time.Duration {
 	var out []time.Duration
 	for _, s := range samples {
 		if inWindows(s.at, ws) {
-			out = append(out, s.late)
+			out = append(out, field(s))
 		}
 	}
 	return out
