@@ -40,6 +40,35 @@ func NewLogger(level string, w io.Writer) (*zap.Logger, error) {
 	return zap.New(core), nil
 }
 
+// Node is a binary's configuration (config.Leader or config.Follower): it has the settings both binaries take.
+type Node interface{ Shared() config.Common }
+
+// Run is all a binary's main does with its arguments. "healthcheck [flags]" probes the /readyz of the node those
+// flags describe. Otherwise it parses the flags and the environment with parse, builds the logger, and runs the node
+// with run until SIGINT or SIGTERM. Its error goes to ExitCode.
+func Run[C Node](ctx context.Context, args []string, getenv func(string) string, stderr io.Writer,
+	parse func([]string, func(string) string, io.Writer) (C, error), run func(context.Context, C, *zap.Logger) error) error {
+	probe := len(args) > 0 && args[0] == "healthcheck"
+	if probe {
+		args = args[1:]
+	}
+	cfg, err := parse(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	if probe {
+		return Healthcheck(ctx, cfg.Shared().HTTPAddr)
+	}
+	log, err := NewLogger(cfg.Shared().LogLevel, stderr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	ctx, stop := SignalContext(ctx)
+	defer stop()
+	return run(ctx, cfg, log)
+}
+
 // SignalContext returns a context cancelled on SIGINT or SIGTERM.
 func SignalContext(parent context.Context) (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)

@@ -59,6 +59,9 @@ type Common struct {
 	AWSAccessKeyID, AWSSecretAccessKey, AWSSessionToken string
 }
 
+// Shared returns the settings both binaries take; Leader and Follower have it through Common.
+func (c Common) Shared() Common { return c }
+
 // Leader is the leader's configuration.
 type Leader struct {
 	Common

@@ -1,0 +1,109 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap"
+
+	"github.com/replikv/replikv/internal/config"
+)
+
+type fakeCfg struct{ common config.Common }
+
+func (c fakeCfg) Shared() config.Common { return c.common }
+
+// parseAs returns a parse function that yields cfg and records the arguments it saw.
+func parseAs(cfg fakeCfg, err error, saw *[]string) func([]string, func(string) string, io.Writer) (fakeCfg, error) {
+	return func(args []string, _ func(string) string, _ io.Writer) (fakeCfg, error) {
+		*saw = args
+		return cfg, err
+	}
+}
+
+func TestRun_RunsTheNode(t *testing.T) {
+	var saw []string
+	cfg := fakeCfg{config.Common{HTTPAddr: "127.0.0.1:0", LogLevel: "warn"}}
+	ran := false
+	err := Run(context.Background(), []string{"--http-addr", "x"}, func(string) string { return "" }, io.Discard,
+		parseAs(cfg, nil, &saw), func(ctx context.Context, got fakeCfg, log *zap.Logger) error {
+			ran = true
+			if got != cfg {
+				return fmt.Errorf("run got %+v", got)
+			}
+			if log.Core().Enabled(zap.InfoLevel) || !log.Core().Enabled(zap.WarnLevel) {
+				return errors.New("the logger is not at the configured level")
+			}
+			return ctx.Err()
+		})
+	if err != nil || !ran {
+		t.Fatalf("Run = %v (ran %v)", err, ran)
+	}
+	if strings.Join(saw, " ") != "--http-addr x" {
+		t.Fatalf("parse saw %q", saw)
+	}
+}
+
+func TestRun_Errors(t *testing.T) {
+	var saw []string
+	noRun := func(context.Context, fakeCfg, *zap.Logger) error { return errors.New("must not run") }
+	bad := fmt.Errorf("%w: bad flag", config.ErrUsage)
+	if err := Run(context.Background(), nil, nil, io.Discard, parseAs(fakeCfg{}, bad, &saw), noRun); !errors.Is(err, config.ErrUsage) {
+		t.Fatalf("parse error: Run = %v", err)
+	}
+	cfg := fakeCfg{config.Common{LogLevel: "loud"}}
+	if err := Run(context.Background(), nil, nil, io.Discard, parseAs(cfg, nil, &saw), noRun); err == nil {
+		t.Fatal("bad log level: no error")
+	}
+}
+
+func TestRun_Healthcheck(t *testing.T) {
+	status := http.StatusOK
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/readyz" {
+			http.NotFound(w, r)
+			return
+		}
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(srv.Close)
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	var saw []string
+	cfg := fakeCfg{config.Common{HTTPAddr: addr, LogLevel: "info"}}
+	noRun := func(context.Context, fakeCfg, *zap.Logger) error { return errors.New("must not run") }
+	if err := Run(context.Background(), []string{"healthcheck", "--http-addr", addr}, nil, io.Discard, parseAs(cfg, nil, &saw), noRun); err != nil {
+		t.Fatalf("healthy: Run = %v", err)
+	}
+	if strings.Join(saw, " ") != "--http-addr "+addr {
+		t.Fatalf("parse saw %q: the subcommand must not reach the flags", saw)
+	}
+	status = http.StatusServiceUnavailable
+	if err := Run(context.Background(), []string{"healthcheck"}, nil, io.Discard, parseAs(cfg, nil, &saw), noRun); err == nil || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("not ready: Run = %v", err)
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		code int
+		out  bool
+	}{
+		{nil, ExitOK, false},
+		{config.ErrHelp, ExitOK, false},
+		{fmt.Errorf("x: %w", config.ErrUsage), ExitUsage, true},
+		{errors.New("boom"), ExitError, true},
+	} {
+		var buf bytes.Buffer
+		if got := ExitCode(tc.err, &buf); got != tc.code || (buf.Len() > 0) != tc.out {
+			t.Errorf("ExitCode(%v) = %d, printed %q", tc.err, got, buf.String())
+		}
+	}
+}
