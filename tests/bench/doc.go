@@ -7,6 +7,10 @@
 //   - BenchmarkOnboarding/LeaderP99/ThreeFollowers: the leader's write p99 while three followers onboard at once,
 //     against its idle p99, with the leader (its own, started under taskset on CPU 0) and the followers (the other
 //     CPUs) standing for separate machines;
+//   - BenchmarkOnboarding/LeaderP99/ThreeFollowersClusterMirror and ThreeFollowersLogApart: the same with the log on
+//     a two-server JetStream cluster and the followers reading its catch-up mirror on the second server; in the first
+//     the log's server shares the leader's CPU, in the second it has priority on the followers' CPUs (nice -10,
+//     needs root), so that the leader, the log's server and the catch-up side each stand for machines of their own;
 //   - BenchmarkOnboarding/LeaderP99/ThreeFollowersNiced: the same on the main leader, which keeps every CPU, with the
 //     followers on CPUs 1..n-1 at nice 19;
 //   - BenchmarkOnboarding/LeaderP99/ThreeFollowersSharedCPU: the same on one host, nothing pinned;
