@@ -31,6 +31,8 @@ var (
 	ErrClosed = errors.New("connection closed")
 	// ErrMalformed means a value (heartbeat, lease record, argument) failed validation.
 	ErrMalformed = errors.New("malformed")
+	// ErrNoEntry means the log holds no entry at a sequence: compacted away, or beyond its end.
+	ErrNoEntry = errors.New("no such entry")
 )
 
 // classify maps a NATS or JetStream error onto one of the package sentinels, or returns nil when none applies.

@@ -143,6 +143,24 @@ func (c *Conn) Info(ctx context.Context) (Info, error) {
 	return infoFromState(stream.CachedInfo().State), nil
 }
 
+// Entry returns the data of the log's entry at seq (one request to the server, for spot checks: Subscribe reads the
+// log). Errors: ErrNoEntry when the log holds none there (compacted away, or beyond its end), ErrNoStream,
+// ErrUnavailable, ErrClosed.
+func (c *Conn) Entry(ctx context.Context, seq uint64) ([]byte, error) {
+	stream, err := c.js.Stream(ctx, c.stream)
+	if err != nil {
+		return nil, wrapErr("entry", err)
+	}
+	m, err := stream.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, fmt.Errorf("journal: entry %d: %w", seq, ErrNoEntry)
+	}
+	if err != nil {
+		return nil, wrapErr("entry", err)
+	}
+	return m.Data, nil
+}
+
 // Purge removes every log entry with a sequence below keepFrom (log compaction below a snapshot) and returns how
 // many it removed. keepFrom <= the first sequence is a no-op; keepFrom = LastSeq+1 empties the stream but keeps its
 // sequence numbering. keepFrom beyond LastSeq+1 is refused (the server would move the next sequence forward),

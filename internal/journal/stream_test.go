@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"testing"
@@ -219,4 +220,36 @@ func TestConn_PurgeInSteps(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestConn_Entry(t *testing.T) {
+	e := startServer(t)
+	c := connectStream(t, e.ClientURL(), "ENTRY")
+	ctx := testCtx(t)
+	publishN(t, c, 0, 5)
+	for seq := uint64(1); seq <= 5; seq++ {
+		got, err := c.Entry(ctx, seq)
+		if err != nil || !bytes.Equal(got, entry(seq)) {
+			t.Fatalf("Entry(%d) = %q, %v; want %q", seq, got, err, entry(seq))
+		}
+	}
+	if _, err := c.Entry(ctx, 6); !errors.Is(err, ErrNoEntry) {
+		t.Fatalf("Entry beyond the end: %v, want ErrNoEntry", err)
+	}
+	if _, err := c.Purge(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Entry(ctx, 2); !errors.Is(err, ErrNoEntry) {
+		t.Fatalf("Entry of a purged sequence: %v, want ErrNoEntry", err)
+	}
+	if got, err := c.Entry(ctx, 3); err != nil || !bytes.Equal(got, entry(3)) {
+		t.Fatalf("Entry(3) after the purge = %q, %v", got, err)
+	}
+	other := connectStream(t, e.ClientURL(), "ENTRY_NONE")
+	if err := other.js.DeleteStream(ctx, "ENTRY_NONE"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Entry(ctx, 1); !errors.Is(err, ErrNoStream) {
+		t.Fatalf("Entry without a stream: %v, want ErrNoStream", err)
+	}
 }

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/replikv/replikv/internal/api"
 	"github.com/replikv/replikv/internal/config"
+	"github.com/replikv/replikv/internal/ctxtime"
 	"github.com/replikv/replikv/internal/journal"
 	"github.com/replikv/replikv/internal/metrics"
 	"github.com/replikv/replikv/internal/snapshots"
@@ -131,6 +133,13 @@ func (f *Follower) run(ctx context.Context) {
 			rebootstrap = true
 			continue
 		}
+		var div *divergedError
+		if errors.As(err, &div) {
+			f.log.Warn("the store may hold entries the log does not; re-bootstrapping from a snapshot", zap.Error(err))
+			f.metrics.Errors.WithLabelValues("follower", "diverged").Inc()
+			rebootstrap = true
+			continue
+		}
 		if progressed {
 			backoff = time.Second
 		}
@@ -223,6 +232,9 @@ func (f *Follower) follow(ctx context.Context, info journal.Info) (progressed bo
 	fs.cu = newCatchUpLog(f.log, db.Applied(), info.LastSeq)
 	if applied := db.Applied(); info.LastSeq > applied && info.LastSeq-applied > f.cfg.ReadyLag {
 		err := f.readLog(ctx, fs, true)
+		if cerr := f.checkMirrorEntries(ctx, fs); cerr != nil {
+			return fs.progressed, cerr
+		}
 		var unusable *mirrorUnusableError
 		switch {
 		case errors.As(err, &unusable):
@@ -247,8 +259,58 @@ const mirrorQuietTicks = 3
 type followState struct {
 	a          *applier
 	cu         *catchUpLog
-	logLast    uint64 // highest log sequence known to exist
-	progressed bool   // any entry applied
+	logLast    uint64      // highest log sequence known to exist
+	progressed bool        // any entry applied
+	mirrorLast journal.Msg // the last entry applied from the catch-up mirror (Seq 0: none)
+}
+
+// mirrorCheckTries is how many times checkMirrorEntries asks the log, a second apart, before it gives up on the check.
+const mirrorCheckTries = 3
+
+// divergedError means the store may hold entries the log does not: only a re-bootstrap puts it right.
+type divergedError struct {
+	seq uint64
+	err error
+}
+
+func (e *divergedError) Error() string {
+	return fmt.Sprintf("entry %d from the catch-up mirror: %v", e.seq, e.err)
+}
+func (e *divergedError) Unwrap() error { return e.err }
+
+// checkMirrorEntries checks, before the follower goes on from the log, that the last entry it applied from the
+// catch-up mirror is the log's entry at that sequence. A stream that stopped mirroring the log and took writes of its
+// own under the mirror's name (a promoted mirror; an ordered consumer that outlives the promotion is not told) would
+// otherwise have handed the store entries the log does not hold, and reading on from the log would never notice:
+// after a promotion every entry the stream takes is its own, so the last one applied tells. An entry that differs,
+// or that the log does not hold, returns a *divergedError (re-bootstrap); so does a check that cannot be made in
+// mirrorCheckTries attempts, since the store cannot be trusted without it.
+func (f *Follower) checkMirrorEntries(ctx context.Context, fs *followState) error {
+	last := fs.mirrorLast
+	if last.Seq == 0 {
+		return nil
+	}
+	var err error
+	for try := range mirrorCheckTries {
+		if try > 0 {
+			if serr := ctxtime.Sleep(ctx, time.Second); serr != nil {
+				return serr
+			}
+		}
+		var data []byte
+		data, err = f.jc.Entry(ctx, last.Seq)
+		switch {
+		case err == nil && bytes.Equal(data, last.Data):
+			return nil
+		case err == nil:
+			return &divergedError{seq: last.Seq, err: errors.New("it differs from the log's entry")}
+		case errors.Is(err, journal.ErrNoEntry):
+			return &divergedError{seq: last.Seq, err: err}
+		case ctx.Err() != nil:
+			return ctx.Err()
+		}
+	}
+	return &divergedError{seq: last.Seq, err: fmt.Errorf("could not compare it with the log's: %w", err)}
 }
 
 // mirrorUnusableError ends a catch-up from the mirror early without failing: the follower goes on from the log,
@@ -370,6 +432,9 @@ func (f *Follower) readLog(ctx context.Context, fs *followState, mirror bool) er
 		seq, aerr := fs.a.apply(batch)
 		if seq >= start {
 			fs.progressed = true
+			if mirror {
+				fs.mirrorLast = lastApplied(batch, seq, fs.mirrorLast)
+			}
 		}
 		f.notify.Advance(seq)
 		lastMsg := batch[len(batch)-1]
@@ -403,6 +468,16 @@ func (f *Follower) readLog(ctx context.Context, fs *followState, mirror bool) er
 			}
 		}
 	}
+}
+
+// lastApplied returns the message of batch with sequence seq (the last one applied), or prev if batch has none.
+func lastApplied(batch []journal.Msg, seq uint64, prev journal.Msg) journal.Msg {
+	for i := len(batch) - 1; i >= 0; i-- {
+		if batch[i].Seq == seq {
+			return batch[i]
+		}
+	}
+	return prev
 }
 
 func (f *Follower) enterCatchUp(applied, target uint64) {

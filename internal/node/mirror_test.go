@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replikv/replikv/internal/apply"
 	"github.com/replikv/replikv/internal/journal"
 	"github.com/replikv/replikv/internal/journal/journaltest"
 	"github.com/replikv/replikv/internal/testutil/natscluster"
@@ -20,6 +21,7 @@ const (
 	msgMirrorCatchUp  = "catching up from the log's mirror"
 	msgMirrorDone     = "caught up from the mirror; following the log"
 	msgMirrorFallback = "catching up from the log instead of its mirror"
+	msgDiverged       = "the store may hold entries the log does not; re-bootstrapping from a snapshot"
 )
 
 // observedLogger logs to the test's logger and records every entry at info and above.
@@ -120,6 +122,34 @@ func mirrorFallback(t *testing.T, rate string, readyWithin time.Duration, distur
 	}
 	digestsEqual(t, lurl, furl, 20*time.Second)
 	return fmt.Sprint(fallbacks[0].ContextMap()["error"])
+}
+
+// A follower whose catch-up mirror is promoted and then takes entries of its own (valid ones, which the log does not
+// hold) while the follower reads it re-bootstraps instead of going on from the log with them, and converges.
+func TestFollower_RebootstrapsWhenMirrorDiverges(t *testing.T) {
+	l, lurl, snapDir := startMirrorLeader(t, 1200)
+	log, logs := observedLogger(t)
+	f := startFollowerLog(t, log, t.TempDir(), snapDir, l.NATSURL(), "--catchup-rate", "200")
+	furl := base(f.HTTPAddr())
+	eventually(t, 10*time.Second, func() string {
+		if logs.FilterMessage(msgMirrorCatchUp).Len() == 0 {
+			return "the follower did not start catching up from the mirror"
+		}
+		return ""
+	})
+	journaltest.StopCatchUpMirror(t, l.NATSURL(), "REPLIKV")
+	var foreign [][]byte
+	for i := range 5 {
+		foreign = append(foreign, apply.AppendEntry(nil, apply.Entry{Op: apply.OpPut,
+			Key: []byte(fmt.Sprintf("impostor/%d", i)), Value: []byte("not in the log")}))
+	}
+	journaltest.WriteToCatchUpMirror(t, l.NATSURL(), "REPLIKV", foreign...)
+	putMany(t, lurl, "after", 300)
+	waitState(t, furl, stateReady, 60*time.Second)
+	digestsEqual(t, lurl, furl, 30*time.Second)
+	if logs.FilterMessage(msgDiverged).Len() == 0 {
+		t.Fatalf("the follower did not log %q", msgDiverged)
+	}
 }
 
 // A leader started without --catchup-mirror removes the mirror an earlier run kept.

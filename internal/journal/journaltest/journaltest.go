@@ -41,3 +41,40 @@ func StopCatchUpMirror(t testing.TB, url, stream string) {
 		t.Fatalf("journaltest: stop the mirror %s: %v", name, err)
 	}
 }
+
+// WriteToCatchUpMirror publishes entries to the stream named like the catch-up mirror of stream after
+// StopCatchUpMirror made it a plain stream: writes of its own, which the log does not hold. It gives the stream a
+// subject of its own for that.
+func WriteToCatchUpMirror(t testing.TB, url, stream string, entries ...[]byte) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatalf("journaltest: connect: %v", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("journaltest: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	name := stream + "_catchup"
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		t.Fatalf("journaltest: stream %s: %v", name, err)
+	}
+	cfg := s.CachedInfo().Config
+	if cfg.Mirror != nil {
+		t.Fatalf("journaltest: stream %s still mirrors %s", name, cfg.Mirror.Name)
+	}
+	subject := name + ".impostor"
+	cfg.Subjects = []string{subject}
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatalf("journaltest: give %s a subject: %v", name, err)
+	}
+	for _, e := range entries {
+		if _, err := js.Publish(ctx, subject, e); err != nil {
+			t.Fatalf("journaltest: publish to %s: %v", name, err)
+		}
+	}
+}
