@@ -270,8 +270,9 @@ func TestConn_SubscribeMirrorReplaced(t *testing.T) {
 	}
 
 	// The mirror becomes a plain stream, the consumer is recreated on it, and then the stream takes writes of its
-	// own. (A consumer that outlives the promotion reads such writes: nothing is recreated, nothing checked. The
-	// follower's quiet ticks cover a mirror that stopped copying.)
+	// own. (A consumer that outlives the promotion reads such writes: nothing is recreated, nothing checked here. The
+	// follower compares the last entry it applied from the mirror with the log's before it goes on from the log;
+	// see node's TestFollower_RebootstrapsWhenMirrorDiverges.)
 	waitMirror(t, c, 10)
 	name := mirrorName("MIRP")
 	s, err := c.js.Stream(ctx, name)
