@@ -116,7 +116,8 @@ func (f *Follower) Close() error {
 }
 
 // run is the onboarding state machine's supervisor: it bootstraps and follows, and on failure reports it, backs
-// off and tries again. A gap re-bootstraps at once.
+// off and tries again. A gap, or an entry from the catch-up mirror that the log does not hold, re-bootstraps at
+// once; a check of the mirror's entries that could not be made re-bootstraps after the backoff.
 func (f *Follower) run(ctx context.Context) {
 	backoff := time.Second
 	rebootstrap := false
@@ -138,9 +139,13 @@ func (f *Follower) run(ctx context.Context) {
 			f.log.Warn("the store may hold entries the log does not; re-bootstrapping from a snapshot", zap.Error(err))
 			f.metrics.Errors.WithLabelValues("follower", "diverged").Inc()
 			rebootstrap = true
-			continue
+			if div.found {
+				continue
+			}
+			// The check could not be made: re-bootstrap too, but after the backoff, so that a check that keeps
+			// failing (permissions, an unreachable server) does not turn into a loop of restores.
 		}
-		if progressed {
+		if progressed && div == nil {
 			backoff = time.Second
 		}
 		f.state.set(stateFailed, err)
@@ -267,10 +272,12 @@ type followState struct {
 // mirrorCheckTries is how many times checkMirrorEntries asks the log, a second apart, before it gives up on the check.
 const mirrorCheckTries = 3
 
-// divergedError means the store may hold entries the log does not: only a re-bootstrap puts it right.
+// divergedError means the store may hold entries the log does not: only a re-bootstrap puts it right. found is
+// true when the log was read and its entry differs or is missing, false when the comparison could not be made.
 type divergedError struct {
-	seq uint64
-	err error
+	seq   uint64
+	err   error
+	found bool
 }
 
 func (e *divergedError) Error() string {
@@ -303,9 +310,9 @@ func (f *Follower) checkMirrorEntries(ctx context.Context, fs *followState) erro
 		case err == nil && bytes.Equal(data, last.Data):
 			return nil
 		case err == nil:
-			return &divergedError{seq: last.Seq, err: errors.New("it differs from the log's entry")}
+			return &divergedError{seq: last.Seq, err: errors.New("it differs from the log's entry"), found: true}
 		case errors.Is(err, journal.ErrNoEntry):
-			return &divergedError{seq: last.Seq, err: err}
+			return &divergedError{seq: last.Seq, err: err, found: true}
 		case ctx.Err() != nil:
 			return ctx.Err()
 		}

@@ -279,3 +279,46 @@ func TestFollower_FallsBackWhenMirrorStops(t *testing.T) {
 	})
 	mustContain(t, why, "no entry from it")
 }
+
+func TestFollower_CheckMirrorEntries(t *testing.T) {
+	emb, err := journal.StartEmbedded(journal.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emb.Close)
+	jc := connectJournal(t, emb.ClientURL())
+	if _, err := jc.EnsureStream(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	logged := apply.AppendEntry(nil, apply.Entry{Op: apply.OpPut, Key: []byte("k"), Value: []byte("v")})
+	ack, err := jc.PublishAsync(t.Context(), logged, 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ack.Wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	f := &Follower{jc: jc}
+	check := func(last journal.Msg) error {
+		return f.checkMirrorEntries(t.Context(), &followState{mirrorLast: last})
+	}
+	if err := check(journal.Msg{}); err != nil {
+		t.Fatalf("nothing read from the mirror: %v", err)
+	}
+	if err := check(journal.Msg{Seq: 1, Data: logged}); err != nil {
+		t.Fatalf("the log's own entry: %v", err)
+	}
+	var div *divergedError
+	other := apply.AppendEntry(nil, apply.Entry{Op: apply.OpPut, Key: []byte("k"), Value: []byte("w")})
+	if err := check(journal.Msg{Seq: 1, Data: other}); !errors.As(err, &div) || !div.found {
+		t.Fatalf("a different entry: %v, want a found divergence", err)
+	}
+	if err := check(journal.Msg{Seq: 2, Data: logged}); !errors.As(err, &div) || !div.found ||
+		!errors.Is(err, journal.ErrNoEntry) {
+		t.Fatalf("an entry beyond the log's end: %v, want a found divergence wrapping ErrNoEntry", err)
+	}
+	emb.Close()
+	if err := check(journal.Msg{Seq: 1, Data: logged}); !errors.As(err, &div) || div.found {
+		t.Fatalf("the log unreachable: %v, want a divergence that could not be checked", err)
+	}
+}
