@@ -16,36 +16,38 @@ import (
 // cut off from its log, or stuck far behind it.
 func StopCatchUpMirror(t testing.TB, url, stream string) {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatalf("journaltest: connect: %v", err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatalf("journaltest: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	name := stream + "_catchup"
-	s, err := js.Stream(ctx, name)
-	if err != nil {
-		t.Fatalf("journaltest: stream %s: %v", name, err)
-	}
-	cfg := s.CachedInfo().Config
-	if cfg.Mirror == nil || cfg.Mirror.Name != stream {
-		t.Fatalf("journaltest: stream %s is not a mirror of %s", name, stream)
-	}
-	cfg.Mirror = nil
-	if _, err := js.UpdateStream(ctx, cfg); err != nil {
-		t.Fatalf("journaltest: stop the mirror %s: %v", name, err)
-	}
+	updateCatchUpMirror(t, url, stream, func(cfg *jetstream.StreamConfig) {
+		if cfg.Mirror == nil || cfg.Mirror.Name != stream {
+			t.Fatalf("journaltest: stream %s is not a mirror of %s", cfg.Name, stream)
+		}
+		cfg.Mirror = nil
+	}, nil)
 }
 
 // WriteToCatchUpMirror publishes entries to the stream named like the catch-up mirror of stream after
 // StopCatchUpMirror made it a plain stream: writes of its own, which the log does not hold. It gives the stream a
 // subject of its own for that.
 func WriteToCatchUpMirror(t testing.TB, url, stream string, entries ...[]byte) {
+	t.Helper()
+	subject := stream + "_catchup.impostor"
+	updateCatchUpMirror(t, url, stream, func(cfg *jetstream.StreamConfig) {
+		if cfg.Mirror != nil {
+			t.Fatalf("journaltest: stream %s still mirrors %s", cfg.Name, cfg.Mirror.Name)
+		}
+		cfg.Subjects = []string{subject}
+	}, func(ctx context.Context, js jetstream.JetStream) {
+		for _, e := range entries {
+			if _, err := js.Publish(ctx, subject, e); err != nil {
+				t.Fatalf("journaltest: publish to %s: %v", subject, err)
+			}
+		}
+	})
+}
+
+// updateCatchUpMirror changes the configuration of stream's catch-up mirror with change, then runs after (if not
+// nil) on the same connection.
+func updateCatchUpMirror(t testing.TB, url, stream string, change func(*jetstream.StreamConfig),
+	after func(context.Context, jetstream.JetStream)) {
 	t.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {
@@ -64,17 +66,11 @@ func WriteToCatchUpMirror(t testing.TB, url, stream string, entries ...[]byte) {
 		t.Fatalf("journaltest: stream %s: %v", name, err)
 	}
 	cfg := s.CachedInfo().Config
-	if cfg.Mirror != nil {
-		t.Fatalf("journaltest: stream %s still mirrors %s", name, cfg.Mirror.Name)
-	}
-	subject := name + ".impostor"
-	cfg.Subjects = []string{subject}
+	change(&cfg)
 	if _, err := js.UpdateStream(ctx, cfg); err != nil {
-		t.Fatalf("journaltest: give %s a subject: %v", name, err)
+		t.Fatalf("journaltest: update %s: %v", name, err)
 	}
-	for _, e := range entries {
-		if _, err := js.Publish(ctx, subject, e); err != nil {
-			t.Fatalf("journaltest: publish to %s: %v", name, err)
-		}
+	if after != nil {
+		after(ctx, js)
 	}
 }
