@@ -220,7 +220,7 @@ func (c *cluster) onboard(b *testing.B, name string) (onboarding, error) {
 	ready := last["ready"]
 	o.snapSeq = ready.SnapshotSeq
 	o.entries = ready.AppliedSeq - ready.SnapshotSeq
-	if o.peakRSS, err = procStatus(f.proc.pid(), "VmHWM"); err != nil {
+	if o.peakRSS, err = procStatus(f.proc.Pid(), "VmHWM"); err != nil {
 		return o, err
 	}
 	f.remove()

@@ -213,7 +213,7 @@ func benchP99Followers(b *testing.B, c *cluster, wrap []string) {
 				if err := c.checkMirrorUse(f); err != nil {
 					return 0, removeAll, err
 				}
-				d, err := procCPU(f.proc.pid())
+				d, err := procCPU(f.proc.Pid())
 				if err != nil {
 					return 0, removeAll, err
 				}
@@ -288,7 +288,7 @@ func (c *cluster) p99Under(b *testing.B, name string, res *p99Result,
 	if err != nil {
 		b.Fatal(errors.Join(err, stopLoad(load)))
 	}
-	leaderCPU0, err := procCPU(c.leader.pid())
+	leaderCPU0, err := procCPU(c.leader.Pid())
 	if err != nil {
 		b.Fatal(errors.Join(err, stopLoad(load)))
 	}
@@ -297,7 +297,7 @@ func (c *cluster) p99Under(b *testing.B, name string, res *p99Result,
 	otherCPU, cleanup, err := disturb()
 	t2 := time.Now()
 	io2, _ := ioStall()
-	leaderCPU1, cpuErr := procCPU(c.leader.pid())
+	leaderCPU1, cpuErr := procCPU(c.leader.Pid())
 	if cleanup != nil {
 		// Outside the windows: stop what disturb started and delete its data, and have the file system write the
 		// deletion out (ext4 discards freed blocks at its journal commit), before the second idle window.
@@ -373,7 +373,7 @@ func benchP99Snapshot(b *testing.B, c *cluster) {
 			if err := waitIdle(); err != nil {
 				b.Fatal(errors.Join(err, stopLoad(load)))
 			}
-			cpu0, err := procCPU(c.leader.pid())
+			cpu0, err := procCPU(c.leader.Pid())
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -394,7 +394,7 @@ func benchP99Snapshot(b *testing.B, c *cluster) {
 				b.Fatal(errors.Join(fmt.Errorf("leader did not log %q between %v and %v", msgSnapshotCreated, t1, t2),
 					stopLoad(load)))
 			}
-			cpu1, err := procCPU(c.leader.pid())
+			cpu1, err := procCPU(c.leader.Pid())
 			if err != nil {
 				b.Fatal(err)
 			}

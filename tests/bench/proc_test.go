@@ -108,9 +108,6 @@ func (p *proc) waitField(msg, field string, timeout time.Duration) string {
 // field returns a watched message's field if it was logged.
 func (p *proc) field(msg, name string) (any, bool) { return p.Log().Field(msg, name) }
 
-// pid is the process id.
-func (p *proc) pid() int { return p.Pid() }
-
 // stop sends SIGTERM and waits for the exit (SIGKILL after stopTimeout).
 func (p *proc) stop() { p.Stop(stopTimeout) }
 

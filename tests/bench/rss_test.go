@@ -149,7 +149,7 @@ func restoreRSS(b *testing.B, natsURL, root, name string) (int64, time.Duration,
 		t := time.NewTicker(50 * time.Millisecond)
 		defer t.Stop()
 		for {
-			if kb, err := procStatus(p.pid(), "VmRSS"); err == nil {
+			if kb, err := procStatus(p.Pid(), "VmRSS"); err == nil {
 				sampled = max(sampled, kb)
 			}
 			select {
@@ -166,7 +166,7 @@ func restoreRSS(b *testing.B, natsURL, root, name string) (int64, time.Duration,
 	if err != nil {
 		return 0, 0, err
 	}
-	peak, err := procStatus(p.pid(), "VmHWM")
+	peak, err := procStatus(p.Pid(), "VmHWM")
 	if err != nil {
 		return 0, 0, err
 	}
