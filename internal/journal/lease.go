@@ -8,7 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/replikv/replikv/internal/ctxtime"
 	"go.uber.org/zap"
 )
 
@@ -22,6 +24,12 @@ const (
 	// renewMinBackoff is the first retry delay after a failed renewal.
 	renewMinBackoff = 50 * time.Millisecond
 )
+
+// noRespondersWait bounds how long AcquireLease retries a lease read or create that found no responders. On a
+// cluster, a bucket just created on another server answers through this client's server only once the hosting
+// server's subscriptions have crossed the route, a moment after the create returned. A variable so that tests can
+// shorten it.
+var noRespondersWait = 5 * time.Second
 
 // LeaderInfo is the value of the leader lease: who leads and where writers should go.
 type LeaderInfo struct {
@@ -118,9 +126,9 @@ func (c *Conn) AcquireLease(ctx context.Context, info LeaderInfo, ttl time.Durat
 // acquire creates the lease key or takes back our own, returning the revision now held.
 func acquire(ctx context.Context, kv jetstream.KeyValue, id string, value []byte) (uint64, error) {
 	for range acquireAttempts {
-		entry, err := kv.Get(ctx, leaseKey)
+		entry, err := whileNoResponders(ctx, func() (jetstream.KeyValueEntry, error) { return kv.Get(ctx, leaseKey) })
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			rev, err := kv.Create(ctx, leaseKey, value)
+			rev, err := whileNoResponders(ctx, func() (uint64, error) { return kv.Create(ctx, leaseKey, value) })
 			if errors.Is(err, jetstream.ErrKeyExists) {
 				continue // someone created it meanwhile: look again
 			}
@@ -149,6 +157,27 @@ func acquire(ctx context.Context, kv jetstream.KeyValue, id string, value []byte
 		return rev, nil
 	}
 	return 0, fmt.Errorf("journal: acquire lease: %w: lease key keeps changing", ErrLeaseHeld)
+}
+
+// whileNoResponders runs op again, with a growing pause, while it fails because nothing answered, for at most
+// noRespondersWait; it then returns op's last result. Nothing answering means nothing was read or stored, so a
+// retry is safe. A stream that stays unreachable still fails, with op's error, once the wait is over.
+func whileNoResponders[T any](ctx context.Context, op func() (T, error)) (T, error) {
+	deadline := time.Now().Add(noRespondersWait)
+	pause := 10 * time.Millisecond
+	for {
+		v, err := op()
+		if !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, jetstream.ErrNoStreamResponse) {
+			return v, err
+		}
+		if time.Until(deadline) < pause {
+			return v, err
+		}
+		if ctxtime.Sleep(ctx, pause) != nil {
+			return v, err
+		}
+		pause = min(2*pause, 200*time.Millisecond)
+	}
 }
 
 // leaseKV returns the lease bucket, creating it with ttl when ttl > 0 and it does not exist. The handle is cached.

@@ -1,10 +1,12 @@
 package journal
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -206,5 +208,54 @@ func TestConn_Leader(t *testing.T) {
 	other := connect(t, e.ClientURL(), "LEADER")
 	if _, err := other.AcquireLease(ctx, leaderInfo("x"), time.Second); !errors.Is(err, ErrLeaseHeld) {
 		t.Fatalf("AcquireLease over garbage = %v, want ErrLeaseHeld", err)
+	}
+}
+
+// TestWhileNoResponders: "no responders" (a request's or a publish's) is retried until op answers, until the wait is
+// over, or until the context ends; any other result is returned at once.
+func TestWhileNoResponders(t *testing.T) {
+	old := noRespondersWait
+	noRespondersWait = 300 * time.Millisecond
+	t.Cleanup(func() { noRespondersWait = old })
+	errOther := errors.New("other")
+	for _, tc := range []struct {
+		name    string
+		results []error // op's errors in turn; the last one repeats
+		cancel  bool
+		wantErr error
+		calls   func(n int) bool
+	}{
+		{name: "answers at once", results: []error{nil}, calls: func(n int) bool { return n == 1 }},
+		{name: "answers after no responders", results: []error{nats.ErrNoResponders, jetstream.ErrNoStreamResponse, nil},
+			calls: func(n int) bool { return n == 3 }},
+		{name: "other error", results: []error{errOther}, wantErr: errOther, calls: func(n int) bool { return n == 1 }},
+		{name: "never answers", results: []error{nats.ErrNoResponders}, wantErr: nats.ErrNoResponders,
+			calls: func(n int) bool { return n >= 3 && n <= 30 }},
+		{name: "context ends", results: []error{nats.ErrNoResponders}, cancel: true, wantErr: nats.ErrNoResponders,
+			calls: func(n int) bool { return n == 1 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tc.cancel {
+				cancel()
+			}
+			n := 0
+			start := time.Now()
+			v, err := whileNoResponders(ctx, func() (int, error) {
+				err := tc.results[min(n, len(tc.results)-1)]
+				n++
+				return n, err
+			})
+			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
+				t.Fatalf("err %v, want %v", err, tc.wantErr)
+			}
+			if v != n || !tc.calls(n) {
+				t.Fatalf("value %d after %d calls", v, n)
+			}
+			if elapsed := time.Since(start); elapsed > noRespondersWait+time.Second {
+				t.Fatalf("took %s, wait is %s", elapsed, noRespondersWait)
+			}
+		})
 	}
 }

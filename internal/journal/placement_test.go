@@ -55,6 +55,27 @@ func TestPlacement_Cluster(t *testing.T) {
 	waitMirror(t, c, 50)
 }
 
+// TestPlacement_FreshLeaseBucketOnAnotherServer: a leader connected to one server of a cluster acquires the lease
+// in a bucket that was just created on another. The create returns before the hosting server's subscriptions have
+// crossed the route, so the first read or write of the bucket can find no responders; AcquireLease must wait for
+// them instead of failing. About one fresh bucket in fifty hit that window on this machine, so the test makes a
+// hundred.
+func TestPlacement_FreshLeaseBucketOnAnotherServer(t *testing.T) {
+	urls := natscluster.Start(t, "log", "catchup")
+	for i := range 100 {
+		c, err := Connect(testCtx(t), Config{URL: urls[1], Stream: fmt.Sprintf("FRESH%d", i), Name: t.Name(),
+			Logger: testlog.New(t), StreamTags: []string{"log"}})
+		if err != nil {
+			t.Fatalf("Connect: %v", err)
+		}
+		_, err = c.AcquireLease(testCtx(t), LeaderInfo{ID: "leader-1", URL: "http://leader-1"}, time.Minute)
+		c.Close()
+		if err != nil {
+			t.Fatalf("AcquireLease in fresh bucket %d: %v", i, err)
+		}
+	}
+}
+
 // TestPlacement_Unsatisfiable: tags no server carries make creating the stream fail with an error that says so, and
 // nothing is created.
 func TestPlacement_Unsatisfiable(t *testing.T) {
