@@ -143,22 +143,22 @@ func (c *Conn) Info(ctx context.Context) (Info, error) {
 	return infoFromState(stream.CachedInfo().State), nil
 }
 
-// Entry returns the data of the log's entry at seq (one request to the server, for spot checks: Subscribe reads the
-// log). Errors: ErrNoEntry when the log holds none there (compacted away, or beyond its end), ErrNoStream,
-// ErrUnavailable, ErrClosed.
-func (c *Conn) Entry(ctx context.Context, seq uint64) ([]byte, error) {
+// Entry returns the log's entry at seq, as Subscribe would deliver it but without Pending (one request to the server,
+// for spot checks: Subscribe reads the log). Errors: ErrNoEntry when the log holds none there (compacted away, or
+// beyond its end), ErrNoStream, ErrUnavailable, ErrClosed.
+func (c *Conn) Entry(ctx context.Context, seq uint64) (Msg, error) {
 	stream, err := c.js.Stream(ctx, c.stream)
 	if err != nil {
-		return nil, wrapErr("entry", err)
+		return Msg{}, wrapErr("entry", err)
 	}
 	m, err := stream.GetMsg(ctx, seq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil, fmt.Errorf("journal: entry %d: %w", seq, ErrNoEntry)
+		return Msg{}, fmt.Errorf("journal: entry %d: %w", seq, ErrNoEntry)
 	}
 	if err != nil {
-		return nil, wrapErr("entry", err)
+		return Msg{}, wrapErr("entry", err)
 	}
-	return m.Data, nil
+	return Msg{Seq: m.Sequence, Data: m.Data, ID: m.Header.Get(jetstream.MsgIDHeader)}, nil
 }
 
 // Purge removes every log entry with a sequence below keepFrom (log compaction below a snapshot) and returns how

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 
@@ -222,15 +223,50 @@ func TestConn_PurgeInSteps(t *testing.T) {
 	})
 }
 
+// TestConn_Entry: Entry returns an entry's payload and message id as Subscribe delivers them, from the log and
+// through the catch-up mirror, and ErrNoEntry where the log holds none.
 func TestConn_Entry(t *testing.T) {
 	e := startServer(t)
 	c := connectStream(t, e.ClientURL(), "ENTRY")
 	ctx := testCtx(t)
-	publishN(t, c, 0, 5)
+	if err := c.EnsureCatchUpMirror(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id := func(seq uint64) string {
+		if seq == 5 {
+			return "" // an entry published without a message id
+		}
+		return "leader-1-00ff-" + strconv.FormatUint(seq, 10)
+	}
+	for seq := uint64(1); seq <= 5; seq++ {
+		a, err := c.PublishAsync(ctx, entry(seq), seq-1, id(seq))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitMirror(t, c, 5)
+	sub, err := c.Subscribe(ctx, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop()
+	msub, err := c.Subscribe(ctx, 1, 0, FromCatchUpMirror())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer msub.Stop()
 	for seq := uint64(1); seq <= 5; seq++ {
 		got, err := c.Entry(ctx, seq)
-		if err != nil || !bytes.Equal(got, entry(seq)) {
-			t.Fatalf("Entry(%d) = %q, %v; want %q", seq, got, err, entry(seq))
+		if err != nil || got.Seq != seq || !bytes.Equal(got.Data, entry(seq)) || got.ID != id(seq) {
+			t.Fatalf("Entry(%d) = %+v, %v; want %q with id %q", seq, got, err, entry(seq), id(seq))
+		}
+		for name, s := range map[string]*Subscription{"log": sub, "mirror": msub} {
+			if m := receive(t, s, 5*time.Second); m.Seq != seq || !bytes.Equal(m.Data, got.Data) || m.ID != got.ID {
+				t.Fatalf("%s delivered %+v as seq %d; Entry has %+v", name, m, seq, got)
+			}
 		}
 	}
 	if _, err := c.Entry(ctx, 6); !errors.Is(err, ErrNoEntry) {
@@ -242,8 +278,8 @@ func TestConn_Entry(t *testing.T) {
 	if _, err := c.Entry(ctx, 2); !errors.Is(err, ErrNoEntry) {
 		t.Fatalf("Entry of a purged sequence: %v, want ErrNoEntry", err)
 	}
-	if got, err := c.Entry(ctx, 3); err != nil || !bytes.Equal(got, entry(3)) {
-		t.Fatalf("Entry(3) after the purge = %q, %v", got, err)
+	if got, err := c.Entry(ctx, 3); err != nil || !bytes.Equal(got.Data, entry(3)) {
+		t.Fatalf("Entry(3) after the purge = %+v, %v", got, err)
 	}
 	other := connectStream(t, e.ClientURL(), "ENTRY_NONE")
 	if err := other.js.DeleteStream(ctx, "ENTRY_NONE"); err != nil {

@@ -38,6 +38,8 @@ type Msg struct {
 	Data []byte
 	// Pending is how many entries the stream held after this one when it was delivered (the consumer's NumPending).
 	Pending uint64
+	// ID is the entry's message id (Nats-Msg-Id), "" when it was published without one.
+	ID string
 }
 
 // Subscription reads the log with an ordered consumer. Messages arrive on C in stream order; C is closed after Stop,
@@ -260,7 +262,7 @@ func (s *Subscription) run(it jetstream.MessagesContext, next uint64, consumer s
 					}
 				}
 				select {
-				case s.ch <- Msg{Seq: r.seq, Data: m.Data(), Pending: r.pending}:
+				case s.ch <- Msg{Seq: r.seq, Data: m.Data(), Pending: r.pending, ID: m.Headers().Get(jetstream.MsgIDHeader)}:
 					next = r.seq + 1
 					continue
 				case <-s.quit:

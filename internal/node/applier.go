@@ -20,7 +20,8 @@ func (e *gapError) Error() string {
 	return fmt.Sprintf("gap in the log: expected seq %d, got %d", e.want, e.got)
 }
 
-// applier applies journal messages to a store in batches: data and the new applied sequence in one atomic write.
+// applier applies journal messages to a store in batches: data, the new applied sequence and the mark of the entry
+// at that sequence (see store.DB.Mark) in one atomic write.
 // It is owned by a single goroutine (the follower's apply loop, or the leader while it recovers).
 type applier struct {
 	db   *store.DB
@@ -33,10 +34,11 @@ type applier struct {
 func (a *applier) apply(msgs []journal.Msg) (uint64, error) {
 	applied := a.db.Applied()
 	last := applied
+	var lastMsg *journal.Msg
 	a.muts = a.muts[:0]
 	var stop error
 loop:
-	for _, m := range msgs {
+	for i, m := range msgs {
 		switch apply.Classify(last, m.Seq) {
 		case apply.ActionSkip:
 			continue
@@ -50,11 +52,11 @@ loop:
 				break loop
 			}
 			a.muts = append(a.muts, apply.ToMutation(m.Seq, e))
-			last = m.Seq
+			last, lastMsg = m.Seq, &msgs[i]
 		}
 	}
 	if last > applied {
-		if err := a.db.Apply(last, a.muts); err != nil {
+		if err := a.db.Apply(last, a.muts, apply.EntryMark(last, lastMsg.ID, lastMsg.Data)); err != nil {
 			return applied, fmt.Errorf("node: apply up to seq %d: %w", last, err)
 		}
 	}

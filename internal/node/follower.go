@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -116,8 +115,8 @@ func (f *Follower) Close() error {
 }
 
 // run is the onboarding state machine's supervisor: it bootstraps and follows, and on failure reports it, backs
-// off and tries again. A gap, or an entry from the catch-up mirror that the log does not hold, re-bootstraps at
-// once; a check of the mirror's entries that could not be made re-bootstraps after the backoff.
+// off and tries again. A gap, or a store whose last marked entry the log does not hold, re-bootstraps at once; a
+// check of the store against the log that could not be made re-bootstraps after the backoff.
 func (f *Follower) run(ctx context.Context) {
 	backoff := time.Second
 	rebootstrap := false
@@ -232,12 +231,16 @@ func (f *Follower) bootstrap(ctx context.Context, info journal.Info) error {
 // do not hold back the leader's publishes (see journal.EnsureCatchUpMirror), then follows the log itself.
 func (f *Follower) follow(ctx context.Context, info journal.Info) (progressed bool, err error) {
 	db := f.holder.get()
+	if err := f.checkStoreMark(ctx, db); err != nil {
+		return false, err
+	}
 	fs := &followState{a: &applier{db: db}, logLast: info.LastSeq}
 	f.enterCatchUp(db.Applied(), info.LastSeq)
 	fs.cu = newCatchUpLog(f.log, db.Applied(), info.LastSeq)
 	if applied := db.Applied(); info.LastSeq > applied && info.LastSeq-applied > f.cfg.ReadyLag {
 		err := f.readLog(ctx, fs, true)
-		if cerr := f.checkMirrorEntries(ctx, fs); cerr != nil {
+		// Whatever ended the catch-up from the mirror, the log must hold what the mirror gave.
+		if cerr := f.checkStoreMark(ctx, db); cerr != nil {
 			return fs.progressed, cerr
 		}
 		var unusable *mirrorUnusableError
@@ -264,60 +267,50 @@ const mirrorQuietTicks = 3
 type followState struct {
 	a          *applier
 	cu         *catchUpLog
-	logLast    uint64      // highest log sequence known to exist
-	progressed bool        // any entry applied
-	mirrorLast journal.Msg // the last entry applied from the catch-up mirror (Seq 0: none)
+	logLast    uint64 // highest log sequence known to exist
+	progressed bool   // any entry applied
 }
 
-// mirrorCheckTries is how many times checkMirrorEntries asks the log, a second apart, before it gives up on the check.
-const mirrorCheckTries = 3
+// markCheckTries is how many times checkStoreMark asks the log, a second apart, before it gives up on the check.
+const markCheckTries = 3
 
 // divergedError means the store may hold entries the log does not: only a re-bootstrap puts it right. found is
 // true when the log was read and its entry differs or is missing, false when the comparison could not be made.
 type divergedError struct {
-	seq   uint64
 	err   error
 	found bool
 }
 
-func (e *divergedError) Error() string {
-	return fmt.Sprintf("entry %d from the catch-up mirror: %v", e.seq, e.err)
-}
+func (e *divergedError) Error() string { return e.err.Error() }
 func (e *divergedError) Unwrap() error { return e.err }
 
-// checkMirrorEntries checks, before the follower goes on from the log, that the last entry it applied from the
-// catch-up mirror is the log's entry at that sequence. A stream that stopped mirroring the log and took writes of its
-// own under the mirror's name (a promoted mirror; an ordered consumer that outlives the promotion is not told) would
-// otherwise have handed the store entries the log does not hold, and reading on from the log would never notice:
-// after a promotion every entry the stream takes is its own, so the last one applied tells. An entry that differs,
-// or that the log does not hold, returns a *divergedError (re-bootstrap); so does a check that cannot be made in
-// mirrorCheckTries attempts, since the store cannot be trusted without it.
-func (f *Follower) checkMirrorEntries(ctx context.Context, fs *followState) error {
-	last := fs.mirrorLast
-	if last.Seq == 0 {
-		return nil
-	}
+// checkStoreMark makes sure, before the follower reads on from the log at applied+1, that its store came from this
+// log (see verifyMark): when it resumes from its store, and when it goes on from the log after a catch-up from the
+// catch-up mirror. Without it, reading on would never notice a store written from another history of the log: a log
+// deleted and recreated that has since grown past the store's sequence, or a promoted mirror that took writes of its
+// own under the mirror's name (an ordered consumer that outlives the promotion is not told; after a promotion every
+// entry the stream takes is its own, so the last one applied tells). A mismatch returns a *divergedError with found
+// (re-bootstrap at once); so does a check that cannot be made in markCheckTries attempts, without found, since the
+// store cannot be trusted without it.
+func (f *Follower) checkStoreMark(ctx context.Context, db *store.DB) error {
 	var err error
-	for try := range mirrorCheckTries {
+	for try := range markCheckTries {
 		if try > 0 {
 			if serr := ctxtime.Sleep(ctx, time.Second); serr != nil {
 				return serr
 			}
 		}
-		var data []byte
-		data, err = f.jc.Entry(ctx, last.Seq)
+		err = verifyMark(ctx, f.jc, db, f.log)
 		switch {
-		case err == nil && bytes.Equal(data, last.Data):
-			return nil
 		case err == nil:
-			return &divergedError{seq: last.Seq, err: errors.New("it differs from the log's entry"), found: true}
-		case errors.Is(err, journal.ErrNoEntry):
-			return &divergedError{seq: last.Seq, err: err, found: true}
+			return nil
+		case errors.Is(err, errNotTheLog):
+			return &divergedError{err: err, found: true}
 		case ctx.Err() != nil:
 			return ctx.Err()
 		}
 	}
-	return &divergedError{seq: last.Seq, err: fmt.Errorf("could not compare it with the log's: %w", err)}
+	return &divergedError{err: fmt.Errorf("could not check the store against the log: %w", err)}
 }
 
 // mirrorUnusableError ends a catch-up from the mirror early without failing: the follower goes on from the log,
@@ -439,9 +432,6 @@ func (f *Follower) readLog(ctx context.Context, fs *followState, mirror bool) er
 		seq, aerr := fs.a.apply(batch)
 		if seq >= start {
 			fs.progressed = true
-			if mirror {
-				fs.mirrorLast = lastApplied(batch, seq, fs.mirrorLast)
-			}
 		}
 		f.notify.Advance(seq)
 		lastMsg := batch[len(batch)-1]
@@ -475,16 +465,6 @@ func (f *Follower) readLog(ctx context.Context, fs *followState, mirror bool) er
 			}
 		}
 	}
-}
-
-// lastApplied returns the message of batch with sequence seq (the last one applied), or prev if batch has none.
-func lastApplied(batch []journal.Msg, seq uint64, prev journal.Msg) journal.Msg {
-	for i := len(batch) - 1; i >= 0; i-- {
-		if batch[i].Seq == seq {
-			return batch[i]
-		}
-	}
-	return prev
 }
 
 func (f *Follower) enterCatchUp(applied, target uint64) {

@@ -310,6 +310,11 @@ func (l *Leader) recover(ctx context.Context) error {
 	if applied > info.LastSeq {
 		return fmt.Errorf("%w: store applied seq %d, log last seq %d (was the log reset, or did JetStream lose acknowledged writes without fsync?); refusing to write", errDiverged, applied, info.LastSeq)
 	}
+	if err := verifyMark(ctx, l.jc, db, l.log); errors.Is(err, errNotTheLog) {
+		return fmt.Errorf("%w: %w (was the log deleted and recreated?); refusing to write", errDiverged, err)
+	} else if err != nil {
+		return err
+	}
 	if applied+1 < info.FirstSeq {
 		l.log.Warn("the log no longer holds the entry after the local store; restoring a snapshot",
 			zap.Uint64("applied_seq", applied), zap.Uint64("log_first_seq", info.FirstSeq))

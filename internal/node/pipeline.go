@@ -42,6 +42,8 @@ type writeResult struct {
 type pending struct {
 	req     *writeReq
 	seq     uint64
+	msgID   string // the entry's Nats-Msg-Id
+	data    []byte // the entry as published
 	ack     *journal.Ack
 	barrier chan struct{}
 }
@@ -240,7 +242,7 @@ func (p *pipeline) handle(ctx context.Context, r *writeReq) {
 	p.overlay[string(r.key)] = overlayEntry{seq: seq, deleted: r.op == apply.OpDelete}
 	p.fifo = append(p.fifo, keySeq{key: string(r.key), seq: seq})
 	select {
-	case p.inflight <- &pending{req: r, seq: seq, ack: ack}:
+	case p.inflight <- &pending{req: r, seq: seq, msgID: id, data: data, ack: ack}:
 	case <-ctx.Done():
 		r.done <- writeResult{err: fmt.Errorf("node: leader is stopping: %w", api.ErrUnavailable)}
 	}
@@ -338,12 +340,13 @@ func (p *pipeline) runCommitter(ctx context.Context) {
 		if len(batch) == 0 {
 			return
 		}
-		last := batch[len(batch)-1].seq
+		tail := batch[len(batch)-1]
+		last := tail.seq
 		muts = muts[:0]
 		for _, b := range batch {
 			muts = append(muts, apply.ToMutation(b.seq, apply.Entry{Op: b.req.op, Key: b.req.key, Value: b.req.value}))
 		}
-		err := p.db.Apply(last, muts)
+		err := p.db.Apply(last, muts, apply.EntryMark(last, tail.msgID, tail.data))
 		clear(muts)
 		if err != nil {
 			err = fmt.Errorf("node: apply to store: %w", err)

@@ -28,7 +28,7 @@ func BenchmarkDB_Apply(b *testing.B) {
 			keys[i] = strconv.AppendUint(append(keys[i][:0], "key/"...), 1e7+(seq*2654435761)%keyspace, 10)
 			muts[i] = apply.Mutation{Key: keys[i], Value: value, Version: seq}
 		}
-		if err := db.Apply(seq, muts); err != nil {
+		if err := db.Apply(seq, muts, apply.Mark{}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -75,6 +75,11 @@ type DB struct {
 	applied atomic.Uint64
 	snap    atomic.Uint64
 
+	// markMu guards markSeq and mark, the last entry mark recorded (see Mark).
+	markMu  sync.Mutex
+	markSeq uint64
+	mark    apply.Mark
+
 	// viewsMu guards views, the open Views, which Close releases because pebble refuses to close under open
 	// snapshots.
 	viewsMu sync.Mutex
@@ -84,6 +89,7 @@ type DB struct {
 	writeMu sync.Mutex
 	batch   *pebble.Batch
 	seqBuf  [8]byte
+	markBuf [markRecordSize]byte
 }
 
 // Open opens the store in dir, creating the directory and an empty store if missing, and loads the applied and
@@ -104,6 +110,12 @@ func Open(dir string, opts Options) (*DB, error) {
 		var snap uint64
 		snap, err = readSeq(pdb, keySnapshot)
 		db.snap.Store(snap)
+	}
+	if err == nil {
+		db.markSeq, db.mark, err = readMark(pdb)
+		if err == nil && db.markSeq > applied {
+			err = fmt.Errorf("%w: entry mark at seq %d beyond the applied seq %d", ErrCorrupt, db.markSeq, applied)
+		}
 	}
 	if err != nil {
 		_ = db.batch.Close()
@@ -131,6 +143,19 @@ func readSeq(r reader, key []byte) (uint64, error) {
 	}
 	defer closer.Close()
 	return decodeSeq(b)
+}
+
+// readMark reads the keyMark record; a missing record is (0, zero Mark).
+func readMark(r reader) (uint64, apply.Mark, error) {
+	b, closer, err := r.Get(keyMark)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, apply.Mark{}, nil
+	}
+	if err != nil {
+		return 0, apply.Mark{}, err
+	}
+	defer closer.Close()
+	return decodeMark(b)
 }
 
 // Close closes the store. It waits for calls in progress, releases Views still open, and then every later call (also
@@ -182,6 +207,15 @@ func (db *DB) SetSnapshotSeq(seq uint64) error {
 	}
 	db.snap.Store(seq)
 	return nil
+}
+
+// Mark returns the sequence and mark of the last entry whose mark was recorded by Apply, or (0, zero Mark) when
+// none was: a store loaded from a snapshot, or written by a build older than marks, has none until it applies a
+// marked entry. The sequence is at most Applied(); it is below it when later batches came without a mark.
+func (db *DB) Mark() (uint64, apply.Mark) {
+	db.markMu.Lock()
+	defer db.markMu.Unlock()
+	return db.markSeq, db.mark
 }
 
 // Get returns a copy of key's value and its version. Errors wrap ErrNotFound, ErrClosed or ErrCorrupt.
@@ -238,12 +272,13 @@ func get(r reader, key []byte, withValue bool) ([]byte, uint64, error) {
 // Apply commits muts and the new applied sequence seq in one atomic pebble batch. The batch is not synced: the log
 // is the source of truth and recovery replays from applied+1, while pebble's WAL recovers a consistent prefix. muts
 // may touch the same key several times (the later one wins); an empty muts only advances the sequence. Each put
-// stores its Mutation.Version as the key's version.
+// stores its Mutation.Version as the key's version. A non-zero mark, the apply.EntryMark of the entry at seq, is
+// recorded in the same batch (see Mark); a zero mark keeps the previous one.
 //
 // seq < Applied() returns an error wrapping ErrSeqRegression and changes nothing; other errors wrap ErrClosed or
 // pebble's errors. Only one goroutine may call Apply at a time; readers may run concurrently and see either all of a
 // batch or none of it.
-func (db *DB) Apply(seq uint64, muts []apply.Mutation) error {
+func (db *DB) Apply(seq uint64, muts []apply.Mutation, mark apply.Mark) error {
 	if !db.gate.enter() {
 		return fmt.Errorf("store: apply: %w", ErrClosed)
 	}
@@ -279,10 +314,22 @@ func (db *DB) Apply(seq uint64, muts []apply.Mutation) error {
 	if err := b.Set(keyApplied, db.seqBuf[:], nil); err != nil {
 		return fmt.Errorf("store: apply: %w", err)
 	}
+	if !mark.IsZero() {
+		binary.BigEndian.PutUint64(db.markBuf[:8], seq)
+		copy(db.markBuf[8:], mark[:])
+		if err := b.Set(keyMark, db.markBuf[:], nil); err != nil {
+			return fmt.Errorf("store: apply: %w", err)
+		}
+	}
 	if err := db.db.Apply(b, pebble.NoSync); err != nil {
 		return fmt.Errorf("store: apply: %w", err)
 	}
 	db.applied.Store(seq)
+	if !mark.IsZero() {
+		db.markMu.Lock()
+		db.markSeq, db.mark = seq, mark
+		db.markMu.Unlock()
+	}
 	return nil
 }
 

@@ -52,7 +52,7 @@ func TestDB_Apply(t *testing.T) {
 func TestDB_Apply_SeqRegression(t *testing.T) {
 	db := openTest(t, t.TempDir())
 	mustApply(t, db, 5, put("a", "1", 5))
-	err := db.Apply(4, []apply.Mutation{put("a", "2", 4)})
+	err := db.Apply(4, []apply.Mutation{put("a", "2", 4)}, apply.Mark{})
 	if !errors.Is(err, ErrSeqRegression) {
 		t.Fatalf("Apply(4) after 5 = %v, want ErrSeqRegression", err)
 	}
@@ -121,6 +121,50 @@ func TestDB_Reopen(t *testing.T) {
 	checkState(t, db, []want{{"a", "1", 1, true}, {"b", "", 0, false}, {"c", "3", 2, true}})
 }
 
+// TestDB_Mark: Apply records a non-zero mark with its sequence in the same batch, a zero mark keeps the previous
+// one, the mark survives a reopen, and a damaged mark record keeps the store from opening.
+func TestDB_Mark(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seq, m := db.Mark(); seq != 0 || !m.IsZero() {
+		t.Fatalf("new store: Mark = %d, %x; want none", seq, m)
+	}
+	m3 := apply.EntryMark(3, "id-3", []byte("three"))
+	for _, step := range []struct {
+		seq  uint64
+		mark apply.Mark
+	}{{1, apply.Mark{}}, {3, m3}, {5, apply.Mark{}}} {
+		if err := db.Apply(step.seq, []apply.Mutation{put("k", "v", step.seq)}, step.mark); err != nil {
+			t.Fatalf("Apply(%d): %v", step.seq, err)
+		}
+	}
+	if seq, m := db.Mark(); seq != 3 || m != m3 {
+		t.Fatalf("Mark = %d, %x; want 3, %x", seq, m, m3)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openTest(t, dir)
+	if seq, m := db.Mark(); seq != 3 || m != m3 || db.Applied() != 5 {
+		t.Fatalf("after reopen Mark = %d, %x, Applied = %d; want 3, %x, 5", seq, m, db.Applied(), m3)
+	}
+	if err := db.db.Set(keyMark, []byte("short"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if db, err := Open(dir, Options{}); !errors.Is(err, ErrCorrupt) {
+		if err == nil {
+			_ = db.Close()
+		}
+		t.Fatalf("Open with a damaged mark: %v, want ErrCorrupt", err)
+	}
+}
+
 func TestDB_Sync(t *testing.T) {
 	dir := t.TempDir()
 	db, err := Open(dir, Options{})
@@ -165,7 +209,7 @@ func TestDB_Close(t *testing.T) {
 	calls := map[string]func() error{
 		"Get":            func() error { _, _, err := db.Get([]byte("a")); return err },
 		"Version":        func() error { _, _, err := db.Version([]byte("a")); return err },
-		"Apply":          func() error { return db.Apply(2, nil) },
+		"Apply":          func() error { return db.Apply(2, nil, apply.Mark{}) },
 		"SetSnapshotSeq": func() error { return db.SetSnapshotSeq(1) },
 		"Sync":           db.Sync,
 		"View":           func() error { _, err := db.View(); return err },

@@ -27,7 +27,7 @@ func del(key string, version uint64) apply.Mutation {
 
 func mustApply(t testing.TB, db *DB, seq uint64, muts ...apply.Mutation) {
 	t.Helper()
-	if err := db.Apply(seq, muts); err != nil {
+	if err := db.Apply(seq, muts, apply.Mark{}); err != nil {
 		t.Fatalf("Apply(%d): %v", seq, err)
 	}
 }

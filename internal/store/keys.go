@@ -3,6 +3,8 @@ package store
 import (
 	"encoding/binary"
 	"fmt"
+
+	"github.com/replikv/replikv/internal/apply"
 )
 
 const (
@@ -14,8 +16,10 @@ const (
 var (
 	keyApplied  = []byte("mapplied")
 	keySnapshot = []byte("msnapshot")
-	dataLower   = []byte{prefixData}
-	dataUpper   = []byte{dataEnd}
+	// keyMark holds the sequence (8 bytes, big endian) and apply.Mark of an applied entry: see DB.Mark.
+	keyMark   = []byte("mmark")
+	dataLower = []byte{prefixData}
+	dataUpper = []byte{dataEnd}
 )
 
 // dataKey appends the pebble key of key to dst.
@@ -52,4 +56,17 @@ func decodeSeq(b []byte) (uint64, error) {
 		return 0, fmt.Errorf("%w: sequence of %d bytes", ErrCorrupt, len(b))
 	}
 	return binary.BigEndian.Uint64(b), nil
+}
+
+// markRecordSize is the size of the keyMark record.
+const markRecordSize = 8 + apply.MarkSize
+
+// decodeMark decodes a keyMark record.
+func decodeMark(b []byte) (uint64, apply.Mark, error) {
+	if len(b) != markRecordSize {
+		return 0, apply.Mark{}, fmt.Errorf("%w: entry mark of %d bytes", ErrCorrupt, len(b))
+	}
+	var m apply.Mark
+	copy(m[:], b[8:])
+	return binary.BigEndian.Uint64(b), m, nil
 }

@@ -67,7 +67,7 @@ func benchApplyStalls(b *testing.B, syncEvery int, noWriteback bool) {
 			seq++
 			t0 := time.Now()
 			key := fmt.Appendf(nil, "key-%09d", seq)
-			if err := db.Apply(seq, []apply.Mutation{{Key: key, Value: value, Version: seq}}); err != nil {
+			if err := db.Apply(seq, []apply.Mutation{{Key: key, Value: value, Version: seq}}, apply.Mark{}); err != nil {
 				close(stop)
 				wg.Wait()
 				b.Fatal(err)

@@ -262,7 +262,7 @@ func TestView_ConcurrentApply(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for seq := uint64(2); seq <= batches; seq++ {
-			if err := db.Apply(seq, batch(seq)); err != nil {
+			if err := db.Apply(seq, batch(seq), apply.Mark{}); err != nil {
 				writerErr <- err
 				return
 			}

@@ -4,6 +4,7 @@ package journaltest
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -44,10 +45,43 @@ func WriteToCatchUpMirror(t testing.TB, url, stream string, entries ...[]byte) {
 	})
 }
 
+// DeleteLog deletes the log stream and, if there is one, its catch-up mirror: an operator who resets the log (a
+// leader started afterwards creates an empty one, with a history of its own). The lease bucket is left alone.
+func DeleteLog(t testing.TB, url, stream string) {
+	t.Helper()
+	withJetStream(t, url, func(ctx context.Context, js jetstream.JetStream) {
+		for _, name := range []string{stream + "_catchup", stream} {
+			if err := js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+				t.Fatalf("journaltest: delete %s: %v", name, err)
+			}
+		}
+	})
+}
+
 // updateCatchUpMirror changes the configuration of stream's catch-up mirror with change, then runs after (if not
 // nil) on the same connection.
 func updateCatchUpMirror(t testing.TB, url, stream string, change func(*jetstream.StreamConfig),
 	after func(context.Context, jetstream.JetStream)) {
+	t.Helper()
+	withJetStream(t, url, func(ctx context.Context, js jetstream.JetStream) {
+		name := stream + "_catchup"
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatalf("journaltest: stream %s: %v", name, err)
+		}
+		cfg := s.CachedInfo().Config
+		change(&cfg)
+		if _, err := js.UpdateStream(ctx, cfg); err != nil {
+			t.Fatalf("journaltest: update %s: %v", name, err)
+		}
+		if after != nil {
+			after(ctx, js)
+		}
+	})
+}
+
+// withJetStream runs fn on a JetStream connection to url, with a 10-second deadline.
+func withJetStream(t testing.TB, url string, fn func(context.Context, jetstream.JetStream)) {
 	t.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {
@@ -60,17 +94,5 @@ func updateCatchUpMirror(t testing.TB, url, stream string, change func(*jetstrea
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	name := stream + "_catchup"
-	s, err := js.Stream(ctx, name)
-	if err != nil {
-		t.Fatalf("journaltest: stream %s: %v", name, err)
-	}
-	cfg := s.CachedInfo().Config
-	change(&cfg)
-	if _, err := js.UpdateStream(ctx, cfg); err != nil {
-		t.Fatalf("journaltest: update %s: %v", name, err)
-	}
-	if after != nil {
-		after(ctx, js)
-	}
+	fn(ctx, js)
 }

@@ -1,0 +1,186 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/replikv/replikv/internal/apply"
+	"github.com/replikv/replikv/internal/journal"
+	"github.com/replikv/replikv/internal/journal/journaltest"
+	"github.com/replikv/replikv/internal/store"
+	"go.uber.org/zap"
+)
+
+// TestFollower_CheckStoreMark: the store's mark is checked against the log's entry at its sequence. A store without a
+// mark, a matching entry, or an entry compacted away passes; a different payload, a different message id, or a
+// sequence the log should hold but does not is a divergence found; a log that cannot be read is a divergence that
+// could not be checked.
+func TestFollower_CheckStoreMark(t *testing.T) {
+	emb, err := journal.StartEmbedded(journal.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emb.Close)
+	jc := connectJournal(t, emb.ClientURL())
+	if _, err := jc.EnsureStream(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	data := func(seq uint64) []byte {
+		return apply.AppendEntry(nil, apply.Entry{Op: apply.OpPut, Key: []byte("k"), Value: fmt.Appendf(nil, "v%d", seq)})
+	}
+	id := func(seq uint64) string { return fmt.Sprintf("leader-1-0a0b-%d", seq) }
+	for seq := uint64(1); seq <= 3; seq++ {
+		ack, err := jc.PublishAsync(t.Context(), data(seq), seq-1, id(seq))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ack.Wait(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := jc.Purge(t.Context(), 2); err != nil { // the log holds 2..3
+		t.Fatal(err)
+	}
+	f := &Follower{jc: jc, log: zap.NewNop()}
+	check := func(t *testing.T, seq uint64, mark apply.Mark) error {
+		db, err := store.Open(t.TempDir(), store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = db.Close() })
+		if seq > 0 {
+			if err := db.Apply(seq, nil, mark); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return f.checkStoreMark(t.Context(), db)
+	}
+	for _, tc := range []struct {
+		name  string
+		seq   uint64
+		mark  apply.Mark
+		found bool // a divergence found; otherwise none
+	}{
+		{name: "no mark"},
+		{name: "the log's entry", seq: 2, mark: apply.EntryMark(2, id(2), data(2))},
+		{name: "compacted away", seq: 1, mark: apply.EntryMark(1, "another-leader-1", data(1))},
+		{name: "other payload", seq: 2, mark: apply.EntryMark(2, id(2), data(3)), found: true},
+		{name: "other message id", seq: 3, mark: apply.EntryMark(3, "another-leader-3", data(3)), found: true},
+		{name: "beyond the end", seq: 4, mark: apply.EntryMark(4, id(4), data(4)), found: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := check(t, tc.seq, tc.mark)
+			var div *divergedError
+			switch {
+			case !tc.found && err != nil:
+				t.Fatalf("got %v, want no error", err)
+			case tc.found && (!errors.As(err, &div) || !div.found || !errors.Is(err, errNotTheLog)):
+				t.Fatalf("got %v, want a divergence found, wrapping errNotTheLog", err)
+			}
+		})
+	}
+	t.Run("log unreachable", func(t *testing.T) {
+		emb.Close()
+		var div *divergedError
+		if err := check(t, 2, apply.EntryMark(2, id(2), data(2))); !errors.As(err, &div) || div.found {
+			t.Fatalf("got %v, want a divergence that could not be checked", err)
+		}
+	})
+}
+
+// startSharedNATS starts an embedded NATS server outside any node, so that leaders and followers can come and go
+// around one log.
+func startSharedNATS(t *testing.T) string {
+	t.Helper()
+	emb, err := journal.StartEmbedded(journal.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emb.Close)
+	return emb.ClientURL()
+}
+
+// writeHistory starts a leader on dataDir and snapDir against the log at natsURL, writes n keys named after prefix,
+// and stops it.
+func writeHistory(t *testing.T, natsURL, dataDir, snapDir, prefix string, n int) {
+	t.Helper()
+	l := startLeader(t, dataDir, snapDir, "--nats-url", natsURL)
+	lurl := base(l.HTTPAddr())
+	waitState(t, lurl, stateReady, 20*time.Second)
+	putMany(t, lurl, prefix, n)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLeader_RefusesStoreFromAnotherLog: a leader whose store was written from a log that has since been deleted and
+// recreated refuses to write: whether the new log is shorter than its store (ahead of the log) or has grown past it
+// (another entry at the store's sequence), replaying the new log onto it would mix two histories.
+func TestLeader_RefusesStoreFromAnotherLog(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		newKeys  int
+		mustSay  string
+		oldStore int
+	}{
+		{name: "new log shorter", newKeys: 10, mustSay: "ahead of the replication log", oldStore: 40},
+		{name: "new log longer", newKeys: 100, mustSay: "not written from this log", oldStore: 40},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			natsURL := startSharedNATS(t)
+			oldData, oldSnaps := t.TempDir(), t.TempDir()
+			writeHistory(t, natsURL, oldData, oldSnaps, "old", tc.oldStore)
+			journaltest.DeleteLog(t, natsURL, "REPLIKV")
+			writeHistory(t, natsURL, t.TempDir(), t.TempDir(), "new", tc.newKeys)
+			l := startLeader(t, oldData, oldSnaps, "--nats-url", natsURL)
+			st := waitState(t, base(l.HTTPAddr()), stateDegraded, 20*time.Second)
+			mustContain(t, st.Error, tc.mustSay)
+			mustContain(t, st.Error, "refusing to write")
+			if code, _ := put(t, base(l.HTTPAddr()), "late", "v"); code != 503 {
+				t.Fatalf("a write to the refusing leader: %d, want 503", code)
+			}
+		})
+	}
+}
+
+// TestFollower_RebootstrapsOnAnotherLog: a follower restarted on a store written from a log that has since been
+// deleted, recreated and grown past the store's sequence does not read on from there: it finds that the log's entry at
+// its store's mark is another one, re-bootstraps, and ends with the new leader's state.
+func TestFollower_RebootstrapsOnAnotherLog(t *testing.T) {
+	natsURL := startSharedNATS(t)
+	oldSnaps, followerData := t.TempDir(), t.TempDir()
+	l := startLeader(t, t.TempDir(), oldSnaps, "--nats-url", natsURL)
+	lurl := base(l.HTTPAddr())
+	waitState(t, lurl, stateReady, 20*time.Second)
+	putMany(t, lurl, "old", 60)
+	f := startFollower(t, followerData, oldSnaps, natsURL)
+	waitState(t, base(f.HTTPAddr()), stateReady, 20*time.Second)
+	digestsEqual(t, lurl, base(f.HTTPAddr()), 20*time.Second)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	journaltest.DeleteLog(t, natsURL, "REPLIKV")
+	newSnaps := t.TempDir()
+	l = startLeader(t, t.TempDir(), newSnaps, "--nats-url", natsURL)
+	lurl = base(l.HTTPAddr())
+	waitState(t, lurl, stateReady, 20*time.Second)
+	putMany(t, lurl, "new", 150)
+
+	log, logs := observedLogger(t)
+	f = startFollowerLog(t, log, followerData, newSnaps, natsURL)
+	furl := base(f.HTTPAddr())
+	waitState(t, furl, stateReady, 30*time.Second)
+	d := digestsEqual(t, lurl, furl, 30*time.Second)
+	if d.Keys != 150 {
+		t.Fatalf("follower digest over %d keys, want the new log's 150", d.Keys)
+	}
+	if logs.FilterMessage(msgDiverged).Len() == 0 {
+		t.Fatalf("the follower did not log %q", msgDiverged)
+	}
+}
