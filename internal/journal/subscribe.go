@@ -55,8 +55,9 @@ type Subscription struct {
 	ended  chan struct{} // closed once err is final, before ch is closed
 	once   sync.Once
 
-	pacer  Pacer  // nil: unpaced
-	stream string // the stream read: the log, or its catch-up mirror
+	pacer   Pacer     // nil: unpaced
+	stream  string    // the stream read: the log, or its catch-up mirror
+	created time.Time // when that stream was created, as Subscribe found it: tells a recreated one apart
 
 	mu   sync.Mutex
 	it   jetstream.MessagesContext // current iterator; replaced on reopen
@@ -122,6 +123,11 @@ func (c *Conn) Subscribe(ctx context.Context, startSeq uint64, buffer int, opts 
 			return nil, err
 		}
 	}
+	stream, err := c.js.Stream(ctx, s.stream)
+	if err != nil {
+		return nil, wrapErr("subscribe", err)
+	}
+	s.created = stream.CachedInfo().Created
 	it, cons, err := c.openIterator(ctx, s.stream, startSeq)
 	if err != nil {
 		return nil, wrapErr("subscribe", err)
@@ -169,7 +175,7 @@ func consumerName(cons jetstream.Consumer) string {
 func (s *Subscription) C() <-chan Msg { return s.ch }
 
 // Err returns why C was closed: nil after Stop, ErrClosed after Conn.Close, ErrNoStream when the stream was
-// deleted, ErrStreamConfig when a stream that is not a mirror of the log replaced the catch-up mirror read (see
+// deleted (also when it was then recreated: see checkStream), ErrStreamConfig when a stream that is not a mirror of the log replaced the catch-up mirror read (see
 // FromCatchUpMirror). It returns nil while C is open.
 func (s *Subscription) Err() error {
 	select {
@@ -248,7 +254,7 @@ func (s *Subscription) run(it jetstream.MessagesContext, next uint64, consumer s
 			case r.consumer != consumer && consumer != "":
 				// The consumer was recreated: by reopen, or by the library itself after a reconnect, a missed
 				// heartbeat or a deleted consumer. It reads whatever stream now has the name.
-				if err = s.checkStream(); err != nil {
+				if err = s.checkStream(s.ctx); err != nil {
 					break
 				}
 				fallthrough
@@ -289,17 +295,26 @@ func (s *Subscription) run(it jetstream.MessagesContext, next uint64, consumer s
 }
 
 // checkStream checks, before the first message of a recreated consumer is handed on, that the stream read is still
-// what Subscribe checked: a subscription of the catch-up mirror must not go on reading a stream that replaced the
-// mirror under its name (ErrStreamConfig, which ends the subscription). The log itself is not checked. When the
-// check cannot be made, the error is transient: the consumer is reopened and the check made again.
-func (s *Subscription) checkStream() error {
-	if s.stream == s.c.stream {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(s.ctx, checkStreamTimeout)
+// the one Subscribe started on. A stream deleted and recreated under the same name (its creation time differs)
+// numbers its entries from 1 again and holds another history: reading on from the next sequence would splice the two,
+// so the subscription ends with ErrNoStream, as it does when the stream is gone. A subscription of the catch-up mirror
+// must also not go on reading a stream that replaced the mirror under its name (ErrStreamConfig). When the check
+// cannot be made, the error is transient: the consumer is reopened and the check made again.
+func (s *Subscription) checkStream(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, checkStreamTimeout)
 	defer cancel()
-	if _, err := s.c.CatchUpMirrorInfo(ctx); err != nil {
+	if s.stream != s.c.stream {
+		if _, err := s.c.CatchUpMirrorInfo(ctx); err != nil {
+			return fmt.Errorf("recheck after the consumer was recreated: %w", err)
+		}
+	}
+	stream, err := s.c.js.Stream(ctx, s.stream)
+	if err != nil {
 		return fmt.Errorf("recheck after the consumer was recreated: %w", err)
+	}
+	if created := stream.CachedInfo().Created; !created.Equal(s.created) {
+		return fmt.Errorf("%w: stream %s was deleted and recreated (created %s, subscribed to the one created %s)",
+			ErrNoStream, s.stream, created.Format(time.RFC3339Nano), s.created.Format(time.RFC3339Nano))
 	}
 	return nil
 }
@@ -334,7 +349,7 @@ func fatalSubErr(err error) error {
 	if errors.Is(err, jetstream.ErrConnectionClosed) {
 		return fmt.Errorf("journal: subscription: %w: %w", ErrClosed, err)
 	}
-	if errors.Is(err, ErrStreamConfig) {
+	if errors.Is(err, ErrStreamConfig) || errors.Is(err, ErrNoStream) {
 		return fmt.Errorf("journal: subscription: %w", err)
 	}
 	return nil

@@ -115,6 +115,51 @@ func TestConn_Subscribe(t *testing.T) {
 		}
 	})
 
+	// A stream deleted and recreated under the subscription (another history, numbered from 1 again) is never read
+	// on from the next sequence: the subscription ends as for a deleted stream and delivers none of the new entries.
+	t.Run("StreamRecreated", func(t *testing.T) {
+		own := connectStream(t, e.ClientURL(), "REBORN")
+		publishN(t, own, 0, 3)
+		s, err := own.Subscribe(ctx, 1, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Stop)
+		for range 3 {
+			receive(t, s, 5*time.Second)
+		}
+		if err := s.checkStream(ctx); err != nil {
+			t.Fatalf("checkStream on the stream subscribed to: %v", err)
+		}
+		if err := own.js.DeleteStream(ctx, "REBORN"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := own.EnsureStream(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// Usually the deletion ends the subscription before the new stream exists; when the library recreates its
+		// consumer on the new stream instead, checkStream must end it.
+		if err := s.checkStream(ctx); !errors.Is(err, ErrNoStream) {
+			t.Fatalf("checkStream after the stream was recreated: %v, want ErrNoStream", err)
+		}
+		publishN(t, own, 0, 6)
+		deadline := time.After(30 * time.Second)
+		for {
+			select {
+			case m, ok := <-s.C():
+				if ok {
+					t.Fatalf("delivered seq %d (%q) of the recreated stream", m.Seq, m.Data)
+				}
+				if err := s.Err(); !errors.Is(err, ErrNoStream) {
+					t.Fatalf("Err = %v, want ErrNoStream", err)
+				}
+				return
+			case <-deadline:
+				t.Fatal("subscription still open after its stream was recreated")
+			}
+		}
+	})
+
 	// Last: purges the shared stream.
 	t.Run("AfterPurge", func(t *testing.T) {
 		if _, err := c.Purge(ctx, 40); err != nil {

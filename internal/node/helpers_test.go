@@ -155,13 +155,27 @@ func put(t testing.TB, url, key, value string, hdr ...string) (int, uint64) {
 	return code, res.Version
 }
 
-// digestsEqual waits until both nodes report the same digest at the same sequence.
+// digestsEqual waits until both nodes report the same digest at the same sequence. A node that answers 503 (a
+// follower swapping in a new store while it re-bootstraps) is asked again.
 func digestsEqual(t testing.TB, a, b string, timeout time.Duration) digestBody {
 	t.Helper()
 	var da, db digestBody
 	eventually(t, timeout, func() string {
-		getJSON(t, a+"/v1/digest", &da)
-		getJSON(t, b+"/v1/digest", &db)
+		for _, n := range []struct {
+			url string
+			d   *digestBody
+		}{{a, &da}, {b, &db}} {
+			code, body, _ := do(t, http.MethodGet, n.url+"/v1/digest", nil)
+			switch {
+			case code == http.StatusServiceUnavailable:
+				return fmt.Sprintf("%s: 503 %s", n.url, body)
+			case code != http.StatusOK:
+				t.Fatalf("GET %s/v1/digest: %d %s", n.url, code, body)
+			}
+			if err := json.Unmarshal(body, n.d); err != nil {
+				t.Fatalf("GET %s/v1/digest: %v", n.url, err)
+			}
+		}
 		if da != db {
 			return fmt.Sprintf("%+v != %+v", da, db)
 		}

@@ -184,3 +184,29 @@ func TestFollower_RebootstrapsOnAnotherLog(t *testing.T) {
 		t.Fatalf("the follower did not log %q", msgDiverged)
 	}
 }
+
+// TestFollower_LogRecreatedWhileFollowing: a running follower whose log is deleted and recreated under it, and grows
+// past its store's sequence, must not read on from there: it ends with the new leader's state.
+func TestFollower_LogRecreatedWhileFollowing(t *testing.T) {
+	natsURL := startSharedNATS(t)
+	snaps := t.TempDir()
+	l := startLeader(t, t.TempDir(), snaps, "--nats-url", natsURL)
+	lurl := base(l.HTTPAddr())
+	waitState(t, lurl, stateReady, 20*time.Second)
+	putMany(t, lurl, "old", 60)
+	f := startFollower(t, t.TempDir(), snaps, natsURL)
+	furl := base(f.HTTPAddr())
+	waitState(t, furl, stateReady, 20*time.Second)
+	digestsEqual(t, lurl, furl, 20*time.Second)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	journaltest.DeleteLog(t, natsURL, "REPLIKV")
+	newSnaps := t.TempDir()
+	l = startLeader(t, t.TempDir(), newSnaps, "--nats-url", natsURL)
+	lurl = base(l.HTTPAddr())
+	waitState(t, lurl, stateReady, 20*time.Second)
+	putMany(t, lurl, "new", 150)
+	digestsEqual(t, lurl, furl, 30*time.Second)
+}
