@@ -307,12 +307,7 @@ func (l *Leader) recover(ctx context.Context) error {
 	l.state.observeLogLast(info.LastSeq)
 	db := l.holder.get()
 	applied := db.Applied()
-	if applied > info.LastSeq {
-		return fmt.Errorf("%w: store applied seq %d, log last seq %d (was the log reset, or did JetStream lose acknowledged writes without fsync?); refusing to write", errDiverged, applied, info.LastSeq)
-	}
-	if err := verifyMark(ctx, l.jc, db, l.log); errors.Is(err, errNotTheLog) {
-		return fmt.Errorf("%w: %w (was the log deleted and recreated?); refusing to write", errDiverged, err)
-	} else if err != nil {
+	if err := storeFitsLog(ctx, l.jc, db, info, l.log); err != nil {
 		return err
 	}
 	if applied+1 < info.FirstSeq {

@@ -46,3 +46,19 @@ func verifyMark(ctx context.Context, jc *journal.Conn, db *store.DB, log *zap.Lo
 	}
 	return fmt.Errorf("%w: it holds no entry %d (it holds %d..%d)", errNotTheLog, seq, info.FirstSeq, info.LastSeq)
 }
+
+// storeFitsLog is a leader's check before it replays the log onto its store and publishes after it: an error wrapping
+// errDiverged when the store is ahead of the log or was not written from it (verifyMark), the journal's error when
+// the log could not be read, nil otherwise.
+func storeFitsLog(ctx context.Context, jc *journal.Conn, db *store.DB, info journal.Info, log *zap.Logger) error {
+	if applied := db.Applied(); applied > info.LastSeq {
+		return fmt.Errorf("%w: store applied seq %d, log last seq %d (was the log reset, or did JetStream lose acknowledged writes without fsync?); refusing to write",
+			errDiverged, applied, info.LastSeq)
+	}
+	if err := verifyMark(ctx, jc, db, log); errors.Is(err, errNotTheLog) {
+		return fmt.Errorf("%w: %w (was the log deleted and recreated?); refusing to write", errDiverged, err)
+	} else if err != nil {
+		return err
+	}
+	return nil
+}

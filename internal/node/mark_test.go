@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -209,4 +210,40 @@ func TestFollower_LogRecreatedWhileFollowing(t *testing.T) {
 	waitState(t, lurl, stateReady, 20*time.Second)
 	putMany(t, lurl, "new", 150)
 	digestsEqual(t, lurl, furl, 30*time.Second)
+}
+
+// TestLeader_LogRecreatedWhileLeading: a running leader whose log is deleted, and recreated empty while the leader
+// waits to resynchronise with it, does not publish onto the new log: its writes fail, it turns degraded because its
+// store is ahead of the log, and the new log stays empty.
+func TestLeader_LogRecreatedWhileLeading(t *testing.T) {
+	natsURL := startSharedNATS(t)
+	l := startLeader(t, t.TempDir(), t.TempDir(), "--nats-url", natsURL)
+	lurl := base(l.HTTPAddr())
+	waitState(t, lurl, stateReady, 20*time.Second)
+	putMany(t, lurl, "old", 40)
+
+	journaltest.DeleteLog(t, natsURL, "REPLIKV")
+	// A write while there is no log fails (nothing answers the publish) and sends the leader's pipeline to resync
+	// with the log, which it retries until a log exists again.
+	if code, _ := put(t, lurl, "orphan", "v"); code < 300 {
+		t.Fatalf("a write while the log is gone: %d", code)
+	}
+	jc := connectJournal(t, natsURL)
+	if _, err := jc.EnsureStream(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, func() string {
+		if code, _ := put(t, lurl, "late", "v"); code < 300 {
+			t.Fatalf("a write after the log was recreated: %d", code)
+		}
+		var st statusBody
+		getJSON(t, lurl+"/v1/status", &st)
+		if st.State != stateDegraded || !strings.Contains(st.Error, "ahead of the replication log") {
+			return fmt.Sprintf("state %q (error %q), want degraded, store ahead of the log", st.State, st.Error)
+		}
+		return ""
+	})
+	if info, err := jc.Info(t.Context()); err != nil || info.LastSeq != 0 {
+		t.Fatalf("the recreated log: %+v, %v; want it empty", info, err)
+	}
 }

@@ -276,6 +276,11 @@ func (p *pipeline) recover(ctx context.Context) {
 	backoff := 100 * time.Millisecond
 	for {
 		err := p.resync(ctx)
+		if errors.Is(err, errDiverged) {
+			p.log.Error("the store does not fit the log; refusing writes", zap.Error(err))
+			p.fence(err)
+			return
+		}
 		if err == nil {
 			p.log.Info("write pipeline resynchronised with the log", zap.Uint64("next_seq", p.next))
 			p.broken.Store(false)
@@ -317,6 +322,11 @@ func (p *pipeline) resync(ctx context.Context) error {
 	info, err := p.jc.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("node: stream info: %w", err)
+	}
+	// The log may have been deleted and recreated while the leader was cut off from it: never publish onto
+	// another history.
+	if err := storeFitsLog(ctx, p.jc, p.db, info, p.log); err != nil {
+		return err
 	}
 	if err := replayLog(ctx, p.jc, p.db, p.notify, info.LastSeq); err != nil {
 		return err
