@@ -7,6 +7,7 @@ import (
 
 	"github.com/replikv/replikv/internal/apply"
 	"github.com/replikv/replikv/internal/journal"
+	"github.com/replikv/replikv/internal/snapshots"
 	"github.com/replikv/replikv/internal/store"
 	"go.uber.org/zap"
 )
@@ -17,34 +18,65 @@ import (
 var errNotTheLog = errors.New("the store was not written from this log")
 
 // verifyMark compares the store's mark (store.DB.Mark: the apply.EntryMark of an entry it applied) with the log's
-// entry at the mark's sequence. It returns nil when they match, when the store has no mark (loaded from a snapshot
-// and nothing applied since), or when the log no longer holds that sequence because it was compacted away (nothing is
-// left to compare with); an error wrapping errNotTheLog when the log's entry differs, or is missing where the log
-// still holds entries; and the journal's error when the log could not be read.
+// entry at the mark's sequence (see checkMarkAt). A store without a mark (loaded from a snapshot that had none, and
+// nothing applied since), or whose marked entry was compacted out of the log, passes.
 func verifyMark(ctx context.Context, jc *journal.Conn, db *store.DB, log *zap.Logger) error {
 	seq, mark := db.Mark()
 	if seq == 0 {
 		return nil
 	}
+	err := checkMarkAt(ctx, jc, seq, mark)
+	if errors.Is(err, errMarkCompacted) {
+		log.Info("the log no longer holds the store's last marked entry; nothing to check it against",
+			zap.Uint64("mark_seq", seq), zap.Error(err))
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("the store's last marked entry: %w", err)
+	}
+	return nil
+}
+
+// errMarkCompacted is checkMarkAt's answer when the log no longer holds the sequence: nothing is left to compare.
+var errMarkCompacted = errors.New("the log no longer holds that entry")
+
+// checkMarkAt compares mark with the mark of the log's entry at seq. It returns nil when they match; an error wrapping
+// errNotTheLog when the log's entry differs, or is missing where the log still holds entries (a sequence beyond its
+// end, too); errMarkCompacted when the log no longer holds that sequence because it was compacted away; and the
+// journal's error when the log could not be read.
+func checkMarkAt(ctx context.Context, jc *journal.Conn, seq uint64, mark apply.Mark) error {
 	m, err := jc.Entry(ctx, seq)
 	switch {
 	case err == nil && apply.EntryMark(m.Seq, m.ID, m.Data) == mark:
 		return nil
 	case err == nil:
-		return fmt.Errorf("%w: its entry %d (id %q) is not the one the store applied there", errNotTheLog, seq, m.ID)
+		return fmt.Errorf("%w: the log's entry %d (id %q) is another one", errNotTheLog, seq, m.ID)
 	case !errors.Is(err, journal.ErrNoEntry):
-		return fmt.Errorf("node: read the log's entry %d to check the store against it: %w", seq, err)
+		return fmt.Errorf("node: read the log's entry %d: %w", seq, err)
 	}
 	info, err := jc.Info(ctx)
 	if err != nil {
-		return fmt.Errorf("node: check the store against the log: %w", err)
+		return fmt.Errorf("node: read the log's bounds: %w", err)
 	}
 	if seq < info.FirstSeq {
-		log.Info("the log no longer holds the store's last marked entry; nothing to check it against",
-			zap.Uint64("mark_seq", seq), zap.Uint64("log_first_seq", info.FirstSeq))
+		return fmt.Errorf("%w: entry %d (the log starts at %d)", errMarkCompacted, seq, info.FirstSeq)
+	}
+	return fmt.Errorf("%w: the log holds no entry %d (it holds %d..%d)", errNotTheLog, seq, info.FirstSeq, info.LastSeq)
+}
+
+// snapshotFitsLog checks a snapshot's entry mark (snapshots.Manifest.EntryMark) against the log before it is
+// restored: an error wrapping errNotTheLog when the snapshot was taken from another history of the log (the log was
+// deleted and recreated since), nil when it fits, has no mark, or its entry was compacted out of the log, and the
+// journal's error when the log could not be read.
+func snapshotFitsLog(ctx context.Context, jc *journal.Conn, m snapshots.Manifest) error {
+	mark, ok := m.Mark()
+	if !ok {
 		return nil
 	}
-	return fmt.Errorf("%w: it holds no entry %d (it holds %d..%d)", errNotTheLog, seq, info.FirstSeq, info.LastSeq)
+	if err := checkMarkAt(ctx, jc, m.Seq, mark); err != nil && !errors.Is(err, errMarkCompacted) {
+		return fmt.Errorf("snapshot %d: %w", m.Seq, err)
+	}
+	return nil
 }
 
 // storeFitsLog is a leader's check before it replays the log onto its store and publishes after it: an error wrapping

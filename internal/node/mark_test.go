@@ -1,8 +1,11 @@
 package node
 
 import (
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +13,7 @@ import (
 	"github.com/replikv/replikv/internal/apply"
 	"github.com/replikv/replikv/internal/journal"
 	"github.com/replikv/replikv/internal/journal/journaltest"
+	"github.com/replikv/replikv/internal/snapshots"
 	"github.com/replikv/replikv/internal/store"
 	"go.uber.org/zap"
 )
@@ -103,13 +107,20 @@ func startSharedNATS(t *testing.T) string {
 	return emb.ClientURL()
 }
 
-// writeHistory starts a leader on dataDir and snapDir against the log at natsURL, writes n keys named after prefix,
-// and stops it.
-func writeHistory(t *testing.T, natsURL, dataDir, snapDir, prefix string, n int) {
+// readyLeader starts a leader on dataDir and snapDir against the log at natsURL and waits until it is ready.
+func readyLeader(t *testing.T, natsURL, dataDir, snapDir string) (*Leader, string) {
 	t.Helper()
 	l := startLeader(t, dataDir, snapDir, "--nats-url", natsURL)
 	lurl := base(l.HTTPAddr())
 	waitState(t, lurl, stateReady, 20*time.Second)
+	return l, lurl
+}
+
+// writeHistory starts a leader on dataDir and snapDir against the log at natsURL, writes n keys named after prefix,
+// and stops it.
+func writeHistory(t *testing.T, natsURL, dataDir, snapDir, prefix string, n int) {
+	t.Helper()
+	l, lurl := readyLeader(t, natsURL, dataDir, snapDir)
 	putMany(t, lurl, prefix, n)
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
@@ -152,9 +163,7 @@ func TestLeader_RefusesStoreFromAnotherLog(t *testing.T) {
 func TestFollower_RebootstrapsOnAnotherLog(t *testing.T) {
 	natsURL := startSharedNATS(t)
 	oldSnaps, followerData := t.TempDir(), t.TempDir()
-	l := startLeader(t, t.TempDir(), oldSnaps, "--nats-url", natsURL)
-	lurl := base(l.HTTPAddr())
-	waitState(t, lurl, stateReady, 20*time.Second)
+	l, lurl := readyLeader(t, natsURL, t.TempDir(), oldSnaps)
 	putMany(t, lurl, "old", 60)
 	f := startFollower(t, followerData, oldSnaps, natsURL)
 	waitState(t, base(f.HTTPAddr()), stateReady, 20*time.Second)
@@ -168,9 +177,7 @@ func TestFollower_RebootstrapsOnAnotherLog(t *testing.T) {
 
 	journaltest.DeleteLog(t, natsURL, "REPLIKV")
 	newSnaps := t.TempDir()
-	l = startLeader(t, t.TempDir(), newSnaps, "--nats-url", natsURL)
-	lurl = base(l.HTTPAddr())
-	waitState(t, lurl, stateReady, 20*time.Second)
+	_, lurl = readyLeader(t, natsURL, t.TempDir(), newSnaps)
 	putMany(t, lurl, "new", 150)
 
 	log, logs := observedLogger(t)
@@ -191,9 +198,7 @@ func TestFollower_RebootstrapsOnAnotherLog(t *testing.T) {
 func TestFollower_LogRecreatedWhileFollowing(t *testing.T) {
 	natsURL := startSharedNATS(t)
 	snaps := t.TempDir()
-	l := startLeader(t, t.TempDir(), snaps, "--nats-url", natsURL)
-	lurl := base(l.HTTPAddr())
-	waitState(t, lurl, stateReady, 20*time.Second)
+	l, lurl := readyLeader(t, natsURL, t.TempDir(), snaps)
 	putMany(t, lurl, "old", 60)
 	f := startFollower(t, t.TempDir(), snaps, natsURL)
 	furl := base(f.HTTPAddr())
@@ -205,9 +210,7 @@ func TestFollower_LogRecreatedWhileFollowing(t *testing.T) {
 
 	journaltest.DeleteLog(t, natsURL, "REPLIKV")
 	newSnaps := t.TempDir()
-	l = startLeader(t, t.TempDir(), newSnaps, "--nats-url", natsURL)
-	lurl = base(l.HTTPAddr())
-	waitState(t, lurl, stateReady, 20*time.Second)
+	_, lurl = readyLeader(t, natsURL, t.TempDir(), newSnaps)
 	putMany(t, lurl, "new", 150)
 	digestsEqual(t, lurl, furl, 30*time.Second)
 }
@@ -217,9 +220,7 @@ func TestFollower_LogRecreatedWhileFollowing(t *testing.T) {
 // store is ahead of the log, and the new log stays empty.
 func TestLeader_LogRecreatedWhileLeading(t *testing.T) {
 	natsURL := startSharedNATS(t)
-	l := startLeader(t, t.TempDir(), t.TempDir(), "--nats-url", natsURL)
-	lurl := base(l.HTTPAddr())
-	waitState(t, lurl, stateReady, 20*time.Second)
+	_, lurl := readyLeader(t, natsURL, t.TempDir(), t.TempDir())
 	putMany(t, lurl, "old", 40)
 
 	journaltest.DeleteLog(t, natsURL, "REPLIKV")
@@ -245,5 +246,86 @@ func TestLeader_LogRecreatedWhileLeading(t *testing.T) {
 	})
 	if info, err := jc.Info(t.Context()); err != nil || info.LastSeq != 0 {
 		t.Fatalf("the recreated log: %+v, %v; want it empty", info, err)
+	}
+}
+
+// snapshotNow takes a snapshot on the leader at lurl and returns its manifest.
+func snapshotNow(t *testing.T, lurl string) snapshots.Manifest {
+	t.Helper()
+	code, b, _ := do(t, http.MethodPost, lurl+"/v1/snapshots", nil)
+	if code != http.StatusCreated {
+		t.Fatalf("snapshot: %d %s", code, b)
+	}
+	var m snapshots.Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestSnapshots_OfAnotherLog: a snapshot store that still holds a snapshot of an earlier history of the log (the log
+// was deleted and recreated, the bucket kept) is not used for the new one. The leader's manifests carry the entry
+// mark of the log entry at their sequence; followers skip a snapshot whose mark the log does not have, whether the new
+// log is still shorter than the snapshot or has grown past it, and the leader's retention and log compaction ignore
+// it.
+func TestSnapshots_OfAnotherLog(t *testing.T) {
+	natsURL := startSharedNATS(t)
+	snaps := t.TempDir()
+	l, lurl := readyLeader(t, natsURL, t.TempDir(), snaps)
+	putMany(t, lurl, "old", 200)
+	jc := connectJournal(t, natsURL)
+	e, err := jc.Entry(t.Context(), 200) // before the snapshot compacts it away
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := snapshotNow(t, lurl)
+	if old.Seq != 200 {
+		t.Fatalf("snapshot at seq %d, want 200", old.Seq)
+	}
+	if want := apply.EntryMark(e.Seq, e.ID, e.Data); old.EntryMark != hex.EncodeToString(want[:]) {
+		t.Fatalf("manifest entry_mark %q, want the log entry's %x", old.EntryMark, want)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	journaltest.DeleteLog(t, natsURL, "REPLIKV")
+	_, lurl = readyLeader(t, natsURL, t.TempDir(), snaps)
+	putMany(t, lurl, "new", 50)
+	onboard := func(what string) {
+		t.Helper()
+		log, logs := observedLogger(t)
+		f := startFollowerLog(t, log, t.TempDir(), snaps, natsURL)
+		furl := base(f.HTTPAddr())
+		waitState(t, furl, stateReady, 30*time.Second)
+		digestsEqual(t, lurl, furl, 30*time.Second)
+		var st statusBody
+		getJSON(t, furl+"/v1/status", &st)
+		if st.SnapshotSeq == old.Seq {
+			t.Fatalf("%s: the follower restored the earlier log's snapshot %d", what, old.Seq)
+		}
+		if logs.FilterMessageSnippet("snapshot is of another history of the log").Len() == 0 {
+			t.Fatalf("%s: the follower did not say it skipped the earlier log's snapshot", what)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	onboard("new log shorter than the snapshot")
+	putMany(t, lurl, "more", 300)
+	onboard("new log longer than the snapshot")
+
+	ours := snapshotNow(t, lurl)
+	var list struct {
+		Snapshots []snapshots.Manifest `json:"snapshots"`
+	}
+	getJSON(t, lurl+"/v1/snapshots", &list)
+	if len(list.Snapshots) != 2 || list.Snapshots[0].Seq != ours.Seq || list.Snapshots[1].Seq != old.Seq {
+		t.Fatalf("snapshots %+v, want the new %d and the earlier log's %d", list.Snapshots, ours.Seq, old.Seq)
+	}
+	info, err := jc.Info(t.Context())
+	if err != nil || info.FirstSeq != ours.Seq+1 {
+		t.Fatalf("log after the snapshot: %+v, %v; want it compacted below the new snapshot only (first seq %d)",
+			info, err, ours.Seq+1)
 	}
 }

@@ -26,10 +26,12 @@ type restorer struct {
 	log       *zap.Logger
 	metrics   *metrics.Metrics
 	state     *stateTracker
+	// fits checks a snapshot against the log before it is downloaded (snapshotFitsLog); nil checks nothing.
+	fits func(context.Context, snapshots.Manifest) error
 }
 
 // restoreNewest installs the newest valid snapshot whose seq+1 is still in the log (seq+1 >= firstSeq), trying older
-// ones when the newest is corrupt and re-reading the manifests when one disappears mid-download (retention). It
+// ones when the newest is corrupt or of another history of the log (fits), and re-reading the manifests when one disappears mid-download (retention). It
 // returns the restored manifest; the store directory then holds it, closed. The caller must have closed any store
 // open on the data dir.
 func (r *restorer) restoreNewest(ctx context.Context, firstSeq uint64) (snapshots.Manifest, error) {
@@ -47,6 +49,17 @@ func (r *restorer) restoreNewest(ctx context.Context, firstSeq uint64) (snapshot
 		for _, m := range manifests {
 			if m.Seq+1 < firstSeq {
 				return snapshots.Manifest{}, fmt.Errorf("%w: the newest valid snapshot (seq %d) is older than the log's first entry (seq %d); waiting for a newer snapshot", errNoSnapshot, m.Seq, firstSeq)
+			}
+			if r.fits != nil {
+				if err := r.fits(ctx, m); errors.Is(err, errNotTheLog) {
+					r.log.Warn("snapshot is of another history of the log (the log was deleted and recreated since?); trying an older one",
+						zap.Uint64("snapshot_seq", m.Seq), zap.Error(err))
+					r.metrics.Errors.WithLabelValues("restore", "other_log").Inc()
+					lastErr = err
+					continue
+				} else if err != nil {
+					return snapshots.Manifest{}, fmt.Errorf("node: check snapshot %d against the log: %w", m.Seq, err)
+				}
 			}
 			err := r.restoreOne(ctx, m)
 			switch {
@@ -68,7 +81,7 @@ func (r *restorer) restoreNewest(ctx context.Context, firstSeq uint64) (snapshot
 			break
 		}
 		if !relist {
-			return snapshots.Manifest{}, fmt.Errorf("%w: every snapshot failed verification, last: %w", errNoSnapshot, lastErr)
+			return snapshots.Manifest{}, fmt.Errorf("%w: every snapshot failed verification or is of another log, last: %w", errNoSnapshot, lastErr)
 		}
 		if attempt >= maxRelists {
 			return snapshots.Manifest{}, fmt.Errorf("node: snapshots keep disappearing during download")
@@ -106,7 +119,8 @@ func (r *restorer) restoreOne(ctx context.Context, m snapshots.Manifest) error {
 		loader.Abort()
 		return fmt.Errorf("node: restore snapshot %d: %w", m.Seq, err)
 	}
-	if err := loader.Finish(m.Seq, m.Seq); err != nil {
+	mark, _ := m.Mark() // none: zero, the store then has no mark until it applies an entry
+	if err := loader.Finish(m.Seq, m.Seq, mark); err != nil {
 		loader.Abort()
 		return fmt.Errorf("node: finish restore %d: %w", m.Seq, err)
 	}

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -47,7 +48,8 @@ func (l *Leader) createSnapshot(ctx context.Context) (snapshots.Manifest, error)
 	l.log.Info("snapshot created", zap.Uint64("snapshot_seq", m.Seq), zap.Uint64("keys", m.Keys),
 		zap.Int64("bytes", m.Bytes), zap.Duration("took", took))
 
-	deleted, err := l.repo.Prune(ctx, l.cfg.SnapshotKeep)
+	ours := l.snapshotOfThisLog(ctx)
+	deleted, err := l.repo.Prune(ctx, l.cfg.SnapshotKeep, ours)
 	if err != nil {
 		l.log.Warn("snapshot retention failed", zap.Error(err))
 		return m, nil
@@ -55,21 +57,49 @@ func (l *Leader) createSnapshot(ctx context.Context) (snapshots.Manifest, error)
 	for _, d := range deleted {
 		l.log.Info("snapshot removed by retention", zap.Uint64("snapshot_seq", d.Seq))
 	}
-	l.compact(ctx)
+	l.compact(ctx, ours)
 	return m, nil
 }
 
-// compact purges the log below the oldest retained snapshot's sequence + 1, so every retained snapshot can still be
-// caught up from and the log stays bounded.
-func (l *Leader) compact(ctx context.Context) {
-	ms, err := l.repo.List(ctx)
-	if err != nil || len(ms) == 0 {
-		if err != nil {
-			l.log.Warn("cannot list snapshots for log compaction", zap.Error(err))
+// snapshotOfThisLog returns a predicate that tells the snapshots of this log from snapshots left in the snapshot store
+// by another history of it (deleted and recreated since: their entry mark is not the log's, see snapshotFitsLog).
+// A snapshot that cannot be checked counts as another's: that keeps more of this log's snapshots, never fewer, and
+// never compacts the log below one of them. Every call logs the snapshot it finds not of this log.
+func (l *Leader) snapshotOfThisLog(ctx context.Context) func(snapshots.Manifest) bool {
+	return func(m snapshots.Manifest) bool {
+		err := snapshotFitsLog(ctx, l.jc, m)
+		switch {
+		case errors.Is(err, errNotTheLog):
+			l.log.Warn("the snapshot store holds a snapshot of another history of the log; retention and log compaction ignore it (remove it)",
+				zap.Uint64("snapshot_seq", m.Seq), zap.String("snapshot_leader", m.Leader), zap.Error(err))
+			return false
+		case err != nil:
+			l.log.Warn("cannot check a snapshot against the log; retention and log compaction leave it out this time",
+				zap.Uint64("snapshot_seq", m.Seq), zap.Error(err))
+			return false
 		}
+		return true
+	}
+}
+
+// compact purges the log below the oldest retained snapshot of this log (ours) + 1, so every retained snapshot can
+// still be caught up from and the log stays bounded. A snapshot left by another history of the log must not let the
+// log be purged below what this log's snapshots cover.
+func (l *Leader) compact(ctx context.Context, ours func(snapshots.Manifest) bool) {
+	ms, err := l.repo.List(ctx)
+	if err != nil {
+		l.log.Warn("cannot list snapshots for log compaction", zap.Error(err))
 		return
 	}
-	oldest := ms[len(ms)-1].Seq
+	oldest := uint64(0)
+	for _, m := range ms {
+		if ours(m) {
+			oldest = m.Seq
+		}
+	}
+	if oldest == 0 {
+		return
+	}
 	purged, err := l.jc.Purge(ctx, oldest+1)
 	if err != nil {
 		l.log.Warn("log compaction failed", zap.Error(err))

@@ -23,6 +23,13 @@ type Source interface {
 	Iterate(fn func(key, value []byte, version uint64) error) error
 }
 
+// MarkedSource is a Source that may know the apply.EntryMark of the log entry at its Seq; Create records it in the
+// manifest (Manifest.EntryMark).
+type MarkedSource interface {
+	Source
+	EntryMark() (apply.Mark, bool)
+}
+
 // ctxCheckEvery is how many records Create encodes between checks of its context; paceEvery between looks at the
 // clock when paced.
 const (
@@ -39,7 +46,8 @@ var errUploadStopped = errors.New("snapshots: create: upload stopped")
 // part). Create only reads src; the caller keeps owning (and closes) it.
 //
 // When a valid manifest for this seq already exists, Create returns it without writing anything: re-uploading would
-// replace data a follower may be downloading. A source at seq 0 returns ErrEmptyLog. On failure nothing is visible
+// replace data a follower may be downloading. The exception is a manifest whose entry mark differs from src's (see
+// MarkedSource): a snapshot of another history of the log, which is replaced. A source at seq 0 returns ErrEmptyLog. On failure nothing is visible
 // (an uploaded data object without a manifest is an orphan that Prune removes later).
 func (r *Repo) Create(ctx context.Context, src Source, leader string) (Manifest, error) {
 	seq := src.Seq()
@@ -49,8 +57,18 @@ func (r *Repo) Create(ctx context.Context, src Source, leader string) (Manifest,
 	if err := validStream(r.stream); err != nil {
 		return Manifest{}, fmt.Errorf("snapshots: create: %w", err)
 	}
+	var mark apply.Mark
+	hasMark := false
+	if ms, ok := src.(MarkedSource); ok {
+		mark, hasMark = ms.EntryMark()
+	}
 	existing, err := r.readManifest(ctx, seq)
+	existingMark, existingHasMark := existing.Mark()
 	switch {
+	case err == nil && hasMark && existingHasMark && existingMark != mark:
+		// Left behind by another history of the log (deleted and recreated since): it is not this state.
+		r.log.Warn("replacing a snapshot of another history of the log", zap.Uint64(logSeq, seq),
+			zap.String("leader", existing.Leader), zap.Time("created_at", existing.CreatedAt))
 	case err == nil:
 		r.log.Info("snapshot already exists", zap.Uint64(logSeq, seq))
 		return existing, nil
@@ -94,6 +112,9 @@ func (r *Repo) Create(ctx context.Context, src Source, leader string) (Manifest,
 		Digest:    res.digest,
 		CreatedAt: time.Now().UTC(),
 		Leader:    leader,
+	}
+	if hasMark {
+		m.EntryMark = hex.EncodeToString(mark[:])
 	}
 	body, err := m.encode()
 	if err != nil {

@@ -27,6 +27,14 @@ func (s *sliceSource) Iterate(fn func(key, value []byte, version uint64) error) 
 	return s.err
 }
 
+// markedSource is a Source that knows the entry mark at its Seq.
+type markedSource struct {
+	Source
+	mark apply.Mark
+}
+
+func (s *markedSource) EntryMark() (apply.Mark, bool) { return s.mark, true }
+
 // genSource generates n records on the fly (constant memory, whatever n): key "key/%012d", a value of valueLen
 // bytes (random-looking when random, else repetitive), version = i % seq + 1.
 type genSource struct {

@@ -2,6 +2,7 @@ package snapshots
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/replikv/replikv/internal/apply"
 )
 
 const (
@@ -43,6 +46,22 @@ type Manifest struct {
 	CreatedAt time.Time `json:"created_at"`
 	// Leader is the id of the leader that created the snapshot.
 	Leader string `json:"leader"`
+	// EntryMark is the apply.EntryMark of the log entry at Seq, as 32 lowercase hex digits, or "" when the leader's
+	// store did not know it. It tells a snapshot of another history of the log (one deleted and recreated since) from
+	// a snapshot of this one. Optional: manifests written before it existed have none.
+	EntryMark string `json:"entry_mark,omitempty"`
+}
+
+// Mark returns the decoded EntryMark, and false when the manifest has none.
+func (m Manifest) Mark() (apply.Mark, bool) {
+	var mark apply.Mark
+	if m.EntryMark == "" {
+		return mark, false
+	}
+	if n, err := hex.Decode(mark[:], []byte(m.EntryMark)); err != nil || n != apply.MarkSize {
+		return apply.Mark{}, false // validate refuses such a manifest
+	}
+	return mark, true
 }
 
 // DecodeManifest parses and checks manifest.json strictly: at most 64 KiB, one JSON object and nothing after it,
@@ -93,6 +112,8 @@ func (m Manifest) validate() error {
 		problem = "digest is not 64 lowercase hex digits"
 	case m.CreatedAt.IsZero():
 		problem = "created_at missing"
+	case m.EntryMark != "" && !isHex(m.EntryMark, 2*apply.MarkSize):
+		problem = fmt.Sprintf("entry_mark is not %d lowercase hex digits", 2*apply.MarkSize)
 	default:
 		return nil
 	}
@@ -104,8 +125,11 @@ func manifestCorrupt(err error) error {
 }
 
 // isHex64 reports whether s is a lowercase hex SHA-256.
-func isHex64(s string) bool {
-	if len(s) != 64 {
+func isHex64(s string) bool { return isHex(s, 64) }
+
+// isHex reports whether s is n lowercase hex digits.
+func isHex(s string, n int) bool {
+	if len(s) != n {
 		return false
 	}
 	for i := 0; i < len(s); i++ {

@@ -75,6 +75,10 @@ func TestDecodeManifest(t *testing.T) {
 		{"UpperSHA", mutate(func(m *Manifest) { m.SHA256 = strings.ToUpper(hexB) }), false},
 		{"NonHexDigest", mutate(func(m *Manifest) { m.Digest = "g" + hexA[1:] }), false},
 		{"NoCreatedAt", mutate(func(m *Manifest) { m.CreatedAt = time.Time{} }), false},
+		{"EntryMark", mutate(func(m *Manifest) { m.EntryMark = hexA[:32] }), true},
+		{"ShortEntryMark", mutate(func(m *Manifest) { m.EntryMark = hexA[:31] }), false},
+		{"LongEntryMark", mutate(func(m *Manifest) { m.EntryMark = hexA[:34] }), false},
+		{"UpperEntryMark", mutate(func(m *Manifest) { m.EntryMark = strings.ToUpper(hexB[:32]) }), false},
 		{"WrongType", []byte(strings.Replace(string(valid), `"seq": 42`, `"seq": "42"`, 1)), false},
 	}
 	for _, tt := range tests {

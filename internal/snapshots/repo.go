@@ -145,7 +145,11 @@ func (r *Repo) readManifest(ctx context.Context, seq uint64) (Manifest, error) {
 // then its data. It also deletes the objects of directories without a valid manifest whose seq is below the oldest
 // kept snapshot; newer ones are left alone (an upload may be in progress). It returns the deleted manifests, newest
 // first. On error, what was deleted so far stays deleted and the result lists it.
-func (r *Repo) Prune(ctx context.Context, keep int) ([]Manifest, error) {
+//
+// ours, when not nil, tells the snapshots of the caller's log from others left in the store (by a history of the log
+// that was deleted and recreated since): only ours count towards keep, and the others are never deleted (whoever
+// left them decides), so that they cannot push the caller's own snapshots out.
+func (r *Repo) Prune(ctx context.Context, keep int, ours func(Manifest) bool) ([]Manifest, error) {
 	keep = max(keep, 2)
 	snaps, err := r.scan(ctx)
 	if err != nil {
@@ -155,15 +159,23 @@ func (r *Repo) Prune(ctx context.Context, keep int) ([]Manifest, error) {
 		deleted []Manifest
 		kept    int
 		oldest  uint64 // seq of the oldest kept snapshot; 0 = none kept
+		foreign = map[uint64]bool{}
 	)
 	for _, s := range snaps {
-		if s.valid && kept < keep {
+		if !s.valid {
+			continue
+		}
+		if ours != nil && !ours(s.manifest) {
+			foreign[s.seq] = true
+			continue
+		}
+		if kept < keep {
 			kept++
 			oldest = s.seq
 		}
 	}
 	for _, s := range snaps {
-		if s.seq >= oldest { // kept, or newer than the oldest kept; with nothing kept (oldest 0) nothing goes
+		if s.seq >= oldest || foreign[s.seq] { // kept, newer than the oldest kept, or not ours
 			continue
 		}
 		if err := r.deleteSnapshot(ctx, s); err != nil {

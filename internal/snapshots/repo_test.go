@@ -149,6 +149,36 @@ func runRepoSuite(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 	})
 
+	// The entry mark of a MarkedSource goes into the manifest. An existing snapshot with the same mark, or without
+	// one, is kept as above; one with another mark is of another history of the log, and is replaced.
+	t.Run("CreateEntryMark", func(t *testing.T) {
+		r, _ := newRepo(t)
+		markA := apply.EntryMark(9, "leader-a-9", []byte("a"))
+		markB := apply.EntryMark(9, "leader-b-9", []byte("b"))
+		first := create(t, r, &markedSource{Source: &genSource{seq: 9, n: 10, valueLen: 8}, mark: markA})
+		if got, ok := first.Mark(); !ok || got != markA || first.EntryMark != hex.EncodeToString(markA[:]) {
+			t.Fatalf("manifest entry_mark %q, want %x", first.EntryMark, markA)
+		}
+		if again := create(t, r, &markedSource{Source: &genSource{seq: 9, n: 3, valueLen: 8}, mark: markA}); again != first {
+			t.Fatalf("Create with the same mark = %+v, want the existing %+v", again, first)
+		}
+		if unmarked := create(t, r, &genSource{seq: 9, n: 3, valueLen: 8}); unmarked != first {
+			t.Fatalf("Create without a mark = %+v, want the existing %+v", unmarked, first)
+		}
+		other := create(t, r, &markedSource{Source: &genSource{seq: 9, n: 3, valueLen: 8}, mark: markB})
+		if got, ok := other.Mark(); !ok || got != markB || other.Keys != 3 {
+			t.Fatalf("Create with another mark = %+v, want a new snapshot of 3 keys marked %x", other, markB)
+		}
+		list, err := r.List(ctx)
+		if err != nil || len(list) != 1 || list[0] != other {
+			t.Fatalf("List = %+v, %v; want [%+v]", list, err, other)
+		}
+		var sink collectSink
+		if err := r.Restore(ctx, list[0], &sink, nil); err != nil || len(sink.recs) != 3 {
+			t.Fatalf("Restore of the replacement: %d records, %v", len(sink.recs), err)
+		}
+	})
+
 	t.Run("CreateFailsInvisible", func(t *testing.T) {
 		errSource := errors.New("source failed")
 		tests := []struct {
@@ -354,12 +384,16 @@ func runRepoSuite(t *testing.T, newStore func(t *testing.T) Store) {
 			keep        int
 			wantDeleted []uint64 // newest first
 			wantLeft    []uint64 // seq directories left in the store, newest first
+			foreign     []uint64 // snapshots ours says are not ours
 		}{
-			{"NeverBelowTwo", []uint64{1, 2, 3, 4, 5}, nil, 0, []uint64{3, 2, 1}, []uint64{5, 4}},
-			{"KeepThree", []uint64{1, 2, 3, 4, 5}, nil, 3, []uint64{2, 1}, []uint64{5, 4, 3}},
-			{"FewerThanKeep", []uint64{1, 2}, nil, 3, nil, []uint64{2, 1}},
-			{"Orphans", []uint64{10, 20, 30}, []uint64{5, 15, 25, 40}, 2, []uint64{10}, []uint64{40, 30, 25, 20}},
-			{"OnlyOrphans", nil, []uint64{5, 6}, 2, nil, []uint64{6, 5}},
+			{"NeverBelowTwo", []uint64{1, 2, 3, 4, 5}, nil, 0, []uint64{3, 2, 1}, []uint64{5, 4}, nil},
+			{"KeepThree", []uint64{1, 2, 3, 4, 5}, nil, 3, []uint64{2, 1}, []uint64{5, 4, 3}, nil},
+			{"FewerThanKeep", []uint64{1, 2}, nil, 3, nil, []uint64{2, 1}, nil},
+			{"Orphans", []uint64{10, 20, 30}, []uint64{5, 15, 25, 40}, 2, []uint64{10}, []uint64{40, 30, 25, 20}, nil},
+			{"OnlyOrphans", nil, []uint64{5, 6}, 2, nil, []uint64{6, 5}, nil},
+			// Others' snapshots neither count towards keep nor go, whether newer or older than ours.
+			{"Foreign", []uint64{1, 2, 3, 4, 5, 6, 7}, nil, 2, []uint64{3, 1}, []uint64{7, 6, 5, 4, 2},
+				[]uint64{2, 6, 7}},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -375,7 +409,11 @@ func runRepoSuite(t *testing.T, newStore func(t *testing.T) Store) {
 				for _, seq := range tt.orphans {
 					mustPut(t, s, dataKey(testStream, seq), "orphan")
 				}
-				deleted, err := r.Prune(ctx, tt.keep)
+				var ours func(Manifest) bool
+				if tt.foreign != nil {
+					ours = func(m Manifest) bool { return !slices.Contains(tt.foreign, m.Seq) }
+				}
+				deleted, err := r.Prune(ctx, tt.keep, ours)
 				if err != nil {
 					t.Fatal(err)
 				}

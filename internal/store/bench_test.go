@@ -53,7 +53,7 @@ func BenchmarkLoader(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	if err := l.Finish(n, n); err != nil {
+	if err := l.Finish(n, n, apply.Mark{}); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "entries/s")

@@ -315,8 +315,7 @@ func (db *DB) Apply(seq uint64, muts []apply.Mutation, mark apply.Mark) error {
 		return fmt.Errorf("store: apply: %w", err)
 	}
 	if !mark.IsZero() {
-		binary.BigEndian.PutUint64(db.markBuf[:8], seq)
-		copy(db.markBuf[8:], mark[:])
+		encodeMark(&db.markBuf, seq, mark)
 		if err := b.Set(keyMark, db.markBuf[:], nil); err != nil {
 			return fmt.Errorf("store: apply: %w", err)
 		}

@@ -144,12 +144,30 @@ func TestDB_Mark(t *testing.T) {
 	if seq, m := db.Mark(); seq != 3 || m != m3 {
 		t.Fatalf("Mark = %d, %x; want 3, %x", seq, m, m3)
 	}
+	viewMark := func() (apply.Mark, bool) {
+		v, err := db.View()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer v.Close()
+		return v.EntryMark()
+	}
+	if m, ok := viewMark(); ok {
+		t.Fatalf("View at 5 with the mark at 3: EntryMark = %x, true; want none", m)
+	}
+	m6 := apply.EntryMark(6, "id-6", []byte("six"))
+	if err := db.Apply(6, nil, m6); err != nil {
+		t.Fatal(err)
+	}
+	if m, ok := viewMark(); !ok || m != m6 {
+		t.Fatalf("View at 6: EntryMark = %x, %t; want %x", m, ok, m6)
+	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
 	db = openTest(t, dir)
-	if seq, m := db.Mark(); seq != 3 || m != m3 || db.Applied() != 5 {
-		t.Fatalf("after reopen Mark = %d, %x, Applied = %d; want 3, %x, 5", seq, m, db.Applied(), m3)
+	if seq, m := db.Mark(); seq != 6 || m != m6 || db.Applied() != 6 {
+		t.Fatalf("after reopen Mark = %d, %x, Applied = %d; want 6, %x, 6", seq, m, db.Applied(), m6)
 	}
 	if err := db.db.Set(keyMark, []byte("short"), nil); err != nil {
 		t.Fatal(err)

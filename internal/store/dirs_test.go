@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/replikv/replikv/internal/apply"
 )
 
 // makeStore creates a closed store in dir whose only key "who" holds name.
@@ -27,7 +29,7 @@ func makeRestore(t *testing.T, dataDir, name string) {
 	if err := l.Add([]byte("who"), []byte(name), 1); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Finish(1, 1); err != nil {
+	if err := l.Finish(1, 1, apply.Mark{}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -61,6 +61,12 @@ func decodeSeq(b []byte) (uint64, error) {
 // markRecordSize is the size of the keyMark record.
 const markRecordSize = 8 + apply.MarkSize
 
+// encodeMark fills rec with the keyMark record of mark at seq.
+func encodeMark(rec *[markRecordSize]byte, seq uint64, mark apply.Mark) {
+	binary.BigEndian.PutUint64(rec[:8], seq)
+	copy(rec[8:], mark[:])
+}
+
 // decodeMark decodes a keyMark record.
 func decodeMark(b []byte) (uint64, apply.Mark, error) {
 	if len(b) != markRecordSize {

@@ -134,10 +134,11 @@ func (l *Loader) ingestTable() error {
 	return l.db.Ingest(context.Background(), []string{l.sstPath})
 }
 
-// Finish ingests what is left, writes the applied sequence seq and the snapshot sequence snapshotSeq, flushes and
-// fsyncs, and closes: dir is then a complete store that Open reads with Applied() == seq and SnapshotSeq() ==
-// snapshotSeq. After an error the caller must Abort.
-func (l *Loader) Finish(seq, snapshotSeq uint64) error {
+// Finish ingests what is left, writes the applied sequence seq, the snapshot sequence snapshotSeq and, when not zero,
+// mark as the mark of the entry at seq, flushes and fsyncs, and closes: dir is then a complete store that Open reads
+// with Applied() == seq, SnapshotSeq() == snapshotSeq and Mark() == (seq, mark) (or none). After an error the caller
+// must Abort.
+func (l *Loader) Finish(seq, snapshotSeq uint64, mark apply.Mark) error {
 	if l.db == nil {
 		return fmt.Errorf("store: loader finish: %w", ErrClosed)
 	}
@@ -152,6 +153,11 @@ func (l *Loader) Finish(seq, snapshotSeq uint64) error {
 	_ = b.Set(keyApplied, buf[:], nil)
 	binary.BigEndian.PutUint64(buf[:], snapshotSeq)
 	_ = b.Set(keySnapshot, buf[:], nil)
+	if !mark.IsZero() {
+		var rec [markRecordSize]byte
+		encodeMark(&rec, seq, mark)
+		_ = b.Set(keyMark, rec[:], nil)
+	}
 	if err := l.db.Apply(b, pebble.Sync); err != nil {
 		_ = b.Close()
 		return fmt.Errorf("store: loader finish: %w", err)

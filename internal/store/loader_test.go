@@ -62,7 +62,7 @@ func TestLoader_Install(t *testing.T) {
 				}
 				ref.Add(key, value, uint64(i+1))
 			}
-			if err := l.Finish(9000, 8000); err != nil {
+			if err := l.Finish(9000, 8000, apply.Mark{}); err != nil {
 				t.Fatalf("Finish: %v", err)
 			}
 			if tt.sstTarget < sstTargetBytes && l.sstCount < 2 {
@@ -150,7 +150,7 @@ func TestLoader_Abort(t *testing.T) {
 	if err := l.Add([]byte("z"), nil, 1); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Add after Abort = %v, want ErrClosed", err)
 	}
-	if err := l.Finish(1, 1); !errors.Is(err, ErrClosed) {
+	if err := l.Finish(1, 1, apply.Mark{}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Finish after Abort = %v, want ErrClosed", err)
 	}
 }
@@ -161,7 +161,7 @@ func TestNewLoader_RemovesExisting(t *testing.T) {
 	if err := l.Add([]byte("old"), []byte("v"), 1); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Finish(5, 5); err != nil {
+	if err := l.Finish(5, 5, apply.Mark{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "junk"), []byte("x"), 0o644); err != nil {
@@ -171,12 +171,16 @@ func TestNewLoader_RemovesExisting(t *testing.T) {
 	if exists(t, filepath.Join(dir, "junk")) {
 		t.Fatal("NewLoader kept a file of the old directory")
 	}
-	if err := l.Finish(7, 0); err != nil {
+	mark := apply.EntryMark(7, "leader-1-ab-7", []byte("seven"))
+	if err := l.Finish(7, 0, mark); err != nil {
 		t.Fatal(err)
 	}
 	db := openTest(t, dir)
 	if db.Applied() != 7 {
 		t.Fatalf("Applied = %d, want 7", db.Applied())
+	}
+	if seq, got := db.Mark(); seq != 7 || got != mark {
+		t.Fatalf("Mark = %d, %x; want 7, %x (the first load, finished without a mark, must not leave one)", seq, got, mark)
 	}
 	checkState(t, db, []want{{"old", "", 0, false}})
 }

@@ -43,6 +43,20 @@ func (db *DB) View() (*View, error) {
 // Seq returns the applied log sequence the view shows.
 func (v *View) Seq() uint64 { return v.seq }
 
+// EntryMark returns the mark of the entry at Seq (see DB.Mark), and false when the view's store had none recorded for
+// that sequence or the view is closed.
+func (v *View) EntryMark() (apply.Mark, bool) {
+	if !v.enter() {
+		return apply.Mark{}, false
+	}
+	defer v.leave()
+	seq, mark, err := readMark(v.snap)
+	if err != nil || seq != v.seq || mark.IsZero() {
+		return apply.Mark{}, false
+	}
+	return mark, true
+}
+
 // enter admits a call if both the view and its DB are open; leave must follow a true result.
 func (v *View) enter() bool {
 	if !v.gate.enter() {

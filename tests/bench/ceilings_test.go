@@ -100,7 +100,7 @@ func measureStages(ctx context.Context, dataPath, scratch string, seq uint64) (s
 			return c, ctx.Err()
 		}
 	}
-	if err := l.Finish(seq, seq); err != nil {
+	if err := l.Finish(seq, seq, apply.Mark{}); err != nil {
 		return c, fmt.Errorf("bench: load ceiling: %w", err)
 	}
 	c.load = time.Since(start)
@@ -205,7 +205,7 @@ func inProcessRestore(ctx context.Context, root, stream, scratch, profile string
 	if err := repo.Restore(ctx, ms[0], l, nil); err != nil {
 		return 0, err
 	}
-	if err := l.Finish(ms[0].Seq, ms[0].Seq); err != nil {
+	if err := l.Finish(ms[0].Seq, ms[0].Seq, apply.Mark{}); err != nil {
 		return 0, err
 	}
 	return time.Since(start), nil
