@@ -174,9 +174,9 @@ func consumerName(cons jetstream.Consumer) string {
 // C returns the channel of log entries, in stream order. It is closed after Stop, Conn.Close or a fatal error.
 func (s *Subscription) C() <-chan Msg { return s.ch }
 
-// Err returns why C was closed: nil after Stop, ErrClosed after Conn.Close, ErrNoStream when the stream was
-// deleted (also when it was then recreated: see checkStream), ErrStreamConfig when a stream that is not a mirror of the log replaced the catch-up mirror read (see
-// FromCatchUpMirror). It returns nil while C is open.
+// Err returns why C was closed: nil after Stop, ErrClosed after Conn.Close, ErrNoStream when the stream was deleted
+// (also when it was then recreated: see checkStream), ErrStreamConfig when a stream that is not a mirror of the log
+// replaced the catch-up mirror read (see FromCatchUpMirror). It returns nil while C is open.
 func (s *Subscription) Err() error {
 	select {
 	case <-s.ended:

@@ -47,8 +47,8 @@ var errUploadStopped = errors.New("snapshots: create: upload stopped")
 //
 // When a valid manifest for this seq already exists, Create returns it without writing anything: re-uploading would
 // replace data a follower may be downloading. The exception is a manifest whose entry mark differs from src's (see
-// MarkedSource): a snapshot of another history of the log, which is replaced. A source at seq 0 returns ErrEmptyLog. On failure nothing is visible
-// (an uploaded data object without a manifest is an orphan that Prune removes later).
+// MarkedSource): a snapshot of another history of the log, which is replaced. A source at seq 0 returns ErrEmptyLog.
+// On failure nothing is visible (an uploaded data object without a manifest is an orphan that Prune removes later).
 func (r *Repo) Create(ctx context.Context, src Source, leader string) (Manifest, error) {
 	seq := src.Seq()
 	if seq == 0 {
