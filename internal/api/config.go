@@ -23,6 +23,10 @@ const (
 	MaxListLimit = 10000
 	// HeaderSeq is the header every answer carries: the answering node's applied sequence.
 	HeaderSeq = "Replikv-Seq"
+	// HeaderServerTiming carries, on a successful write, how long the leader spent on it from having read the request's
+	// headers to answering (W3C Server-Timing, "write;dur=<milliseconds>"): what the leader's own work and waits cost,
+	// without the network and the client.
+	HeaderServerTiming = "Server-Timing"
 )
 
 // Config is the handler's configuration. Node and exactly one write path (Writer on a leader, Redirector on a

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/replikv/replikv/internal/metrics"
 )
@@ -174,7 +175,8 @@ func (v *fakeView) Close() error {
 type fakeWriter struct {
 	res   WriteResult
 	err   error
-	block bool // wait for ctx to end, then return its error
+	block bool          // wait for ctx to end, then return its error
+	delay time.Duration // take this long
 
 	mu   sync.Mutex
 	reqs []WriteRequest
@@ -188,6 +190,7 @@ func (w *fakeWriter) Write(ctx context.Context, req WriteRequest) (WriteResult, 
 		<-ctx.Done()
 		return WriteResult{}, ctx.Err()
 	}
+	time.Sleep(w.delay)
 	return w.res, w.err
 }
 

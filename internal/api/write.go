@@ -79,7 +79,14 @@ func (h *handler) serveWrite(w *responseWriter, r *http.Request, op apply.Op, es
 	if op == apply.OpPut {
 		w.Header().Set("ETag", etag(res.Version))
 	}
+	w.Header().Set(HeaderServerTiming, serverTiming(time.Since(start)))
 	writeJSON(w, status, body)
+}
+
+// serverTiming formats the Server-Timing value of a write that took d inside the leader: "write;dur=<ms>", in
+// milliseconds with microsecond precision.
+func serverTiming(d time.Duration) string {
+	return "write;dur=" + strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 3, 64)
 }
 
 // redirect answers a follower's write with 307 to the same path and query on the leader. The body is never read.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -121,6 +122,25 @@ func TestHandler_Put(t *testing.T) {
 				t.Errorf("replicated = %d, want %d", *body.Replicated, tc.res.Replicated)
 			}
 		})
+	}
+}
+
+// TestHandler_WriteServerTiming: a successful write says how long the leader spent on it (Server-Timing), a refused
+// one does not.
+func TestHandler_WriteServerTiming(t *testing.T) {
+	const delay = 30 * time.Millisecond
+	w := &fakeWriter{res: WriteResult{Version: 7}, delay: delay}
+	rec := do(newLeader(t, newFakeNode(3), w, nil), http.MethodPut, "/v1/kv/a", strings.NewReader("v"))
+	checkAnswer(t, rec, http.StatusOK, "")
+	got := rec.Header().Get(HeaderServerTiming)
+	ms, ok := strings.CutPrefix(got, "write;dur=")
+	dur, err := strconv.ParseFloat(ms, 64)
+	if !ok || err != nil || dur < float64(delay.Milliseconds()) || dur > float64(delay.Milliseconds())+5000 {
+		t.Fatalf("%s = %q, want write;dur= at least %d ms", HeaderServerTiming, got, delay.Milliseconds())
+	}
+	rec = do(newLeader(t, newFakeNode(3), &fakeWriter{err: apply.ErrPrecondition}, nil), http.MethodDelete, "/v1/kv/a", nil)
+	if got := rec.Header().Get(HeaderServerTiming); rec.Code == http.StatusOK || got != "" {
+		t.Fatalf("a refused write: %d with %s %q, want no timing", rec.Code, HeaderServerTiming, got)
 	}
 }
 

@@ -16,6 +16,8 @@ import (
 // writer performs one write; each worker of a paced load owns one.
 type writer interface {
 	write(key string, value []byte) error
+	// serverTiming is how long the server said it spent on the last write (0 if it does not say).
+	serverTiming() time.Duration
 	close()
 }
 
@@ -23,6 +25,7 @@ type writer interface {
 type httpWriter struct{ c *httpload.PutConn }
 
 func (w httpWriter) write(key string, value []byte) error { return w.c.Put(key, value) }
+func (w httpWriter) serverTiming() time.Duration          { return w.c.ServerTiming() }
 func (w httpWriter) close()                               { w.c.Close() }
 
 // sample is one write of a paced load: its scheduled time, its latency measured from that time, and how late the
@@ -33,6 +36,7 @@ type sample struct {
 	at   time.Time
 	lat  time.Duration
 	late time.Duration
+	srv  time.Duration // how long the server said it spent on the write (Server-Timing); 0 if it did not say
 }
 
 // pacedLoad is an open-loop write load: each worker issues writes on a fixed schedule, and a write's latency counts
@@ -80,7 +84,8 @@ func startPacedLoad(ctx context.Context, ws []writer, perSecond float64, prefix 
 					}
 					return
 				}
-				p.samples[w] = append(p.samples[w], sample{at: next, lat: prevEnd.Sub(next), late: late})
+				p.samples[w] = append(p.samples[w], sample{at: next, lat: prevEnd.Sub(next), late: late,
+					srv: ws[w].serverTiming()})
 				next = next.Add(interval)
 			}
 		})
@@ -125,6 +130,13 @@ func (w window) dur() time.Duration { return w.to.Sub(w.from) }
 // latencies returns the latencies of the samples scheduled inside any of the windows.
 func latencies(samples []sample, ws ...window) []time.Duration {
 	return inAny(samples, ws, func(s sample) time.Duration { return s.lat })
+}
+
+// serverTimes returns what the server said it spent on the samples scheduled inside any of the windows, leaving out
+// writes it said nothing of.
+func serverTimes(samples []sample, ws ...window) []time.Duration {
+	all := inAny(samples, ws, func(s sample) time.Duration { return s.srv })
+	return slices.DeleteFunc(all, func(d time.Duration) bool { return d == 0 })
 }
 
 // lateness returns how late the load generator issued the samples scheduled inside any of the windows.

@@ -237,4 +237,5 @@ func (w redisWriter) write(key string, value []byte) error {
 	return err
 }
 
-func (w redisWriter) close() { w.c.close() }
+func (w redisWriter) serverTiming() time.Duration { return 0 } // Redis does not say
+func (w redisWriter) close()                      { w.c.close() }

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,10 +24,15 @@ var ErrUnexpectedStatus = errors.New("unexpected status")
 // PutConn is one keep-alive connection sending PUTs one at a time. A PutConn is owned by one goroutine; Close may
 // be called from another to abort it.
 type PutConn struct {
-	conn net.Conn
-	br   *bufio.Reader
-	req  []byte
+	conn   net.Conn
+	br     *bufio.Reader
+	req    []byte
+	server time.Duration // the last answer's Server-Timing duration; 0 without one
 }
+
+// ServerTiming returns the duration the server reported for the last Put (its Server-Timing header's first dur, in
+// milliseconds on the wire), or 0 when the answer had none.
+func (c *PutConn) ServerTiming() time.Duration { return c.server }
 
 // DialPut connects to addr (host:port).
 func DialPut(ctx context.Context, addr string) (*PutConn, error) {
@@ -53,6 +59,7 @@ func (c *PutConn) Put(key string, value []byte) error {
 	if err != nil {
 		return fmt.Errorf("httpload: put: read answer: %w", err)
 	}
+	c.server = parseServerTiming(resp.Header.Get("Server-Timing"))
 	_, err = io.Copy(io.Discard, resp.Body)
 	_ = resp.Body.Close()
 	if err != nil {
@@ -66,6 +73,22 @@ func (c *PutConn) Put(key string, value []byte) error {
 
 // Close closes the connection.
 func (c *PutConn) Close() { _ = c.conn.Close() }
+
+// parseServerTiming returns the first "dur=<milliseconds>" parameter of a Server-Timing value, or 0.
+func parseServerTiming(v string) time.Duration {
+	_, rest, ok := strings.Cut(v, "dur=")
+	if !ok {
+		return 0
+	}
+	if i := strings.IndexAny(rest, ";, "); i >= 0 {
+		rest = rest[:i]
+	}
+	ms, err := strconv.ParseFloat(rest, 64)
+	if err != nil || ms < 0 {
+		return 0
+	}
+	return time.Duration(ms * float64(time.Millisecond))
+}
 
 // Pool is a closed-loop write load: keep-alive connections, each with one request in flight.
 type Pool struct {

@@ -108,3 +108,47 @@ func TestPool_RunContextEnds(t *testing.T) {
 		t.Fatalf("Run after ctx ended = %v, want context.Canceled", err)
 	}
 }
+
+func TestParseServerTiming(t *testing.T) {
+	for v, want := range map[string]time.Duration{
+		"write;dur=0.734":                 734 * time.Microsecond,
+		"write;dur=12":                    12 * time.Millisecond,
+		"write;dur=1.5, db;dur=9":         1500 * time.Microsecond,
+		`write;desc="x";dur=2.25;other=1`: 2250 * time.Microsecond,
+		"":                                0,
+		"write":                           0,
+		"write;dur=":                      0,
+		"write;dur=abc":                   0,
+		"write;dur=-3":                    0,
+	} {
+		if got := parseServerTiming(v); got != want {
+			t.Errorf("parseServerTiming(%q) = %v, want %v", v, got, want)
+		}
+	}
+}
+
+// TestPutConn_ServerTiming: a Put keeps the answer's Server-Timing duration, and 0 when the answer has none.
+func TestPutConn_ServerTiming(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/kv/timed" {
+			w.Header().Set("Server-Timing", "write;dur=3.5")
+		}
+	}))
+	t.Cleanup(srv.Close)
+	c, err := DialPut(t.Context(), strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, tc := range []struct {
+		key  string
+		want time.Duration
+	}{{"timed", 3500 * time.Microsecond}, {"plain", 0}} {
+		if err := c.Put(tc.key, []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.ServerTiming(); got != tc.want {
+			t.Fatalf("after Put(%q): ServerTiming = %v, want %v", tc.key, got, tc.want)
+		}
+	}
+}
