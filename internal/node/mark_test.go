@@ -175,10 +175,7 @@ func TestFollower_RebootstrapsOnAnotherLog(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	journaltest.DeleteLog(t, natsURL, "REPLIKV")
-	newSnaps := t.TempDir()
-	_, lurl = readyLeader(t, natsURL, t.TempDir(), newSnaps)
-	putMany(t, lurl, "new", 150)
+	lurl, newSnaps := resetLog(t, natsURL, 150)
 
 	log, logs := observedLogger(t)
 	f = startFollowerLog(t, log, followerData, newSnaps, natsURL)
@@ -208,11 +205,20 @@ func TestFollower_LogRecreatedWhileFollowing(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	journaltest.DeleteLog(t, natsURL, "REPLIKV")
-	newSnaps := t.TempDir()
-	_, lurl = readyLeader(t, natsURL, t.TempDir(), newSnaps)
-	putMany(t, lurl, "new", 150)
+	lurl, _ = resetLog(t, natsURL, 150)
 	digestsEqual(t, lurl, furl, 30*time.Second)
+}
+
+// resetLog deletes the log at natsURL, as an operator resetting it would, starts a leader with an empty data dir and
+// a snapshot dir of its own on the new log, and writes n keys named "new/...". It returns the leader's URL and its
+// snapshot dir.
+func resetLog(t *testing.T, natsURL string, n int) (lurl, snapDir string) {
+	t.Helper()
+	journaltest.DeleteLog(t, natsURL, "REPLIKV")
+	snapDir = t.TempDir()
+	_, lurl = readyLeader(t, natsURL, t.TempDir(), snapDir)
+	putMany(t, lurl, "new", n)
+	return lurl, snapDir
 }
 
 // TestLeader_LogRecreatedWhileLeading: a running leader whose log is deleted, and recreated empty while the leader
