@@ -499,6 +499,9 @@ func (f *Follower) observe(applied, logLast uint64) {
 	}
 }
 
+// catchUpHeartbeatEvery is the shortest interval between two heartbeats of a follower that is not ready.
+const catchUpHeartbeatEvery = 100 * time.Millisecond
+
 // heartbeats reports the follower's applied sequence and state to the leader: after every applied batch (coalesced)
 // and at least every second.
 func (f *Follower) heartbeats(ctx context.Context) {
@@ -516,8 +519,15 @@ func (f *Follower) heartbeats(ctx context.Context) {
 			Lag: st.Lag, SentAt: time.Now().UTC()}); err != nil {
 			f.log.Debug("heartbeat not sent", zap.Error(err))
 		}
-		// At most one heartbeat per millisecond: batches applied meanwhile are confirmed by the next one.
-		pause := time.NewTimer(time.Millisecond)
+		// At most one heartbeat per millisecond while ready: batches applied meanwhile are confirmed by the next one,
+		// promptly enough for --sync-followers. A follower that is not ready counts for no write's confirmation, and
+		// its catch-up applies a batch every few hundred microseconds: it reports every catchUpHeartbeatEvery only,
+		// so that many followers onboarding at once do not flood the leader (and the log's server) with heartbeats.
+		every := time.Millisecond
+		if st.State != stateReady {
+			every = catchUpHeartbeatEvery
+		}
+		pause := time.NewTimer(every)
 		select {
 		case <-ctx.Done():
 			pause.Stop()

@@ -277,6 +277,56 @@ func TestFollower_ReplaysWhenSnapshotDirMissing(t *testing.T) {
 	digestsEqual(t, lurl, furl, 10*time.Second)
 }
 
+// TestFollower_CatchUpHeartbeatsAreSparse: a follower catching up (here paced, so that it takes seconds) reports to the
+// leader about every catchUpHeartbeatEvery, not after every batch: many followers onboarding at once must not flood
+// the leader with heartbeats. Once ready it reports after every batch again, so that sync writes are confirmed
+// promptly.
+func TestFollower_CatchUpHeartbeatsAreSparse(t *testing.T) {
+	l := startLeader(t, t.TempDir(), t.TempDir())
+	lurl := base(l.HTTPAddr())
+	waitState(t, lurl, stateReady, 20*time.Second)
+	putMany(t, lurl, "k", 1200)
+	var mu sync.Mutex
+	counts := map[string]int{}
+	stop, err := connectJournal(t, l.NATSURL()).SubscribeHeartbeats(func(h journal.Heartbeat) {
+		mu.Lock()
+		counts[h.State]++
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	start := time.Now()
+	f := startFollower(t, t.TempDir(), t.TempDir(), l.NATSURL(), "--catchup-rate", "500")
+	waitState(t, base(f.HTTPAddr()), stateReady, 30*time.Second)
+	took := time.Since(start)
+	mu.Lock()
+	catchingUp := counts[stateCatchingUp]
+	mu.Unlock()
+	// About 1,100 entries at 500/s, each its own batch: one heartbeat per batch would be hundreds.
+	if limit := int(took/catchUpHeartbeatEvery) + 5; catchingUp > limit {
+		t.Fatalf("%d heartbeats while catching up for %v; want at most %d", catchingUp, took, limit)
+	}
+	if catchingUp == 0 {
+		t.Fatal("no heartbeat while catching up")
+	}
+	// Ready: every write's batch is confirmed on its own, well within one catchUpHeartbeatEvery.
+	eventually(t, 10*time.Second, func() string {
+		mu.Lock()
+		before := counts[stateReady]
+		mu.Unlock()
+		putMany(t, lurl, "after", 40)
+		mu.Lock()
+		after := counts[stateReady]
+		mu.Unlock()
+		if after-before < 10 {
+			return fmt.Sprintf("%d ready heartbeats for 40 writes", after-before)
+		}
+		return ""
+	})
+}
+
 // TestFollower_CatchUpIsPaced checks that --catchup-rate is wired into the follower's log reads: a backlog well
 // beyond --ready-lag is read no faster than the rate, and the follower still ends ready with the leader's digest.
 func TestFollower_CatchUpIsPaced(t *testing.T) {
