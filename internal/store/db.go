@@ -132,30 +132,36 @@ type reader interface {
 	Get(key []byte) ([]byte, io.Closer, error)
 }
 
-// readSeq reads a meta sequence; a missing record is 0.
-func readSeq(r reader, key []byte) (uint64, error) {
+// readMeta reads the meta record key and hands its bytes (valid during the call) to decode; a missing record calls
+// nothing and is no error, leaving the caller's zero values.
+func readMeta(r reader, key []byte, decode func([]byte) error) error {
 	b, closer, err := r.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
-		return 0, nil
+		return nil
 	}
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer closer.Close()
-	return decodeSeq(b)
+	return decode(b)
+}
+
+// readSeq reads a meta sequence; a missing record is 0.
+func readSeq(r reader, key []byte) (seq uint64, err error) {
+	err = readMeta(r, key, func(b []byte) (err error) {
+		seq, err = decodeSeq(b)
+		return err
+	})
+	return seq, err
 }
 
 // readMark reads the keyMark record; a missing record is (0, zero Mark).
-func readMark(r reader) (uint64, apply.Mark, error) {
-	b, closer, err := r.Get(keyMark)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return 0, apply.Mark{}, nil
-	}
-	if err != nil {
-		return 0, apply.Mark{}, err
-	}
-	defer closer.Close()
-	return decodeMark(b)
+func readMark(r reader) (seq uint64, mark apply.Mark, err error) {
+	err = readMeta(r, keyMark, func(b []byte) (err error) {
+		seq, mark, err = decodeMark(b)
+		return err
+	})
+	return seq, mark, err
 }
 
 // Close closes the store. It waits for calls in progress, releases Views still open, and then every later call (also
