@@ -117,17 +117,11 @@ func (c *Conn) Subscribe(ctx context.Context, startSeq uint64, buffer int, opts 
 	for _, o := range opts {
 		o(s)
 	}
-	if s.stream != c.stream {
-		// Only a mirror of this log is read as its mirror.
-		if _, err := c.CatchUpMirrorInfo(ctx); err != nil {
-			return nil, err
-		}
-	}
-	stream, err := c.js.Stream(ctx, s.stream)
+	info, err := c.streamToRead(ctx, s.stream)
 	if err != nil {
-		return nil, wrapErr("subscribe", err)
+		return nil, err
 	}
-	s.created = stream.CachedInfo().Created
+	s.created = info.Created
 	it, cons, err := c.openIterator(ctx, s.stream, startSeq)
 	if err != nil {
 		return nil, wrapErr("subscribe", err)
@@ -141,6 +135,21 @@ func (c *Conn) Subscribe(ctx context.Context, startSeq uint64, buffer int, opts 
 	}
 	go s.run(it, startSeq, consumerName(cons))
 	return s, nil
+}
+
+// streamToRead returns the info of the stream a subscription reads: the log, or its catch-up mirror, which is read
+// as the mirror only when it is a mirror of this log (another log named like it must never be applied as this
+// one's). Errors: ErrNoStream, ErrStreamConfig, ErrUnavailable, ErrClosed.
+func (c *Conn) streamToRead(ctx context.Context, name string) (*jetstream.StreamInfo, error) {
+	stream, err := c.js.Stream(ctx, name)
+	if err != nil {
+		return nil, wrapErr("subscribe", err)
+	}
+	info := stream.CachedInfo()
+	if name != c.stream && !isMirrorOf(info.Config, c.stream) {
+		return nil, fmt.Errorf("journal: subscribe: %w: stream %s is not a mirror of %s", ErrStreamConfig, name, c.stream)
+	}
+	return info, nil
 }
 
 // openIterator creates an ordered consumer starting at start and its message iterator. The consumer tries to
@@ -303,16 +312,11 @@ func (s *Subscription) run(it jetstream.MessagesContext, next uint64, consumer s
 func (s *Subscription) checkStream(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, checkStreamTimeout)
 	defer cancel()
-	if s.stream != s.c.stream {
-		if _, err := s.c.CatchUpMirrorInfo(ctx); err != nil {
-			return fmt.Errorf("recheck after the consumer was recreated: %w", err)
-		}
-	}
-	stream, err := s.c.js.Stream(ctx, s.stream)
+	info, err := s.c.streamToRead(ctx, s.stream)
 	if err != nil {
 		return fmt.Errorf("recheck after the consumer was recreated: %w", err)
 	}
-	if created := stream.CachedInfo().Created; !created.Equal(s.created) {
+	if created := info.Created; !created.Equal(s.created) {
 		return fmt.Errorf("%w: stream %s was deleted and recreated (created %s, subscribed to the one created %s)",
 			ErrNoStream, s.stream, created.Format(time.RFC3339Nano), s.created.Format(time.RFC3339Nano))
 	}
