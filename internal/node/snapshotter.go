@@ -64,22 +64,34 @@ func (l *Leader) createSnapshot(ctx context.Context) (snapshots.Manifest, error)
 // snapshotOfThisLog returns a predicate that tells the snapshots of this log from snapshots left in the snapshot store
 // by another history of it (deleted and recreated since: their entry mark is not the log's, see snapshotFitsLog).
 // A snapshot that cannot be checked counts as another's: that keeps more of this log's snapshots, never fewer, and
-// never compacts the log below one of them. Every call logs the snapshot it finds not of this log.
+// never compacts the log below one of them. The predicate checks each snapshot once (retention and compaction both
+// ask) and logs each one it finds not of this log once.
 func (l *Leader) snapshotOfThisLog(ctx context.Context) func(snapshots.Manifest) bool {
+	seen := map[uint64]bool{}
 	return func(m snapshots.Manifest) bool {
-		err := snapshotFitsLog(ctx, l.jc, m)
-		switch {
-		case errors.Is(err, errNotTheLog):
-			l.log.Warn("the snapshot store holds a snapshot of another history of the log; retention and log compaction ignore it (remove it)",
-				zap.Uint64("snapshot_seq", m.Seq), zap.String("snapshot_leader", m.Leader), zap.Error(err))
-			return false
-		case err != nil:
-			l.log.Warn("cannot check a snapshot against the log; retention and log compaction leave it out this time",
-				zap.Uint64("snapshot_seq", m.Seq), zap.Error(err))
-			return false
+		ours, ok := seen[m.Seq]
+		if !ok {
+			ours = l.checkSnapshotOfThisLog(ctx, m)
+			seen[m.Seq] = ours
 		}
-		return true
+		return ours
 	}
+}
+
+// checkSnapshotOfThisLog is snapshotOfThisLog's check of one snapshot.
+func (l *Leader) checkSnapshotOfThisLog(ctx context.Context, m snapshots.Manifest) bool {
+	err := snapshotFitsLog(ctx, l.jc, m)
+	switch {
+	case errors.Is(err, errNotTheLog):
+		l.log.Warn("the snapshot store holds a snapshot of another history of the log; retention and log compaction ignore it (remove it)",
+			zap.Uint64("snapshot_seq", m.Seq), zap.String("snapshot_leader", m.Leader), zap.Error(err))
+		return false
+	case err != nil:
+		l.log.Warn("cannot check a snapshot against the log; retention and log compaction leave it out this time",
+			zap.Uint64("snapshot_seq", m.Seq), zap.Error(err))
+		return false
+	}
+	return true
 }
 
 // compact purges the log below the oldest retained snapshot of this log (ours) + 1, so every retained snapshot can
