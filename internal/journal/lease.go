@@ -39,6 +39,10 @@ type LeaderInfo struct {
 	URL string `json:"url"`
 	// Since is when this leader acquired the lease; it also tells two incarnations of the same id apart.
 	Since time.Time `json:"since"`
+	// Async is true when the leader confirms writes without waiting for followers (--sync-followers 0), so that
+	// followers need not confirm each applied batch at once. Absent (a leader from before the field) means false:
+	// followers confirm promptly, which is always safe.
+	Async bool `json:"async,omitempty"`
 }
 
 // Lease is a held leader lease that renews itself until Close (or Conn.Close). Lost is closed when another node

@@ -30,7 +30,7 @@ func assertLeader(t *testing.T, c *Conn, want LeaderInfo) {
 	if err != nil {
 		t.Fatalf("Leader: %v", err)
 	}
-	if got.ID != want.ID || got.URL != want.URL || !got.Since.Equal(want.Since) {
+	if got.ID != want.ID || got.URL != want.URL || !got.Since.Equal(want.Since) || got.Async != want.Async {
 		t.Fatalf("Leader = %+v, want %+v", got, want)
 	}
 }
@@ -47,6 +47,7 @@ func TestConn_AcquireLease(t *testing.T) {
 			t.Fatalf("Leader before any lease = %v, want ErrNoLeader", err)
 		}
 		infoA := leaderInfo("a")
+		infoA.Async = true // kept through renewals
 		la := acquireLease(t, a, infoA, ttl)
 		assertLeader(t, b, infoA)
 		if _, err := b.AcquireLease(testCtx(t), leaderInfo("b"), ttl); !errors.Is(err, ErrLeaseHeld) {

@@ -44,9 +44,9 @@ type Follower struct {
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 
-	leaderMu  sync.Mutex
-	leaderURL string
-	leaderAt  time.Time
+	leaderMu   sync.Mutex
+	leaderInfo journal.LeaderInfo // the lease as last read, zero until read
+	leaderAt   time.Time
 }
 
 // RunFollower runs a follower until ctx is cancelled, then drains HTTP, stops following, closes the store and
@@ -499,19 +499,22 @@ func (f *Follower) observe(applied, logLast uint64) {
 	}
 }
 
-// catchUpHeartbeatEvery is the shortest interval between two heartbeats of a follower that is not ready.
-const catchUpHeartbeatEvery = 100 * time.Millisecond
+// sparseHeartbeatEvery is the shortest interval between two heartbeats of a follower whose confirmations no write
+// waits for: one that is not ready, or one whose leader is asynchronous.
+const sparseHeartbeatEvery = 100 * time.Millisecond
 
 // heartbeats reports the follower's applied sequence and state to the leader: after every applied batch (coalesced)
 // and at least every second.
 func (f *Follower) heartbeats(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	prompt := f.leaderWaits(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			prompt = f.leaderWaits(ctx)
 		case <-f.hbKick:
 		}
 		st := f.Status()
@@ -519,13 +522,14 @@ func (f *Follower) heartbeats(ctx context.Context) {
 			Lag: st.Lag, SentAt: time.Now().UTC()}); err != nil {
 			f.log.Debug("heartbeat not sent", zap.Error(err))
 		}
-		// At most one heartbeat per millisecond while ready: batches applied meanwhile are confirmed by the next one,
-		// promptly enough for --sync-followers. A follower that is not ready counts for no write's confirmation, and
-		// its catch-up applies a batch every few hundred microseconds: it reports every catchUpHeartbeatEvery only,
-		// so that many followers onboarding at once do not flood the leader (and the log's server) with heartbeats.
-		every := time.Millisecond
-		if st.State != stateReady {
-			every = catchUpHeartbeatEvery
+		// At most one heartbeat per millisecond while ready and the leader waits for followers' confirmations
+		// (--sync-followers): batches applied meanwhile are confirmed by the next one, promptly enough for a sync
+		// write. Otherwise no write waits for this follower's confirmation, and a batch is applied every few hundred
+		// microseconds (a catch-up, or every write of a busy leader): the follower reports every sparseHeartbeatEvery
+		// only, so that its heartbeats do not outnumber the writes at the leader and the log's server.
+		every := sparseHeartbeatEvery
+		if prompt && st.State == stateReady {
+			every = time.Millisecond
 		}
 		pause := time.NewTimer(every)
 		select {
@@ -535,6 +539,16 @@ func (f *Follower) heartbeats(ctx context.Context) {
 		case <-pause.C:
 		}
 	}
+}
+
+// leaderWaits says whether the leader waits for followers to confirm writes, from its lease (read at most once a
+// second). Unknown (no leader, NATS unreachable, or a leader from before the lease said) counts as waiting: confirming
+// promptly is always safe, only dearer.
+func (f *Follower) leaderWaits(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	info, err := f.leader(ctx)
+	return err != nil || !info.Async
 }
 
 // Status implements api.Node.
@@ -554,23 +568,29 @@ func (f *Follower) StrongTarget(ctx context.Context) (uint64, error) {
 
 // LeaderURL implements api.Redirector from the leader's lease, cached for a second.
 func (f *Follower) LeaderURL(ctx context.Context) (string, error) {
+	info, err := f.leader(ctx)
+	return info.URL, err
+}
+
+// leader returns the leader's lease, read at most once a second. On a NATS hiccup it returns the last one read.
+func (f *Follower) leader(ctx context.Context) (journal.LeaderInfo, error) {
 	f.leaderMu.Lock()
 	defer f.leaderMu.Unlock()
-	if f.leaderURL != "" && time.Since(f.leaderAt) < time.Second {
-		return f.leaderURL, nil
+	if f.leaderInfo.URL != "" && time.Since(f.leaderAt) < time.Second {
+		return f.leaderInfo, nil
 	}
 	info, err := f.jc.Leader(ctx)
 	if err != nil {
 		if errors.Is(err, journal.ErrNoLeader) {
-			return "", fmt.Errorf("node: %w", api.ErrNoLeader)
+			return journal.LeaderInfo{}, fmt.Errorf("node: %w", api.ErrNoLeader)
 		}
-		if f.leaderURL != "" {
-			return f.leaderURL, nil // NATS hiccup: the last known leader is the best answer
+		if f.leaderInfo.URL != "" {
+			return f.leaderInfo, nil // NATS hiccup: the last known leader is the best answer
 		}
-		return "", fmt.Errorf("node: find leader: %w: %w", api.ErrNoLeader, err)
+		return journal.LeaderInfo{}, fmt.Errorf("node: find leader: %w: %w", api.ErrNoLeader, err)
 	}
-	f.leaderURL, f.leaderAt = info.URL, time.Now()
-	return f.leaderURL, nil
+	f.leaderInfo, f.leaderAt = info, time.Now()
+	return info, nil
 }
 
 // catchUpLog writes a catch-up progress line (applied, target, rate, ETA) at most every two seconds.

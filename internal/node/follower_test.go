@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -277,54 +278,102 @@ func TestFollower_ReplaysWhenSnapshotDirMissing(t *testing.T) {
 	digestsEqual(t, lurl, furl, 10*time.Second)
 }
 
-// TestFollower_CatchUpHeartbeatsAreSparse: a follower catching up (here paced, so that it takes seconds) reports to the
-// leader about every catchUpHeartbeatEvery, not after every batch: many followers onboarding at once must not flood
-// the leader with heartbeats. Once ready it reports after every batch again, so that sync writes are confirmed
-// promptly.
-func TestFollower_CatchUpHeartbeatsAreSparse(t *testing.T) {
-	l := startLeader(t, t.TempDir(), t.TempDir())
-	lurl := base(l.HTTPAddr())
-	waitState(t, lurl, stateReady, 20*time.Second)
-	putMany(t, lurl, "k", 1200)
-	var mu sync.Mutex
-	counts := map[string]int{}
-	stop, err := connectJournal(t, l.NATSURL()).SubscribeHeartbeats(func(h journal.Heartbeat) {
-		mu.Lock()
-		counts[h.State]++
-		mu.Unlock()
+// heartbeatCounter counts the heartbeats on natsURL's log by state.
+type heartbeatCounter struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func countHeartbeats(t *testing.T, natsURL string) *heartbeatCounter {
+	t.Helper()
+	c := &heartbeatCounter{counts: map[string]int{}}
+	stop, err := connectJournal(t, natsURL).SubscribeHeartbeats(func(h journal.Heartbeat) {
+		c.mu.Lock()
+		c.counts[h.State]++
+		c.mu.Unlock()
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stop()
+	t.Cleanup(stop)
+	return c
+}
+
+func (c *heartbeatCounter) get(state string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.counts[state]
+}
+
+// TestFollower_HeartbeatsAreSparse: a follower catching up (here paced, so that it takes seconds) reports to the
+// leader about every sparseHeartbeatEvery, not after every batch: many followers onboarding at once must not flood
+// the leader with heartbeats. Ready, it does the same while its leader is asynchronous (no write waits for its
+// confirmation): a ready follower applies a batch per write, and its heartbeats would outnumber the writes.
+func TestFollower_HeartbeatsAreSparse(t *testing.T) {
+	l := startLeader(t, t.TempDir(), t.TempDir())
+	lurl := base(l.HTTPAddr())
+	waitState(t, lurl, stateReady, 20*time.Second)
+	putMany(t, lurl, "k", 1200)
+	hbs := countHeartbeats(t, l.NATSURL())
 	start := time.Now()
 	f := startFollower(t, t.TempDir(), t.TempDir(), l.NATSURL(), "--catchup-rate", "500")
 	waitState(t, base(f.HTTPAddr()), stateReady, 30*time.Second)
 	took := time.Since(start)
-	mu.Lock()
-	catchingUp := counts[stateCatchingUp]
-	mu.Unlock()
+	catchingUp := hbs.get(stateCatchingUp)
 	// About 1,100 entries at 500/s, each its own batch: one heartbeat per batch would be hundreds.
-	if limit := int(took/catchUpHeartbeatEvery) + 5; catchingUp > limit {
+	if limit := int(took/sparseHeartbeatEvery) + 5; catchingUp > limit {
 		t.Fatalf("%d heartbeats while catching up for %v; want at most %d", catchingUp, took, limit)
 	}
 	if catchingUp == 0 {
 		t.Fatal("no heartbeat while catching up")
 	}
-	// Ready: every write's batch is confirmed on its own, well within one catchUpHeartbeatEvery.
-	eventually(t, 10*time.Second, func() string {
-		mu.Lock()
-		before := counts[stateReady]
-		mu.Unlock()
-		putMany(t, lurl, "after", 40)
-		mu.Lock()
-		after := counts[stateReady]
-		mu.Unlock()
-		if after-before < 10 {
-			return fmt.Sprintf("%d ready heartbeats for 40 writes", after-before)
+
+	// Ready: a second of writes, each its own batch on the follower (hundreds of them), and about ten heartbeats.
+	before := hbs.get(stateReady)
+	start = time.Now()
+	writes := 0
+	for time.Since(start) < time.Second {
+		put(t, lurl, fmt.Sprintf("ready/%d", writes), "v")
+		writes++
+	}
+	digestsEqual(t, lurl, base(f.HTTPAddr()), 10*time.Second)
+	took = time.Since(start)
+	ready := hbs.get(stateReady) - before
+	if limit := int(took/sparseHeartbeatEvery) + 5; ready > limit {
+		t.Fatalf("%d heartbeats while ready for %v (%d writes) from an asynchronous leader's follower; want at most %d",
+			ready, took, writes, limit)
+	}
+	if ready == 0 {
+		t.Fatal("no heartbeat while ready")
+	}
+}
+
+// TestFollower_HeartbeatsPromptForSyncLeader: with --sync-followers the leader's writes wait for a ready follower's
+// heartbeat, which it sends after each batch (at most one a millisecond), not every sparseHeartbeatEvery: the median
+// sync write takes milliseconds, where waiting for the next sparse heartbeat would take 50 ms on average.
+func TestFollower_HeartbeatsPromptForSyncLeader(t *testing.T) {
+	snapDir := t.TempDir()
+	l := startLeader(t, t.TempDir(), snapDir, "--sync-followers", "1", "--sync-timeout", "5s")
+	lurl := base(l.HTTPAddr())
+	waitState(t, lurl, stateReady, 20*time.Second)
+	f := startFollower(t, t.TempDir(), snapDir, l.NATSURL())
+	waitState(t, base(f.HTTPAddr()), stateReady, 20*time.Second)
+	if !f.leaderWaits(t.Context()) {
+		t.Fatal("follower of a leader with --sync-followers 1 does not confirm promptly")
+	}
+	const n = 21
+	took := make([]time.Duration, 0, n)
+	for i := range n {
+		start := time.Now()
+		if code, b, _ := do(t, http.MethodPut, fmt.Sprintf("%s/v1/kv/sync/%d", lurl, i), []byte("v")); code != http.StatusOK {
+			t.Fatalf("sync write %d: %d %s", i, code, b)
 		}
-		return ""
-	})
+		took = append(took, time.Since(start))
+	}
+	slices.Sort(took)
+	if median := took[n/2]; median > sparseHeartbeatEvery*3/10 {
+		t.Fatalf("median sync write took %v (all: %v); confirmations are not prompt", median, took)
+	}
 }
 
 // TestFollower_CatchUpIsPaced checks that --catchup-rate is wired into the follower's log reads: a backlog well

@@ -199,7 +199,8 @@ func (l *Leader) runBackground(ctx context.Context, advertise string) {
 	var lease *journal.Lease
 	if err := retry(ctx, time.Second, leaseTTL/2, func() error {
 		var err error
-		lease, err = l.jc.AcquireLease(ctx, journal.LeaderInfo{ID: l.id, URL: advertise, Since: time.Now().UTC()}, leaseTTL)
+		lease, err = l.jc.AcquireLease(ctx, journal.LeaderInfo{ID: l.id, URL: advertise, Since: time.Now().UTC(),
+			Async: l.cfg.SyncFollowers == 0}, leaseTTL)
 		return err
 	}, func(err error, next time.Duration) {
 		if errors.Is(err, journal.ErrLeaseHeld) {
