@@ -330,8 +330,51 @@ func TestSnapshots_OfAnotherLog(t *testing.T) {
 		t.Fatalf("snapshots %+v, want the new %d and the earlier log's %d", list.Snapshots, ours.Seq, old.Seq)
 	}
 	info, err := jc.Info(t.Context())
-	if err != nil || info.FirstSeq != ours.Seq+1 {
+	if err != nil || info.FirstSeq != ours.Seq {
 		t.Fatalf("log after the snapshot: %+v, %v; want it compacted below the new snapshot only (first seq %d)",
-			info, err, ours.Seq+1)
+			info, err, ours.Seq)
 	}
+}
+
+// TestCompaction_KeepsEachSnapshotsEntry: log compaction purges below the oldest retained snapshot's sequence, not
+// past it, so the entry of every retained snapshot stays in the log and its mark can be checked (the only snapshot of
+// a young log included), and a new follower checks its restored store against the log instead of finding nothing to
+// compare.
+func TestCompaction_KeepsEachSnapshotsEntry(t *testing.T) {
+	snapDir := t.TempDir()
+	l := startLeader(t, t.TempDir(), snapDir, "--snapshot-keep", "2")
+	lurl := base(l.HTTPAddr())
+	waitState(t, lurl, stateReady, 20*time.Second)
+	jc := connectJournal(t, l.NATSURL())
+	var taken []snapshots.Manifest
+	for i := range 3 {
+		putMany(t, lurl, fmt.Sprintf("r%d", i), 50)
+		taken = append(taken, snapshotNow(t, lurl))
+		info, err := jc.Info(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		oldest := taken[max(0, len(taken)-2)]
+		if info.FirstSeq != oldest.Seq {
+			t.Fatalf("after snapshot %d: the log starts at %d, want the oldest retained snapshot's %d", i, info.FirstSeq,
+				oldest.Seq)
+		}
+		mark, ok := oldest.Mark()
+		if !ok {
+			t.Fatalf("snapshot %d has no entry mark", oldest.Seq)
+		}
+		if err := checkMarkAt(t.Context(), jc, oldest.Seq, mark); err != nil {
+			t.Fatalf("oldest retained snapshot %d: %v", oldest.Seq, err)
+		}
+	}
+	log, logs := observedLogger(t)
+	f := startFollowerLog(t, log, t.TempDir(), snapDir, l.NATSURL())
+	furl := base(f.HTTPAddr())
+	if st := waitState(t, furl, stateReady, 20*time.Second); st.SnapshotSeq != taken[2].Seq {
+		t.Fatalf("snapshot_seq %d, want %d", st.SnapshotSeq, taken[2].Seq)
+	}
+	if n := logs.FilterMessageSnippet("nothing to check").Len(); n > 0 {
+		t.Fatalf("the follower found nothing to check its store against %d times", n)
+	}
+	digestsEqual(t, lurl, furl, 10*time.Second)
 }

@@ -94,8 +94,9 @@ func (l *Leader) checkSnapshotOfThisLog(ctx context.Context, m snapshots.Manifes
 	return true
 }
 
-// compact purges the log below the oldest retained snapshot of this log (ours) + 1, so every retained snapshot can
-// still be caught up from and the log stays bounded. A snapshot left by another history of the log must not let the
+// compact purges the log below the oldest retained snapshot of this log (ours), so every retained snapshot can
+// still be caught up from and the log stays bounded. The snapshot's own entry is kept: a node checks the snapshot's
+// entry mark against it before it restores the snapshot, and its restored store's mark after. A snapshot left by another history of the log must not let the
 // log be purged below what this log's snapshots cover.
 func (l *Leader) compact(ctx context.Context, ours func(snapshots.Manifest) bool) {
 	ms, err := l.repo.List(ctx)
@@ -112,14 +113,14 @@ func (l *Leader) compact(ctx context.Context, ours func(snapshots.Manifest) bool
 	if oldest == 0 {
 		return
 	}
-	purged, err := l.jc.Purge(ctx, oldest+1)
+	purged, err := l.jc.Purge(ctx, oldest)
 	if err != nil {
 		l.log.Warn("log compaction failed", zap.Error(err))
 		return
 	}
 	if purged == 0 {
-		l.log.Debug("log compaction: nothing below the oldest retained snapshot", zap.Uint64("kept_from_seq", oldest+1))
+		l.log.Debug("log compaction: nothing below the oldest retained snapshot", zap.Uint64("kept_from_seq", oldest))
 		return
 	}
-	l.log.Info("log compacted", zap.Uint64("kept_from_seq", oldest+1), zap.Uint64("entries_purged", purged))
+	l.log.Info("log compacted", zap.Uint64("kept_from_seq", oldest), zap.Uint64("entries_purged", purged))
 }
