@@ -11,6 +11,9 @@
 //     a two-server JetStream cluster and the followers reading its catch-up mirror on the second server; in the first
 //     the log's server shares the leader's CPU, in the second it has priority on the followers' CPUs (nice -10,
 //     needs root), so that the leader, the log's server and the catch-up side each stand for machines of their own;
+//   - BenchmarkOnboarding/LeaderP99/ThreeFollowersClusterMirrorIdle: ThreeFollowersClusterMirror with the catch-up
+//     side (the second server and the followers) under the SCHED_IDLE policy (chrt --idle 0) instead of nice 19, so
+//     that it runs on its CPUs only when nothing else wants them;
 //   - BenchmarkOnboarding/LeaderP99/ThreeFollowersNiced: the same on the main leader, which keeps every CPU, with the
 //     followers on CPUs 1..n-1 at nice 19;
 //   - BenchmarkOnboarding/LeaderP99/ThreeFollowersSharedCPU: the same on one host, nothing pinned;
@@ -21,8 +24,8 @@
 //   - BenchmarkFollower_RestoreRSS: the follower process's peak RSS while restoring a snapshot of at least 1 GB and
 //     one of half that size.
 //
-// They need redis-server and taskset on PATH (scripts/bench.sh installs Redis; taskset is in util-linux) and take
-// minutes. Run them with
+// They need redis-server, taskset and chrt on PATH (scripts/bench.sh installs Redis; taskset and chrt are in
+// util-linux) and take minutes. Run them with
 //
 //	go test -tags bench -run '^$' -bench . -benchtime 1x -timeout 60m ./tests/bench
 //

@@ -26,6 +26,7 @@ func BenchmarkOnboarding(b *testing.B) {
 	})
 	b.Run("LeaderP99/ThreeFollowersCluster", func(b *testing.B) { benchP99FollowersCluster(b, false) })
 	b.Run("LeaderP99/ThreeFollowersClusterMirror", func(b *testing.B) { benchP99FollowersCluster(b, true) })
+	b.Run("LeaderP99/ThreeFollowersClusterMirrorIdle", func(b *testing.B) { benchP99FollowersClusterIdle(b) })
 	b.Run("LeaderP99/ThreeFollowersLogApart", func(b *testing.B) { benchP99FollowersLogApart(b) })
 	b.Run("LeaderP99/ThreeFollowersNiced", func(b *testing.B) { benchP99FollowersNiced(b, c) })
 	b.Run("LeaderP99/ThreeFollowersSharedCPU", func(b *testing.B) { benchP99Followers(b, c, nil) })

@@ -36,6 +36,40 @@ type p99Result struct {
 	// (/proc/pressure/io); idleTime is the idle windows' length. ioOK is false where the kernel has no pressure data.
 	idleIO, busyIO, idleTime time.Duration
 	ioOK                     bool
+	// phases splits the busy windows by what the disturbance was doing (benchP99Followers: the followers' restores,
+	// their catch-up, their reading of the log itself), in order of first appearance; pending holds the current
+	// round's, which p99Under adds once it has the samples.
+	phases     []*phaseResult
+	pendingPhs []phase
+}
+
+// phase is a part of a busy window.
+type phase struct {
+	name string
+	w    window
+}
+
+// phaseResult accumulates a phase's latencies over the rounds.
+type phaseResult struct {
+	name     string
+	lat, srv []time.Duration
+	dur      time.Duration
+}
+
+// addPhases adds the current round's phases (pendingPhs) and clears them.
+func (r *p99Result) addPhases(samples []sample) {
+	for _, ph := range r.pendingPhs {
+		i := slices.IndexFunc(r.phases, func(p *phaseResult) bool { return p.name == ph.name })
+		if i < 0 {
+			r.phases = append(r.phases, &phaseResult{name: ph.name})
+			i = len(r.phases) - 1
+		}
+		pr := r.phases[i]
+		pr.lat = append(pr.lat, latencies(samples, ph.w)...)
+		pr.srv = append(pr.srv, serverTimes(samples, ph.w)...)
+		pr.dur += ph.w.dur()
+	}
+	r.pendingPhs = nil
 }
 
 // addRound adds one round's samples inside the idle and the busy windows.
@@ -88,6 +122,15 @@ func (r *p99Result) report(b *testing.B, goal float64, what string) {
 	b.Logf("leader write p99 %v while %s vs %v idle (pooled %.2fx); per-round ratios %.2f, median %.2fx (goal <= %.2f, 0 = none); p50 %v vs %v; the load generator's own delay before sending, p99 %v vs %v; %d busy and %d idle samples",
 		busy99, what, idle99, pooled, r.ratios, ratio, goal, quantile(r.busy, 0.5), quantile(r.idle, 0.5),
 		quantile(r.busyLate, 0.99), quantile(r.idleLate, 0.99), len(r.busy), len(r.idle))
+	for _, ph := range r.phases {
+		// Pooled over the rounds, against the pooled idle p99s: which part of onboarding the busy tail comes from.
+		p99, srv99 := quantile(ph.lat, 0.99), quantile(ph.srv, 0.99)
+		b.ReportMetric(ms(p99), ph.name+"_p99_ms")
+		b.ReportMetric(ph.dur.Seconds(), ph.name+"_s")
+		b.Logf("busy phase %q: %v over the rounds, %d samples, p99 %v (%.2fx idle), the leader's own timing p99 %v (%.2fx idle)",
+			ph.name, ph.dur.Round(time.Millisecond), len(ph.lat), p99, float64(p99)/float64(idle99),
+			srv99, float64(srv99)/float64(max(quantile(r.idleSrv, 0.99), 1)))
+	}
 	if len(r.srvRatios) > 0 {
 		// Reported beside the goal's ratio, not instead of it: the client-side latency is what the goal is about.
 		srvIdle99, srvBusy99 := quantile(r.idleSrv, 0.99), quantile(r.busySrv, 0.99)
@@ -153,16 +196,41 @@ func benchP99FollowersCluster(b *testing.B, mirror bool) {
 	if !ok {
 		b.Fatal("one CPU cannot stand for two machines")
 	}
+	benchP99FollowersOnCluster(b, mirror, []string{"taskset", "-c", leaderCPUs}, []string{"taskset", "-c", followerCPUs},
+		[]string{"taskset", "-c", followerCPUs, "nice", "-n", "19"})
+}
+
+// benchP99FollowersClusterIdle is ThreeFollowersClusterMirror with the catch-up side under the SCHED_IDLE policy
+// (chrt --idle 0) instead of nice 19: the "catchup" server and the followers run on CPUs 1..n-1 only when no other
+// task wants them, and any other task that wakes there preempts them at once. A nice-19 task still takes its share
+// of a CPU and delays other tasks' wake-ups for its slice; an idle-policy task does not, and the kernel counts a CPU
+// that runs only such tasks as idle when it places a waking task (so the load generator finds CPU 1 free, as on a
+// client machine of its own). What the two sides still share here is the kernel's own work (the loopback network's
+// softirqs are run on whichever CPU raised them), the memory bus and caches, and the disk. The leader and the log's
+// server share CPU 0, as in ThreeFollowersClusterMirror. Goal <= 1.1.
+func benchP99FollowersClusterIdle(b *testing.B) {
+	leaderCPUs, followerCPUs, ok := cpuSplit()
+	if !ok {
+		b.Fatal("one CPU cannot stand for two machines")
+	}
+	idle := []string{"taskset", "-c", followerCPUs, "chrt", "--idle", "0"}
+	benchP99FollowersOnCluster(b, true, []string{"taskset", "-c", leaderCPUs}, idle, idle)
+}
+
+// benchP99FollowersOnCluster runs the rounds of benchP99Followers on a two-server cluster (see
+// benchP99FollowersCluster): leaderWrap starts the leader and the "log" server, catchupWrap the "catchup" server and
+// followerWrap the followers.
+func benchP99FollowersOnCluster(b *testing.B, mirror bool, leaderWrap, catchupWrap, followerWrap []string) {
 	b.StopTimer()
-	logURL, catchupURL := startLogCluster(b, []string{"taskset", "-c", leaderCPUs}, []string{"taskset", "-c", followerCPUs})
+	logURL, catchupURL := startLogCluster(b, leaderWrap, catchupWrap)
 	args := []string{"--stream-tags", "log"}
 	if mirror {
 		args = append(args, "--catchup-mirror", "--catchup-mirror-tags", "catchup")
 	}
-	c := startCluster(b, *flagKeys, []string{"taskset", "-c", leaderCPUs}, logURL, args...)
+	c := startCluster(b, *flagKeys, leaderWrap, logURL, args...)
 	c.followerURL = catchupURL
 	b.StartTimer()
-	benchP99Followers(b, c, []string{"taskset", "-c", followerCPUs, "nice", "-n", "19"})
+	benchP99Followers(b, c, followerWrap)
 }
 
 // benchP99FollowersLogApart stands for the deployment of docs/deployment.md with the leader, the log's server and the
@@ -208,6 +276,7 @@ func benchP99Followers(b *testing.B, c *cluster, wrap []string) {
 	rounds := 0
 	for b.Loop() {
 		c.p99Under(b, fmt.Sprintf("p99f-%d", rounds), &res, func() (time.Duration, func(), error) {
+			start := time.Now()
 			fs := make([]*follower, 3)
 			for i := range fs { // launch all three before waiting for any
 				fs[i] = c.launchFollower(b, fmt.Sprintf("p99f-%d-%d", rounds, i), wrap)
@@ -228,6 +297,7 @@ func benchP99Followers(b *testing.B, c *cluster, wrap []string) {
 			if err := errors.Join(errs...); err != nil {
 				return 0, removeAll, err
 			}
+			res.pendingPhs = followerPhases(fs, start, time.Now())
 			var cpu time.Duration
 			for _, f := range fs {
 				if err := c.checkMirrorUse(f); err != nil {
@@ -244,6 +314,42 @@ func benchP99Followers(b *testing.B, c *cluster, wrap []string) {
 		rounds++
 	}
 	res.report(b, 1.1, "3 followers onboard")
+}
+
+// followerPhases splits a busy window [from, to] by the followers' logs: "restore" until the last of them started
+// to read the log (or its mirror), "catchup" from then until the last of them switched from the mirror to the log
+// (until to without a mirror), and "onlog" from then on: the steady cost of followers that follow the log, which the
+// idle windows do not have. A follower that logged none of it leaves its phases out.
+func followerPhases(fs []*follower, from, to time.Time) []phase {
+	last := func(msg string) (time.Time, bool) {
+		var t time.Time
+		for _, f := range fs {
+			ts := f.proc.logged(msg)
+			if len(ts) == 0 {
+				return time.Time{}, false
+			}
+			t = maxTime(t, ts[0])
+		}
+		return t, true
+	}
+	restored, ok := last(msgCatchingUp)
+	if !ok {
+		return nil
+	}
+	phs := []phase{{"restore", window{from, restored}}}
+	switched, ok := last(msgMirrorCaughtUp)
+	if !ok {
+		return append(phs, phase{"catchup", window{restored, to}})
+	}
+	return append(phs, phase{"catchup", window{restored, maxTime(restored, switched)}},
+		phase{"onlog", window{maxTime(restored, switched), to}})
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // checkMirrorUse returns an error if the cluster's leader keeps a catch-up mirror and f did not catch up from it, or
@@ -339,6 +445,7 @@ func (c *cluster) p99Under(b *testing.B, name string, res *p99Result,
 	b.Logf("%s: slowest writes while disturbed: %s; while idle: %s", name, slowest(samples, 5, busy),
 		slowest(samples, 5, idleA, idleB))
 	res.addRound(samples, []window{idleA, idleB}, []window{busy})
+	res.addPhases(samples)
 	res.busyTime += busy.dur()
 	res.leaderCPU += leaderCPU1 - leaderCPU0
 	res.otherCPU += otherCPU

@@ -26,6 +26,9 @@ const (
 	msgSnapshotCreated = "snapshot created"                               // leader, once a snapshot is uploaded and its manifest written
 	msgMirrorCatchUp   = "catching up from the log's mirror"              // follower, --catchup-mirror on the leader
 	msgMirrorFallback  = "catching up from the log instead of its mirror" // follower, the mirror could not serve
+	msgCatchingUp      = "catching up"                                    // follower, restored (or resumed), starts reading
+	msgMirrorCaughtUp  = "caught up from the mirror; following the log"   // follower, switches from the mirror to the log
+	msgFollowerReady   = "follower ready"                                 // follower
 )
 
 const (
