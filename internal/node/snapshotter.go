@@ -96,8 +96,8 @@ func (l *Leader) checkSnapshotOfThisLog(ctx context.Context, m snapshots.Manifes
 
 // compact purges the log below the oldest retained snapshot of this log (ours), so every retained snapshot can
 // still be caught up from and the log stays bounded. The snapshot's own entry is kept: a node checks the snapshot's
-// entry mark against it before it restores the snapshot, and its restored store's mark after. A snapshot left by another history of the log must not let the
-// log be purged below what this log's snapshots cover.
+// entry mark against it before it restores the snapshot, and its restored store's mark after. A snapshot left by
+// another history of the log must not let the log be purged below what this log's snapshots cover.
 func (l *Leader) compact(ctx context.Context, ours func(snapshots.Manifest) bool) {
 	ms, err := l.repo.List(ctx)
 	if err != nil {
