@@ -35,7 +35,6 @@ func TestFlags_Invalid(t *testing.T) {
 		{"LeaderLogLevelUnknown", leader, nil, []string{"--log-level=loud"}, []string{"log-level"}},
 		{"LeaderSnapshotsScheme", leader, nil, []string{"--snapshots=ftp://host/dir"}, []string{"snapshots"}},
 		{"LeaderSnapshotCPUZero", leader, nil, []string{"--snapshot-cpu=0"}, []string{"snapshot-cpu"}},
-		{"FollowerRestoreCPUAboveOne", follower, nil, []string{"--restore-cpu=1.5"}, []string{"restore-cpu"}},
 		{"FollowerCatchUpRateNegative", follower, nil, []string{"--catchup-rate=-5"}, []string{"catchup-rate"}},
 		{"FollowerEnvCatchUpRateTooSlow", follower, []string{"REPLIKV_CATCHUP_RATE=1"}, nil,
 			[]string{"catchup-rate", "REPLIKV_CATCHUP_RATE"}},

@@ -103,8 +103,6 @@ type Follower struct {
 	// CatchUpRate is the most log entries per second a follower reads while catching up (raised to twice the log's
 	// growth when the log grows faster); 0 means unpaced.
 	CatchUpRate float64
-	// RestoreCPU is the share of one core a snapshot restore may use, in (0, 1]; 1 means unpaced.
-	RestoreCPU float64
 	// ReadyLag is how many log entries behind the follower may be and still report ready.
 	ReadyLag uint64
 }
@@ -346,13 +344,6 @@ func ParseFollower(args []string, getenv func(string) string, stderr io.Writer) 
 			return fmt.Errorf("--ready-lag: %d is negative", *readyLag)
 		}
 		c.ReadyLag = uint64(*readyLag)
-		return nil
-	})
-	fs.Float64Var(&c.RestoreCPU, "restore-cpu", 1, "share of one CPU core a snapshot restore may use, in (0, 1]; 1 = unpaced (fastest)")
-	p.check(func() error {
-		if !(c.RestoreCPU > 0 && c.RestoreCPU <= 1) { // also refuses NaN
-			return fmt.Errorf("--restore-cpu: %v is not in (0, 1]", c.RestoreCPU)
-		}
 		return nil
 	})
 	p.check(func() error {

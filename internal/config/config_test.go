@@ -36,7 +36,7 @@ func TestParseFollower_Defaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.DataDir != "./data/follower" || c.HTTPAddr != "127.0.0.1:8081" || c.NATSURL != "nats://127.0.0.1:4222" ||
-		c.ReadyLag != 100 || c.ID == "" || c.CatchUpRate != 20000 || c.RestoreCPU != 1 {
+		c.ReadyLag != 100 || c.ID == "" || c.CatchUpRate != 20000 {
 		t.Fatalf("defaults: %+v", c)
 	}
 	if c.ID != DefaultFollowerID("./data/follower") {
@@ -92,10 +92,6 @@ func TestParse_Invalid(t *testing.T) {
 		{"CatchUpRateNaN", false, []string{"--catchup-rate", "NaN"}, nil, "--catchup-rate"},
 		{"CatchUpRateInf", false, []string{"--catchup-rate", "+Inf"}, nil, "--catchup-rate"},
 		{"CatchUpRateTooSlow", false, []string{"--catchup-rate", "10"}, nil, "--catchup-rate"},
-		{"RestoreCPUZero", false, []string{"--restore-cpu", "0"}, nil, "--restore-cpu"},
-		{"RestoreCPUAboveOne", false, []string{"--restore-cpu", "2"}, nil, "--restore-cpu"},
-		{"RestoreCPUNaN", false, []string{"--restore-cpu", "NaN"}, nil, "--restore-cpu"},
-		{"RestoreCPUEnv", false, nil, map[string]string{"REPLIKV_RESTORE_CPU": "-1"}, "restore-cpu"},
 		{"HTTPAddr", true, []string{"--http-addr", "nonsense"}, nil, "--http-addr"},
 		{"HTTPAddrPort", true, []string{"--http-addr", "127.0.0.1:99999"}, nil, "--http-addr"},
 		{"SnapshotKeep", true, []string{"--snapshot-keep", "1"}, nil, "--snapshot-keep"},

@@ -78,7 +78,6 @@ func StartFollower(ctx context.Context, cfg config.Follower, log *zap.Logger) (_
 		return nil, err
 	}
 	cleanup = append(cleanup, func() { _ = f.holder.swap(nil) })
-	f.restorer.repo = f.repo.WithRestoreCPU(cfg.RestoreCPU)
 	if f.jc, err = journal.Connect(ctx, journal.Config{URL: cfg.NATSURL, Stream: cfg.Stream, Name: "replikv-" + cfg.ID,
 		Logger: log, CredsFile: cfg.NATSCreds, CAFile: cfg.NATSCA, CertFile: cfg.NATSCert, KeyFile: cfg.NATSKey}); err != nil {
 		return nil, fmt.Errorf("node: connect to nats: %w", err)

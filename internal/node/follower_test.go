@@ -394,27 +394,3 @@ func TestFollower_CatchUpIsPaced(t *testing.T) {
 	}
 	digestsEqual(t, lurl, furl, 20*time.Second)
 }
-
-// TestFollower_RestoreIsPaced: --restore-cpu reaches the snapshot restore, which then says how long it paused.
-func TestFollower_RestoreIsPaced(t *testing.T) {
-	snapDir := t.TempDir()
-	l := startLeader(t, t.TempDir(), snapDir)
-	lurl := base(l.HTTPAddr())
-	waitState(t, lurl, stateReady, 20*time.Second)
-	putMany(t, lurl, "k", 400)
-	m := snapshotNow(t, lurl)
-	log, logs := observedLogger(t)
-	f := startFollowerLog(t, log, t.TempDir(), snapDir, l.NATSURL(), "--restore-cpu", "0.5")
-	furl := base(f.HTTPAddr())
-	if st := waitState(t, furl, stateReady, 30*time.Second); st.SnapshotSeq != m.Seq {
-		t.Fatalf("ready with snapshot_seq %d, want %d", st.SnapshotSeq, m.Seq)
-	}
-	restored := logs.FilterMessage("restored snapshot").All()
-	if len(restored) != 1 {
-		t.Fatalf("%d \"restored snapshot\" logs, want 1", len(restored))
-	}
-	if _, ok := restored[0].ContextMap()["paced"]; !ok {
-		t.Fatalf("a restore under --restore-cpu 0.5 did not log its pauses: %v", restored[0].ContextMap())
-	}
-	digestsEqual(t, lurl, furl, 20*time.Second)
-}

@@ -30,8 +30,8 @@ type MarkedSource interface {
 	EntryMark() (apply.Mark, bool)
 }
 
-// ctxCheckEvery is how many records Create encodes (or Restore decodes) between checks of its context; paceEvery
-// between looks at the clock when paced.
+// ctxCheckEvery is how many records Create encodes between checks of its context; paceEvery between looks at the
+// clock when paced.
 const (
 	ctxCheckEvery = 1024
 	paceEvery     = 64
@@ -200,7 +200,7 @@ type hashWriter struct {
 }
 
 func (hw *hashWriter) Write(p []byte) (int, error) {
-	n, err := hw.pace.timeIO(func() (int, error) { return hw.w.Write(p) })
+	n, err := hw.pace.timeWrite(func() (int, error) { return hw.w.Write(p) })
 	hw.h.Write(p[:n])
 	hw.n += int64(n)
 	if err != nil && hw.err == nil {

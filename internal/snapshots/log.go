@@ -9,5 +9,4 @@ const (
 	logBytes  = "bytes"
 	logKeys   = "keys"
 	logKey    = "key"
-	logPaced  = "paced" // time a paced restore paused to keep to its CPU share
 )

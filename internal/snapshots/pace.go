@@ -7,12 +7,12 @@ import (
 	"github.com/replikv/replikv/internal/ctxtime"
 )
 
-// pacer keeps the snapshot encoder, or a restore, to a share of one core, so that a snapshot taken on a busy leader
-// leaves the write path its CPU, and a follower restoring beside other processes leaves them theirs. It works in slices: after every paceSlice of wall time spent encoding it sleeps long enough
+// pacer keeps the snapshot encoder to a share of one core, so that a snapshot taken on a busy leader leaves the
+// write path its CPU. It works in slices: after every paceSlice of wall time spent encoding it sleeps long enough
 // that encoding takes at most share of the elapsed time. A share outside (0, 1) turns pacing off.
 //
-// Work is measured in wall time, less the time spent blocked on the upload or the download (waited): a slow disk or
-// network must not be multiplied into long pauses. Wall time still over-counts the work's CPU when it is itself
+// Work is measured in wall time, less the time the encoder spent blocked on the upload (waited): a slow disk or
+// network must not be multiplied into long pauses. Wall time still over-counts the encoder's CPU when it is itself
 // preempted, which only makes the pacer more polite.
 type pacer struct {
 	share   float64
@@ -23,7 +23,7 @@ type pacer struct {
 	slept   time.Duration
 }
 
-// paceSlice is how long the paced work runs before it may yield. Short slices keep the extra latency a write can see
+// paceSlice is how long the encoder works before it may yield. Short slices keep the extra latency a write can see
 // small (at most about one slice); long ones keep the timer cost negligible.
 const paceSlice = 250 * time.Microsecond
 
@@ -61,14 +61,13 @@ func (p *pacer) tick(ctx context.Context) error {
 	return nil
 }
 
-// timeIO runs io, a write to the upload or a read of the download, and counts the time it took as waiting rather
-// than work.
-func (p *pacer) timeIO(io func() (int, error)) (int, error) {
+// timeWrite runs write, a write to the upload, and counts the time it took as waiting rather than work.
+func (p *pacer) timeWrite(write func() (int, error)) (int, error) {
 	if p == nil {
-		return io()
+		return write()
 	}
 	t0 := p.now()
-	n, err := io()
+	n, err := write()
 	p.blocked += p.now().Sub(t0)
 	return n, err
 }

@@ -4,14 +4,8 @@ import (
 	"context"
 	"errors"
 	"math"
-	"path/filepath"
 	"testing"
 	"time"
-
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-	"go.uber.org/zap/zaptest"
-	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/replikv/replikv/internal/ctxtime"
 )
@@ -58,7 +52,7 @@ func TestPacer(t *testing.T) {
 	}
 
 	// Time spent waiting for the upload is not work: a slice of which most went to waiting goes on.
-	if _, err := p.timeIO(func() (int, error) { now = now.Add(10 * paceSlice); return 0, nil }); err != nil {
+	if _, err := p.timeWrite(func() (int, error) { now = now.Add(10 * paceSlice); return 0, nil }); err != nil {
 		t.Fatal(err)
 	}
 	now = now.Add(paceSlice / 4) // with the half slice above: three quarters of a slice of work
@@ -72,8 +66,8 @@ func TestPacer(t *testing.T) {
 	if want := 3 * paceSlice * 5 / 4; len(sleeps) != 2 || sleeps[1] != want {
 		t.Fatalf("slept %v, want %v after the first pause", sleeps, want)
 	}
-	if n, err := nilPacer.timeIO(func() (int, error) { return 3, nil }); n != 3 || err != nil {
-		t.Fatalf("unpaced timeIO = %d, %v", n, err)
+	if n, err := nilPacer.timeWrite(func() (int, error) { return 3, nil }); n != 3 || err != nil {
+		t.Fatalf("unpaced timeWrite = %d, %v", n, err)
 	}
 
 	cctx, cancel := context.WithCancel(ctx)
@@ -82,61 +76,5 @@ func TestPacer(t *testing.T) {
 	now = now.Add(paceSlice)
 	if err := p.tick(cctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("tick with a cancelled context = %v, want context.Canceled", err)
-	}
-}
-
-// TestRepo_RestorePaced checks that WithRestoreCPU paces Restore: at half a core, a restore whose sink does real work
-// pauses for about as long as it works, and an unpaced one never pauses. Both restore every record.
-func TestRepo_RestorePaced(t *testing.T) {
-	ctx := context.Background()
-	st, err := Open("file://"+filepath.Join(t.TempDir(), "root"), S3Config{}, zaptest.NewLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	core, logs := observer.New(zapcore.InfoLevel)
-	r0 := NewRepo(st, testStream, zap.New(core))
-	src := &genSource{seq: 10, n: 20000, valueLen: 64, random: true}
-	m, err := r0.Create(ctx, src, "leader-1")
-	if err != nil {
-		t.Fatalf("Create: %v", err)
-	}
-
-	// The sink's work: each Add spins for 2 us, at least 40 ms in all, well above a pacing slice.
-	const spin = 2 * time.Microsecond
-	busySink := func(recs *int) funcSink {
-		return func([]byte, []byte, uint64) error {
-			*recs++
-			for t0 := time.Now(); time.Since(t0) < spin; {
-			}
-			return nil
-		}
-	}
-	for _, tc := range []struct {
-		name  string
-		share float64
-	}{{"Unpaced", 1}, {"HalfCore", 0.5}} {
-		t.Run(tc.name, func(t *testing.T) {
-			logs.TakeAll()
-			var recs int
-			if err := r0.WithRestoreCPU(tc.share).Restore(ctx, m, busySink(&recs), nil); err != nil || recs != src.n {
-				t.Fatalf("Restore = %v with %d records, want %d", err, recs, src.n)
-			}
-			done := logs.FilterMessage("restored snapshot").All()
-			if len(done) != 1 {
-				t.Fatalf("%d \"restored snapshot\" logs, want 1", len(done))
-			}
-			paced, ok := done[0].ContextMap()[logPaced].(time.Duration)
-			if tc.share == 1 {
-				if ok {
-					t.Fatalf("unpaced restore logged %s = %v", logPaced, paced)
-				}
-				return
-			}
-			// At half a core the pauses add up to the work (less the last slice), and the work is at least the sink's
-			// spinning: 40 ms of wall time.
-			if minWork := time.Duration(src.n) * spin; !ok || paced < minWork*3/4 {
-				t.Fatalf("restore paused %v (logged: %v), want about the work, which is at least %v", paced, ok, minWork)
-			}
-		})
 	}
 }

@@ -20,8 +20,6 @@ type Repo struct {
 	log    *zap.Logger
 	// createCPU is the share of one core Create's encoder may use (see WithCreateCPU); outside (0, 1) unpaced.
 	createCPU float64
-	// restoreCPU is the share of one core Restore may use (see WithRestoreCPU); outside (0, 1) unpaced.
-	restoreCPU float64
 	// zstd keeps Create's compressor between snapshots; copies made by WithCreateCPU share it.
 	zstd *zstdCache
 }
@@ -47,17 +45,6 @@ func NewRepo(store Store, stream string, log *zap.Logger) *Repo {
 func (r *Repo) WithCreateCPU(share float64) *Repo {
 	c := *r
 	c.createCPU = share
-	return &c
-}
-
-// WithRestoreCPU returns a copy of r whose Restore keeps itself (SHA-256, zstd, decoding, the state digest and the
-// sink's work, which is the bulk load) to about share of one core, pausing between short slices of work, so that a
-// follower restoring beside other processes (another follower, a log server, the leader on a small host) leaves them
-// their CPU, caches and memory bandwidth. Time spent waiting for the download is not counted as work. share >= 1 or
-// <= 0 means unpaced.
-func (r *Repo) WithRestoreCPU(share float64) *Repo {
-	c := *r
-	c.restoreCPU = share
 	return &c
 }
 

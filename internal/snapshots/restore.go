@@ -23,8 +23,7 @@ type Sink interface {
 const progressEvery = 1 << 20
 
 // Restore streams m's data into sink, calling progress(bytesDone, bytesTotal) as bytes arrive (at the start, about
-// every MiB, and once with done == total at the end; progress may be nil). It runs on the caller's goroutine, paced
-// when the repo was made WithRestoreCPU.
+// every MiB, and once with done == total at the end; progress may be nil). It runs on the caller's goroutine.
 //
 // It verifies, while streaming: header seq == m.Seq, records well-formed with strictly increasing keys, the trailer
 // count, byte count == m.Bytes, SHA-256 == m.SHA256, key count == m.Keys and state digest == m.Digest. Any mismatch
@@ -41,16 +40,11 @@ func (r *Repo) Restore(ctx context.Context, m Manifest, sink Sink, progress func
 	if progress == nil {
 		progress = func(int64, int64) {}
 	}
-	pace := newPacer(r.restoreCPU)
-	err := r.restore(ctx, m, sink, progress, pace)
+	err := r.restore(ctx, m, sink, progress)
 	var se *sinkError
 	switch {
 	case err == nil:
-		fields := []zap.Field{zap.Uint64(logSeq, m.Seq), zap.Uint64(logKeys, m.Keys), zap.Int64(logBytes, m.Bytes)}
-		if pace != nil {
-			fields = append(fields, zap.Duration(logPaced, pace.slept))
-		}
-		r.log.Info("restored snapshot", fields...)
+		r.log.Info("restored snapshot", zap.Uint64(logSeq, m.Seq), zap.Uint64(logKeys, m.Keys), zap.Int64(logBytes, m.Bytes))
 		return nil
 	case errors.As(err, &se):
 		return fmt.Errorf("snapshots: restore %d: sink: %w", m.Seq, se.err)
@@ -70,14 +64,14 @@ type sinkError struct{ err error }
 func (e *sinkError) Error() string { return e.err.Error() }
 func (e *sinkError) Unwrap() error { return e.err }
 
-func (r *Repo) restore(ctx context.Context, m Manifest, sink Sink, progress func(done, total int64), pace *pacer) error {
+func (r *Repo) restore(ctx context.Context, m Manifest, sink Sink, progress func(done, total int64)) error {
 	rc, err := r.store.Get(ctx, dataKey(r.stream, m.Seq))
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
 	progress(0, m.Bytes)
-	vr := &verifyReader{r: rc, h: sha256.New(), limit: m.Bytes, progress: progress, pace: pace}
+	vr := &verifyReader{r: rc, h: sha256.New(), limit: m.Bytes, progress: progress}
 	zr, err := newZstdReader(vr)
 	if err != nil {
 		return err
@@ -91,7 +85,6 @@ func (r *Repo) restore(ctx context.Context, m Manifest, sink Sink, progress func
 		return fmt.Errorf("%w: data header seq %d, manifest seq %d", ErrCorrupt, dec.Seq(), m.Seq)
 	}
 	dig := apply.NewDigest()
-	pace.start()
 	for {
 		key, value, version, err := dec.Next()
 		if errors.Is(err, io.EOF) {
@@ -100,13 +93,8 @@ func (r *Repo) restore(ctx context.Context, m Manifest, sink Sink, progress func
 		if err != nil {
 			return vr.classify(err)
 		}
-		if n := dec.Count(); n%paceEvery == 0 {
-			if n%ctxCheckEvery == 0 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-			}
-			if err := pace.tick(ctx); err != nil {
+		if dec.Count()%ctxCheckEvery == 0 {
+			if err := ctx.Err(); err != nil {
 				return err
 			}
 		}
@@ -144,7 +132,6 @@ type verifyReader struct {
 	n        int64
 	limit    int64
 	progress func(done, total int64)
-	pace     *pacer // its reads count as waiting, not work
 	reported int64
 	err      error // first non-EOF error, sticky
 }
@@ -157,7 +144,7 @@ func (v *verifyReader) Read(p []byte) (int, error) {
 	if room := v.limit + 1 - v.n; int64(len(p)) > room {
 		p = p[:room]
 	}
-	n, err := v.pace.timeIO(func() (int, error) { return v.r.Read(p) })
+	n, err := v.r.Read(p)
 	v.h.Write(p[:n])
 	v.n += int64(n)
 	if v.n > v.limit {
