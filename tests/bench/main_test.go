@@ -25,6 +25,8 @@ var (
 		"if set, the onboarding benchmarks' followers keep their data under this directory (e.g. a tmpfs such as /dev/shm, standing for the followers' own disks) instead of beside the leader's")
 	flagLogDir = flag.String("bench.logdir", "",
 		"if set, the started processes write their logs into this directory (kept, named <process>-<start time>.log) instead of the benchmark's temporary directory")
+	flagWarmUp = flag.Bool("bench.warmup", true,
+		"run one round of each follower p99 benchmark first and leave it out of the results (false: as before run W, where round 1 held the leader's first memtable flush after the bulk load)")
 	flagProfile = flag.String("bench.profile", "",
 		"if set, write the CPU profile of an in-process restore of the onboarding snapshot to this file")
 )
