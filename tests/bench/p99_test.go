@@ -321,8 +321,8 @@ func benchP99Followers(b *testing.B, c *cluster, wrap []string) {
 }
 
 // warmUp runs one round of a p99 benchmark whose results are logged but left out (-bench.warmup). After the bulk
-// load the leader's first memtable flush (200-500 ms of stalled writes) fell into every first round, in an idle
-// window or a busy one, so that round's ratio said nothing about onboarding (about 0.05, or 45-64).
+// load the leader's first memtable flush (200-540 ms of stalled writes) fell into every first round, in an idle
+// window or a busy one, so that round's ratio said nothing about onboarding (about 0.05, or 45-94).
 func warmUp(b *testing.B, round func(res *p99Result)) {
 	if !*flagWarmUp {
 		return
