@@ -350,7 +350,7 @@ func followerPhases(fs []*follower, from, to time.Time) []phase {
 			if len(ts) == 0 {
 				return time.Time{}, false
 			}
-			t = maxTime(t, ts[0])
+			t = later(t, ts[0])
 		}
 		return t, true
 	}
@@ -363,15 +363,8 @@ func followerPhases(fs []*follower, from, to time.Time) []phase {
 	if !ok {
 		return append(phs, phase{"catchup", window{restored, to}})
 	}
-	return append(phs, phase{"catchup", window{restored, maxTime(restored, switched)}},
-		phase{"onlog", window{maxTime(restored, switched), to}})
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
+	onLog := later(restored, switched)
+	return append(phs, phase{"catchup", window{restored, onLog}}, phase{"onlog", window{onLog, to}})
 }
 
 // checkMirrorUse returns an error if the cluster's leader keeps a catch-up mirror and f did not catch up from it, or

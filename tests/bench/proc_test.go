@@ -28,7 +28,6 @@ const (
 	msgMirrorFallback  = "catching up from the log instead of its mirror" // follower, the mirror could not serve
 	msgCatchingUp      = "catching up"                                    // follower, restored (or resumed), starts reading
 	msgMirrorCaughtUp  = "caught up from the mirror; following the log"   // follower, switches from the mirror to the log
-	msgFollowerReady   = "follower ready"                                 // follower
 )
 
 const (
