@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -64,9 +65,44 @@ func Run[C Node](ctx context.Context, args []string, getenv func(string) string,
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	ensureProcs(getenv, log)
 	ctx, stop := SignalContext(ctx)
 	defer stop()
 	return run(ctx, cfg, log)
+}
+
+// MinProcs is the fewest Go processors (GOMAXPROCS) a node runs with unless the GOMAXPROCS environment variable says
+// otherwise.
+//
+// The runtime gives a process limited to one CPU (by its CPU affinity or its cgroup's CPU limit) one processor, and
+// with one processor the store's background work starves request handling: while pebble flushes a memtable or runs a
+// compaction, its goroutines hand the processor to each other, and goroutines woken by the network (an HTTP request,
+// the log server's acknowledgement) wait in the global run queue until the runtime preempts them. A leader pinned to
+// one CPU left every write waiting 0.4-1.5 s per flush or compaction; with two processors on the same CPU the
+// kernel's scheduler interleaves the two threads, and the longest write during the store's work fell from 830 ms to
+// 50 ms for 9% more CPU per write (BenchmarkLeader_StoreStalls, docs/benchmarks.md section 8). Under a cgroup CPU
+// limit of one CPU the two threads may run at once on a host with more CPUs and be throttled for the rest of the
+// CFS period (100 ms by default), which is far shorter.
+const MinProcs = 2
+
+// procsFor returns the GOMAXPROCS a node should run with, given the runtime's current one and the GOMAXPROCS
+// environment variable: the current one if the variable is set (the operator decides) or it is at least MinProcs,
+// else MinProcs.
+func procsFor(current int, env string) int {
+	if env != "" || current >= MinProcs {
+		return current
+	}
+	return MinProcs
+}
+
+// ensureProcs raises GOMAXPROCS to procsFor's answer and logs it when it changes.
+func ensureProcs(getenv func(string) string, log *zap.Logger) {
+	cur := runtime.GOMAXPROCS(0)
+	if want := procsFor(cur, getenv("GOMAXPROCS")); want != cur {
+		runtime.GOMAXPROCS(want)
+		log.Info("raised GOMAXPROCS so that the store's flushes and compactions cannot starve request handling (set GOMAXPROCS to override)",
+			zap.Int("from", cur), zap.Int("to", want))
+	}
 }
 
 // SignalContext returns a context cancelled on SIGINT or SIGTERM.

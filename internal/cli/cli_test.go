@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -104,6 +105,56 @@ func TestExitCode(t *testing.T) {
 		var buf bytes.Buffer
 		if got := ExitCode(tc.err, &buf); got != tc.code || (buf.Len() > 0) != tc.out {
 			t.Errorf("ExitCode(%v) = %d, printed %q", tc.err, got, buf.String())
+		}
+	}
+}
+
+func TestProcsFor(t *testing.T) {
+	for _, c := range []struct {
+		current int
+		env     string
+		want    int
+	}{
+		{1, "", MinProcs},        // one CPU: raised
+		{MinProcs, "", MinProcs}, // already enough
+		{8, "", 8},               // never lowered
+		{1, "1", 1},              // the operator's GOMAXPROCS wins
+		{1, "bogus", 1},          // the runtime judges the variable; it is the operator's either way
+	} {
+		if got := procsFor(c.current, c.env); got != c.want {
+			t.Errorf("procsFor(%d, %q) = %d, want %d", c.current, c.env, got, c.want)
+		}
+	}
+}
+
+// TestRun_RaisesGOMAXPROCS checks that a node limited to one processor runs with MinProcs, and that the GOMAXPROCS
+// environment variable keeps the runtime's choice.
+func TestRun_RaisesGOMAXPROCS(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	for _, c := range []struct {
+		env  string
+		want int
+	}{{"", MinProcs}, {"1", 1}} {
+		runtime.GOMAXPROCS(1)
+		var saw []string
+		var during int
+		cfg := fakeCfg{config.Common{HTTPAddr: "127.0.0.1:0", LogLevel: "warn"}}
+		getenv := func(k string) string {
+			if k == "GOMAXPROCS" {
+				return c.env
+			}
+			return ""
+		}
+		err := Run(context.Background(), nil, getenv, io.Discard, parseAs(cfg, nil, &saw),
+			func(context.Context, fakeCfg, *zap.Logger) error {
+				during = runtime.GOMAXPROCS(0)
+				return nil
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if during != c.want {
+			t.Errorf("GOMAXPROCS=%q: the node ran with %d processors, want %d", c.env, during, c.want)
 		}
 	}
 }
