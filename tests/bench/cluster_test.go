@@ -115,6 +115,9 @@ func startCluster(b *testing.B, keys int, wrap []string, natsURL string, leaderA
 	if err := waitReady(ctx, c.ln, startTimeout); err != nil {
 		b.Fatal(err)
 	}
+	if keys == 0 {
+		return c
+	}
 	took, err := bulkPut(ctx, c.addr, bulkConns, keys, keyName, valueSize)
 	if err != nil {
 		b.Fatalf("load %d keys: %v", keys, err)
@@ -126,6 +129,11 @@ func startCluster(b *testing.B, keys int, wrap []string, natsURL string, leaderA
 
 // startLoad starts the live write load on the leader.
 func (c *cluster) startLoad(ctx context.Context, prefix string) (*pacedLoad, error) {
+	return c.startLoadSized(ctx, prefix, valueSize)
+}
+
+// startLoadSized is startLoad with values of size bytes.
+func (c *cluster) startLoadSized(ctx context.Context, prefix string, size int) (*pacedLoad, error) {
 	ws := make([]writer, 0, liveWriters)
 	for range liveWriters {
 		pc, err := httpload.DialPut(ctx, c.addr)
@@ -137,7 +145,7 @@ func (c *cluster) startLoad(ctx context.Context, prefix string) (*pacedLoad, err
 		}
 		ws = append(ws, httpWriter{c: pc})
 	}
-	return startPacedLoad(ctx, ws, livePerWriter, prefix, valueSize), nil
+	return startPacedLoad(ctx, ws, livePerWriter, prefix, size), nil
 }
 
 // follower is a follower binary onboarding from the cluster's snapshot directory and log.
