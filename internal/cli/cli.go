@@ -82,7 +82,8 @@ func Run[C Node](ctx context.Context, args []string, getenv func(string) string,
 // kernel's scheduler interleaves the two threads, and the longest write during the store's work fell from 830 ms to
 // 50 ms for 9% more CPU per write (BenchmarkLeader_StoreStalls, docs/benchmarks.md section 8). Under a cgroup CPU
 // limit of one CPU the two threads may run at once on a host with more CPUs and be throttled for the rest of the
-// CFS period (100 ms by default), which is far shorter.
+// CFS period (100 ms by default), which is far shorter. Raising it also ends the runtime's own updates of GOMAXPROCS
+// when a cgroup's CPU limit changes: a node that started with one CPU keeps two processors.
 const MinProcs = 2
 
 // procsFor returns the GOMAXPROCS a node should run with, given the runtime's current one and the GOMAXPROCS
