@@ -141,6 +141,13 @@ function info(what, unit,    v) {
 	info("  vs the first 5 s of each idle window (earlier design)", "x_vs_idle5s")
 	info("  control: whole idle windows vs their first 5 s", "idle_long_vs_5s")
 }
+/^BenchmarkLeader_StoreStalls/ {
+	info("8 leader on one CPU: longest write during store work, GOMAXPROCS 2 vs 1", "default_vs_gomaxprocs1_max")
+	info("  GOMAXPROCS 2 (the default): longest (ms)", "default_store_max_ms")
+	info("  GOMAXPROCS 1: longest (ms)", "gomaxprocs1_store_max_ms")
+	info("  CPU per 1,000 writes, GOMAXPROCS 2 (ms)", "default_cpu_ms_per_1k_writes")
+	info("  CPU per 1,000 writes, GOMAXPROCS 1 (ms)", "gomaxprocs1_cpu_ms_per_1k_writes")
+}
 /^BenchmarkFollower_RestoreRSS/ {
 	row("7 follower peak RSS restoring the >= 1 GB snapshot (MiB)", "full_peak_rss_MiB", "le", 256)
 	info("  at half the size (MiB)", "half_peak_rss_MiB")
