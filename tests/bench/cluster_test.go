@@ -28,9 +28,8 @@ const (
 	valueSize = 128
 	// bulkConns is the number of keep-alive connections that load the initial keys.
 	bulkConns = 64
-	// liveWriters and livePerWriter shape the live write load: a steady, moderate 2,000 writes/s.
-	liveWriters   = 4
-	livePerWriter = 500
+	// liveRate is the live write load: a steady, moderate 2,000 writes/s, spread over -bench.livewriters connections.
+	liveRate = 2000
 	// readyTimeout bounds a follower's onboarding.
 	readyTimeout = 10 * time.Minute
 )
@@ -75,8 +74,8 @@ type cluster struct {
 	followerData string
 }
 
-// startCluster starts the leader and writes keys keys (random 128-byte values) through its HTTP API with 64 keep-alive
-// connections. A non-empty wrap is a command prefix that execs the leader (taskset: it then runs on those CPUs from
+// startCluster starts the leader and writes keys keys (random 128-byte values; none if keys is 0) through its HTTP API
+// with 64 keep-alive connections. A non-empty wrap is a command prefix that execs the leader (taskset: it then runs on those CPUs from
 // its start, so that its Go runtime sizes itself to them). With an empty natsURL the leader runs its embedded NATS
 // server; otherwise it uses the NATS server at natsURL (see startLogServer).
 func startCluster(b *testing.B, keys int, wrap []string, natsURL string, leaderArgs ...string) *cluster {
@@ -134,8 +133,8 @@ func (c *cluster) startLoad(ctx context.Context, prefix string) (*pacedLoad, err
 
 // startLoadSized is startLoad with values of size bytes.
 func (c *cluster) startLoadSized(ctx context.Context, prefix string, size int) (*pacedLoad, error) {
-	ws := make([]writer, 0, liveWriters)
-	for range liveWriters {
+	ws := make([]writer, 0, *flagLiveWriters)
+	for range *flagLiveWriters {
 		pc, err := httpload.DialPut(ctx, c.addr)
 		if err != nil {
 			for _, w := range ws {
@@ -145,7 +144,7 @@ func (c *cluster) startLoadSized(ctx context.Context, prefix string, size int) (
 		}
 		ws = append(ws, httpWriter{c: pc})
 	}
-	return startPacedLoad(ctx, ws, livePerWriter, prefix, size), nil
+	return startPacedLoad(ctx, ws, liveRate/float64(len(ws)), prefix, size), nil
 }
 
 // follower is a follower binary onboarding from the cluster's snapshot directory and log.

@@ -25,6 +25,8 @@ var (
 		"if set, the onboarding benchmarks' followers keep their data under this directory (e.g. a tmpfs such as /dev/shm, standing for the followers' own disks) instead of beside the leader's")
 	flagLogDir = flag.String("bench.logdir", "",
 		"if set, the started processes write their logs into this directory (kept, named <process>-<start time>.log) instead of the benchmark's temporary directory")
+	flagLiveWriters = flag.Int("bench.livewriters", 4,
+		"connections of the live write load (2,000 writes/s in all); each waits for its write before it sends the next, so while writes take longer than <livewriters>/2,000 s a backlog builds up")
 	flagWarmUp = flag.Bool("bench.warmup", true,
 		"run one round of each follower p99 benchmark first and leave it out of the results (false: as before run W, where round 1 held the leader's first memtable flush after the bulk load)")
 	flagProfile = flag.String("bench.profile", "",
@@ -45,6 +47,10 @@ func TestMain(m *testing.M) {
 
 func runMain(m *testing.M) int {
 	flag.Parse()
+	if *flagLiveWriters < 1 {
+		fmt.Fprintf(os.Stderr, "bench: -bench.livewriters %d: want at least 1\n", *flagLiveWriters)
+		return 2
+	}
 	dir, err := os.MkdirTemp("", "replikv-bench-bin-")
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench: temp dir: %v\n", err)

@@ -257,8 +257,8 @@ func redisSyncUnderLoad(b *testing.B, master *redisServer, mode, dir, name strin
 	}
 	replica := startRedis(b, dir, name)
 	defer replica.proc.stop()
-	ws := make([]writer, 0, liveWriters)
-	for range liveWriters {
+	ws := make([]writer, 0, *flagLiveWriters)
+	for range *flagLiveWriters {
 		rc, err := dialRedis(ctx, master.addr)
 		if err != nil {
 			for _, w := range ws {
@@ -268,7 +268,7 @@ func redisSyncUnderLoad(b *testing.B, master *redisServer, mode, dir, name strin
 		}
 		ws = append(ws, redisWriter{c: rc})
 	}
-	load := startPacedLoad(ctx, ws, livePerWriter, "live-"+name, valueSize)
+	load := startPacedLoad(ctx, ws, liveRate/float64(len(ws)), "live-"+name, valueSize)
 	if err := ctxtime.Sleep(ctx, time.Second); err != nil {
 		return 0, errors.Join(err, stopLoad(load))
 	}
