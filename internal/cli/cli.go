@@ -96,13 +96,15 @@ func procsFor(current int, env string) int {
 	return MinProcs
 }
 
+// MsgProcsRaised is the message of the line a node logs when it raises GOMAXPROCS (with "from" and "to").
+const MsgProcsRaised = "raised GOMAXPROCS so that the store's flushes and compactions cannot starve request handling (set GOMAXPROCS to override)"
+
 // ensureProcs raises GOMAXPROCS to procsFor's answer and logs it when it changes.
 func ensureProcs(getenv func(string) string, log *zap.Logger) {
 	cur := runtime.GOMAXPROCS(0)
 	if want := procsFor(cur, getenv("GOMAXPROCS")); want != cur {
 		runtime.GOMAXPROCS(want)
-		log.Info("raised GOMAXPROCS so that the store's flushes and compactions cannot starve request handling (set GOMAXPROCS to override)",
-			zap.Int("from", cur), zap.Int("to", want))
+		log.Info(MsgProcsRaised, zap.Int("from", cur), zap.Int("to", want))
 	}
 }
 

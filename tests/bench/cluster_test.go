@@ -75,8 +75,8 @@ type cluster struct {
 }
 
 // startCluster starts the leader and writes keys keys (random 128-byte values; none if keys is 0) through its HTTP API
-// with 64 keep-alive connections. A non-empty wrap is a command prefix that execs the leader (taskset: it then runs on those CPUs from
-// its start, so that its Go runtime sizes itself to them). With an empty natsURL the leader runs its embedded NATS
+// with 64 keep-alive connections. A non-empty wrap is a command prefix that execs the leader (taskset: it then runs on
+// those CPUs from its start, so that its Go runtime sizes itself to them). With an empty natsURL the leader runs its embedded NATS
 // server; otherwise it uses the NATS server at natsURL (see startLogServer).
 func startCluster(b *testing.B, keys int, wrap []string, natsURL string, leaderArgs ...string) *cluster {
 	b.Helper()

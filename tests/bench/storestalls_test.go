@@ -22,10 +22,9 @@ var flagStoreFlushes = flag.Int("bench.storeflushes", 2,
 
 const (
 	// msgStoreFlushed and msgStoreCompacted are the store's debug lines for a finished flush and compaction (with
-	// "took", in seconds); msgProcsRaised is the line of a node that raised GOMAXPROCS (internal/cli).
+	// "took", in seconds).
 	msgStoreFlushed   = "store memtable flushed"
 	msgStoreCompacted = "store compaction done"
-	msgProcsRaised    = "raised GOMAXPROCS so that the store's flushes and compactions cannot starve request handling (set GOMAXPROCS to override)"
 	// storeStallValueSize makes the live load fill the store's 64 MiB memtable in about 30 s.
 	storeStallValueSize = 1024
 )
@@ -105,9 +104,9 @@ func storeStallRound(b *testing.B, cpus, env string) storeStalls {
 	}
 	c := startCluster(b, 0, wrap, "", "--log-level", "debug")
 	// The variants differ in what they claim: the default leader raised GOMAXPROCS, the other did not.
-	to, raised := c.leader.field(msgProcsRaised, "to")
+	to, raised := c.leader.field(cli.MsgProcsRaised, "to")
 	if raised != (env == "") || (raised && to != float64(cli.MinProcs)) {
-		b.Fatalf("leader with %q: logged %q: %v (to %v), want %v", env, msgProcsRaised, raised, to, env == "")
+		b.Fatalf("leader with %q: logged %q: %v (to %v), want %v", env, cli.MsgProcsRaised, raised, to, env == "")
 	}
 	cpu0, err := procCPU(c.leader.Pid())
 	if err != nil {
