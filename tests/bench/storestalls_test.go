@@ -5,6 +5,7 @@ package bench
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/replikv/replikv/internal/cli"
+	"github.com/replikv/replikv/internal/ctxtime"
 	"github.com/replikv/replikv/internal/proclog"
 )
 
@@ -112,17 +114,20 @@ func storeStallRound(b *testing.B, cpus, env string) storeStalls {
 	if err != nil {
 		b.Fatal(err)
 	}
-	load, err := c.startLoadSized(b.Context(), "stall", storeStallValueSize)
+	ctx := b.Context()
+	load, err := c.startLoadSized(ctx, "stall", storeStallValueSize)
 	if err != nil {
 		b.Fatal(err)
 	}
 	deadline := time.Now().Add(time.Duration(*flagStoreFlushes) * 2 * time.Minute)
-	for len(c.leader.logged(msgStoreFlushed)) < *flagStoreFlushes && time.Now().Before(deadline) {
-		time.Sleep(200 * time.Millisecond)
+	for len(c.leader.logged(msgStoreFlushed)) < *flagStoreFlushes && time.Now().Before(deadline) && err == nil {
+		err = ctxtime.Sleep(ctx, 200*time.Millisecond)
 	}
-	time.Sleep(3 * time.Second) // the compactions a flush starts
-	samples, err := load.stop()
-	if err != nil {
+	if err == nil {
+		err = ctxtime.Sleep(ctx, 3*time.Second) // the compactions a flush starts
+	}
+	samples, stopErr := load.stop()
+	if err := errors.Join(err, stopErr); err != nil {
 		b.Fatal(err)
 	}
 	cpu1, err := procCPU(c.leader.Pid())
