@@ -83,8 +83,7 @@ func StartFollower(ctx context.Context, cfg config.Follower, log *zap.Logger) (_
 		return nil, fmt.Errorf("node: connect to nats: %w", err)
 	}
 	cleanup = append(cleanup, f.jc.Close)
-	jc := f.jc
-	f.restorer.fits = func(ctx context.Context, m snapshots.Manifest) error { return snapshotFitsLog(ctx, jc, m) }
+	f.restorer.jc = f.jc
 
 	f.srv, f.served, err = serveHTTP(cfg.HTTPAddr, api.Config{Node: f, Redirector: f, AuthToken: cfg.AuthToken,
 		Metrics: f.metrics, Logger: log}, log)

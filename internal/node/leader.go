@@ -14,7 +14,6 @@ import (
 	"github.com/replikv/replikv/internal/config"
 	"github.com/replikv/replikv/internal/journal"
 	"github.com/replikv/replikv/internal/metrics"
-	"github.com/replikv/replikv/internal/snapshots"
 )
 
 // leaseTTL is how long a leader's lease lives without renewal. A second leader waits this long after the first one
@@ -110,8 +109,7 @@ func StartLeader(ctx context.Context, cfg config.Leader, log *zap.Logger) (_ *Le
 		return nil, fmt.Errorf("node: connect to nats: %w", err)
 	}
 	cleanup = append(cleanup, l.jc.Close)
-	jc := l.jc
-	l.restorer.fits = func(ctx context.Context, m snapshots.Manifest) error { return snapshotFitsLog(ctx, jc, m) }
+	l.restorer.jc = l.jc
 
 	l.srv, l.served, err = serveHTTP(cfg.HTTPAddr, api.Config{Node: l, Writer: l, Snapshots: l, Followers: l,
 		AuthToken: cfg.AuthToken, Metrics: l.metrics, Logger: log,

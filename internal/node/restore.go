@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/replikv/replikv/internal/api"
+	"github.com/replikv/replikv/internal/journal"
 	"github.com/replikv/replikv/internal/metrics"
 	"github.com/replikv/replikv/internal/snapshots"
 	"github.com/replikv/replikv/internal/store"
@@ -26,12 +27,12 @@ type restorer struct {
 	log       *zap.Logger
 	metrics   *metrics.Metrics
 	state     *stateTracker
-	// fits checks a snapshot against the log before it is downloaded (snapshotFitsLog); nil checks nothing.
-	fits func(context.Context, snapshots.Manifest) error
+	// jc is the log each snapshot is checked against before it is downloaded (snapshotFitsLog); nil checks nothing.
+	jc *journal.Conn
 }
 
 // restoreNewest installs the newest valid snapshot whose seq+1 is still in the log (seq+1 >= firstSeq), trying older
-// ones when the newest is corrupt or of another history of the log (fits), and re-reading the manifests when one
+// ones when the newest is corrupt or of another history of the log (snapshotFitsLog), and re-reading the manifests when one
 // disappears mid-download (retention). It returns the restored manifest; the store directory then holds it, closed.
 // The caller must have closed any store open on the data dir.
 func (r *restorer) restoreNewest(ctx context.Context, firstSeq uint64) (snapshots.Manifest, error) {
@@ -50,8 +51,8 @@ func (r *restorer) restoreNewest(ctx context.Context, firstSeq uint64) (snapshot
 			if m.Seq+1 < firstSeq {
 				return snapshots.Manifest{}, fmt.Errorf("%w: the newest valid snapshot (seq %d) is older than the log's first entry (seq %d); waiting for a newer snapshot", errNoSnapshot, m.Seq, firstSeq)
 			}
-			if r.fits != nil {
-				if err := r.fits(ctx, m); errors.Is(err, errNotTheLog) {
+			if r.jc != nil {
+				if err := snapshotFitsLog(ctx, r.jc, m); errors.Is(err, errNotTheLog) {
 					r.log.Warn("snapshot is of another history of the log (the log was deleted and recreated since?); trying an older one",
 						zap.Uint64("snapshot_seq", m.Seq), zap.Error(err))
 					r.metrics.Errors.WithLabelValues("restore", "other_log").Inc()
