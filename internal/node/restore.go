@@ -32,9 +32,9 @@ type restorer struct {
 }
 
 // restoreNewest installs the newest valid snapshot whose seq+1 is still in the log (seq+1 >= firstSeq), trying older
-// ones when the newest is corrupt or of another history of the log (snapshotFitsLog), and re-reading the manifests when one
-// disappears mid-download (retention). It returns the restored manifest; the store directory then holds it, closed.
-// The caller must have closed any store open on the data dir.
+// ones when the newest is corrupt or of another history of the log (snapshotFitsLog), and re-reading the manifests
+// when one disappears mid-download (retention). It returns the restored manifest; the store directory then holds it,
+// closed. The caller must have closed any store open on the data dir.
 func (r *restorer) restoreNewest(ctx context.Context, firstSeq uint64) (snapshots.Manifest, error) {
 	const maxRelists = 5
 	for attempt := 0; ; attempt++ {
