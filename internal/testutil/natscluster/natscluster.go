@@ -14,6 +14,9 @@ import (
 	"github.com/replikv/replikv/internal/testutil/freeport"
 )
 
+// readyTimeout bounds each wait of Start: for a server to accept connections, and for the meta leader to see them all.
+const readyTimeout = 30 * time.Second
+
 // Start starts one JetStream server per name, each named after and tagged with its name (server_tags), clustered
 // with the others, and waits until the cluster's JetStream meta leader sees every server online with its tags
 // (before that, a placement on a server it has not heard from fails with "no suitable peers for placement, peer
@@ -54,19 +57,21 @@ func Start(t testing.TB, names ...string) []string {
 			s.Shutdown()
 			s.WaitForShutdown()
 		})
-		if !s.ReadyForConnections(10 * time.Second) {
-			t.Fatalf("natscluster: server %s not ready within 10s", name)
+		// Under -race, with a second test suite running beside it on a two-CPU machine, a server once took over 10 s.
+		if !s.ReadyForConnections(readyTimeout) {
+			t.Fatalf("natscluster: server %s not ready within %v", name, readyTimeout)
 		}
 		srvs[i] = s
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(readyTimeout)
 	for {
 		online := onlinePeers(srvs)
 		if online == len(srvs) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("natscluster: the JetStream meta leader sees %d of %d servers online after 30s", online, len(srvs))
+			t.Fatalf("natscluster: the JetStream meta leader sees %d of %d servers online after %v", online, len(srvs),
+				readyTimeout)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
