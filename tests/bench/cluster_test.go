@@ -76,8 +76,8 @@ type cluster struct {
 
 // startCluster starts the leader and writes keys keys (random 128-byte values; none if keys is 0) through its HTTP API
 // with 64 keep-alive connections. A non-empty wrap is a command prefix that execs the leader (taskset: it then runs on
-// those CPUs from its start, so that its Go runtime sizes itself to them). With an empty natsURL the leader runs its embedded NATS
-// server; otherwise it uses the NATS server at natsURL (see startLogServer).
+// those CPUs from its start, so that its Go runtime sizes itself to them). With an empty natsURL the leader runs its
+// embedded NATS server; otherwise it uses the NATS server at natsURL (see startLogServer).
 func startCluster(b *testing.B, keys int, wrap []string, natsURL string, leaderArgs ...string) *cluster {
 	b.Helper()
 	ctx := b.Context()
@@ -133,18 +133,13 @@ func (c *cluster) startLoad(ctx context.Context, prefix string) (*pacedLoad, err
 
 // startLoadSized is startLoad with values of size bytes.
 func (c *cluster) startLoadSized(ctx context.Context, prefix string, size int) (*pacedLoad, error) {
-	ws := make([]writer, 0, *flagLiveWriters)
-	for range *flagLiveWriters {
+	return startLiveLoad(ctx, func(ctx context.Context) (writer, error) {
 		pc, err := httpload.DialPut(ctx, c.addr)
 		if err != nil {
-			for _, w := range ws {
-				w.close()
-			}
 			return nil, err
 		}
-		ws = append(ws, httpWriter{c: pc})
-	}
-	return startPacedLoad(ctx, ws, liveRate/float64(len(ws)), prefix, size), nil
+		return httpWriter{c: pc}, nil
+	}, prefix, size)
 }
 
 // follower is a follower binary onboarding from the cluster's snapshot directory and log.

@@ -50,6 +50,24 @@ type pacedLoad struct {
 	errs    []error    // the first error of each worker
 }
 
+// startLiveLoad dials -bench.livewriters writers with dial and starts the live write load over them: liveRate
+// writes/s in all, with values of valueSize bytes. If a dial fails, it closes the writers dialled before.
+func startLiveLoad(ctx context.Context, dial func(context.Context) (writer, error), prefix string,
+	valueSize int) (*pacedLoad, error) {
+	ws := make([]writer, 0, *flagLiveWriters)
+	for range *flagLiveWriters {
+		w, err := dial(ctx)
+		if err != nil {
+			for _, w := range ws {
+				w.close()
+			}
+			return nil, err
+		}
+		ws = append(ws, w)
+	}
+	return startPacedLoad(ctx, ws, liveRate/float64(len(ws)), prefix, valueSize), nil
+}
+
 // startPacedLoad starts one worker per writer, each writing perSecond distinct keys (prefix-<worker>-<i>) per second
 // with random values of valueSize bytes, the workers' schedules staggered evenly.
 func startPacedLoad(ctx context.Context, ws []writer, perSecond float64, prefix string, valueSize int) *pacedLoad {

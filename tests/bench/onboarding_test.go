@@ -3,6 +3,7 @@
 package bench
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -257,18 +258,16 @@ func redisSyncUnderLoad(b *testing.B, master *redisServer, mode, dir, name strin
 	}
 	replica := startRedis(b, dir, name)
 	defer replica.proc.stop()
-	ws := make([]writer, 0, *flagLiveWriters)
-	for range *flagLiveWriters {
+	load, err := startLiveLoad(ctx, func(ctx context.Context) (writer, error) {
 		rc, err := dialRedis(ctx, master.addr)
 		if err != nil {
-			for _, w := range ws {
-				w.close()
-			}
-			return 0, err
+			return nil, err
 		}
-		ws = append(ws, redisWriter{c: rc})
+		return redisWriter{c: rc}, nil
+	}, "live-"+name, valueSize)
+	if err != nil {
+		return 0, err
 	}
-	load := startPacedLoad(ctx, ws, liveRate/float64(len(ws)), "live-"+name, valueSize)
 	if err := ctxtime.Sleep(ctx, time.Second); err != nil {
 		return 0, errors.Join(err, stopLoad(load))
 	}

@@ -38,13 +38,13 @@ const (
 //
 // Each round runs both variants, in turn (the order alternates from round to round): a fresh leader on CPU 0
 // (embedded NATS server, --log-level debug so that the store logs each flush and compaction with its duration) takes
-// the paced live load (2,000 writes/s over -bench.livewriters connections) with 1 KiB values until its store has flushed -bench.storeflushes
-// times and 3 s more have passed; then it is stopped and its files removed and synced away before the other variant
-// starts. A write scheduled while the store flushed or compacted is a store-work write, any other an idle one (it may
-// still wait behind a stall that ended just before it). Reported per variant, pooled over the rounds: the p99 and the
-// maximum of both kinds, and the leader's CPU time per 1,000 writes (what the second processor costs); and, as the
-// result, the ratio of the two variants' store-work maxima (default_vs_gomaxprocs1_max). Needs two CPUs: the load
-// generator runs on the others.
+// the paced live load (2,000 writes/s over -bench.livewriters connections) with 1 KiB values until its store has
+// flushed -bench.storeflushes times and 3 s more have passed; then it is stopped and its files removed and synced
+// away before the other variant starts. A write scheduled while the store flushed or compacted is a store-work write,
+// any other an idle one (it may still wait behind a stall that ended just before it). Reported per variant, pooled
+// over the rounds: the p99 and the maximum of both kinds, and the leader's CPU time per 1,000 writes (what the second
+// processor costs); and, as the result, the ratio of the two variants' store-work maxima
+// (default_vs_gomaxprocs1_max). Needs two CPUs: the load generator runs on the others.
 func BenchmarkLeader_StoreStalls(b *testing.B) {
 	leaderCPUs, _, ok := cpuSplit()
 	if !ok {
