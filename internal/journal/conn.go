@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -91,11 +92,29 @@ func (cfg *Config) validate() error {
 // stopper is anything a Conn owns and must stop when it closes (subscriptions, heartbeat listeners, leases).
 type stopper interface{ stop() }
 
+// rebinder is a stopper that lives on the connection itself (a core NATS subscription, a consumer's iterator): after
+// the Conn replaced a connection nats.go had closed for good (see supervise), rebind moves it onto the new one. It is
+// called on the supervising goroutine, never under Conn.mu, and must not block for long.
+type rebinder interface{ rebind() }
+
+// session is one nats.go connection and the JetStream context on it. A Conn keeps one session for its whole life
+// unless nats.go closes the connection by itself, which it does for a few server errors whatever the reconnect
+// options (see supervise); the Conn then dials a new session and swaps it in. Everything bound to a session (the
+// cached lease bucket handle) lives in it, so that a swap cannot leave a handle on the dead connection behind.
+type session struct {
+	nc *nats.Conn
+	js jetstream.JetStream
+
+	leaseKV jetstream.KeyValue // cached lease bucket handle, nil until found; guarded by Conn.mu
+}
+
 // Conn is a connection to NATS bound to one replication-log stream. All methods are safe for concurrent use, except
 // that PublishAsync must be called by one goroutine at a time for its ordering to mean anything.
+//
+// A Conn never gives up on NATS: it reconnects without limit whatever the error (authorization errors included), and
+// if nats.go closes the connection anyway it dials a new one (see Health). Only Close ends it.
 type Conn struct {
-	nc        *nats.Conn
-	js        jetstream.JetStream
+	sess      atomic.Pointer[session] // never nil after Connect; replaced only by supervise
 	stream    string
 	subject   string
 	hbSubject string
@@ -103,6 +122,15 @@ type Conn struct {
 	// streamTags and mirrorTags are Config.StreamTags and Config.MirrorTags.
 	streamTags, mirrorTags []string
 	log                    *zap.Logger
+
+	// dial makes a new session with the options of Connect.
+	dial func() (*session, error)
+	// health records the connection's state for Health; kick wakes supervise when nats.go closed a connection.
+	health health
+	kick   chan struct{}
+	// superviseInterval is how often supervise looks at the connection; tests make it shorter.
+	superviseInterval time.Duration
+	wg                sync.WaitGroup // supervise
 
 	// purgeStepBytes is purgeStepBytes; tests make it smaller.
 	purgeStepBytes uint64
@@ -113,14 +141,14 @@ type Conn struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 
-	mu            sync.Mutex
-	children      map[stopper]struct{} // nil once closed
-	leaseKVHandle jetstream.KeyValue   // cached lease bucket handle, nil until found
+	mu       sync.Mutex
+	children map[stopper]struct{} // nil once closed
 }
 
 // Connect connects to NATS with unlimited reconnects and RetryOnFailedConnect, so it returns even when NATS is down
-// at start; calls then fail with ErrUnavailable until the connection is up. While disconnected nothing is buffered:
-// publishes fail at once instead of being sent after a reconnect. ctx only bounds the setup.
+// at start (or refuses the credentials); calls then fail with ErrUnavailable until the connection is up, and Health
+// says why it is not. While disconnected nothing is buffered: publishes fail at once instead of being sent after a
+// reconnect. ctx only bounds the setup.
 func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("journal: connect: %w", err)
@@ -129,64 +157,17 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 		return nil, fmt.Errorf("journal: connect: %w", err)
 	}
 	log := cfg.Logger.With(zap.String(fieldComponent, componentName), zap.String(fieldStream, cfg.Stream))
-	var authOpts []nats.Option
-	if cfg.CredsFile != "" {
-		authOpts = append(authOpts, nats.UserCredentials(cfg.CredsFile))
-	}
-	if cfg.CAFile != "" {
-		authOpts = append(authOpts, nats.RootCAs(cfg.CAFile))
-	}
-	if cfg.CertFile != "" || cfg.KeyFile != "" {
-		authOpts = append(authOpts, nats.ClientCert(cfg.CertFile, cfg.KeyFile))
-	}
-	if cfg.InProcess != nil {
-		authOpts = append(authOpts, nats.InProcessServer(cfg.InProcess.srv))
-	}
-	nc, err := nats.Connect(cfg.URL, append(authOpts,
-		nats.Name(cfg.Name),
-		nats.MaxReconnects(-1),
-		nats.RetryOnFailedConnect(true),
-		nats.ReconnectWait(reconnectWait),
-		nats.ReconnectJitter(reconnectJitter, reconnectJitter),
-		nats.ReconnectBufSize(-1),
-		nats.Timeout(dialTimeout),
-		// Notice a dead TCP connection (a partition, a peer that vanished) in seconds, not the default minutes.
-		nats.PingInterval(pingInterval),
-		nats.MaxPingsOutstanding(2),
-		nats.ConnectHandler(func(*nats.Conn) { log.Info("nats connected") }),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil {
-				log.Warn("nats disconnected", zap.Error(err))
-			}
-		}),
-		nats.ReconnectHandler(func(*nats.Conn) { log.Info("nats reconnected") }),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			log.Warn("nats async error", zap.Error(err))
-		}),
-	)...)
-	if err != nil {
-		return nil, wrapErr("connect", err)
-	}
-	js, err := jetstream.New(nc,
-		jetstream.WithPublishAsyncMaxPending(maxPendingAcks),
-		jetstream.WithPublishAsyncTimeout(ackTimeout),
-		jetstream.WithDefaultTimeout(apiTimeout),
-	)
-	if err != nil {
-		nc.Close()
-		return nil, wrapErr("connect", err)
-	}
-	return &Conn{
-		nc:             nc,
-		js:             js,
-		stream:         cfg.Stream,
-		subject:        logSubject(cfg.Stream),
-		hbSubject:      heartbeatSubject(cfg.Stream),
-		replicas:       cfg.Replicas,
-		streamTags:     slices.Clone(cfg.StreamTags),
-		mirrorTags:     slices.Clone(cfg.MirrorTags),
-		log:            log,
-		purgeStepBytes: purgeStepBytes,
+	c := &Conn{
+		stream:            cfg.Stream,
+		subject:           logSubject(cfg.Stream),
+		hbSubject:         heartbeatSubject(cfg.Stream),
+		replicas:          cfg.Replicas,
+		streamTags:        slices.Clone(cfg.StreamTags),
+		mirrorTags:        slices.Clone(cfg.MirrorTags),
+		log:               log,
+		kick:              make(chan struct{}, 1),
+		superviseInterval: superviseInterval,
+		purgeStepBytes:    purgeStepBytes,
 		pubOpts: []jetstream.PublishOpt{
 			// A no-responders retry would re-send an entry after later ones: let the caller decide instead.
 			jetstream.WithRetryAttempts(0),
@@ -194,11 +175,104 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 		},
 		closed:   make(chan struct{}),
 		children: make(map[stopper]struct{}),
-	}, nil
+	}
+	c.health.init(log, time.Now())
+	opts := c.natsOptions(cfg)
+	c.dial = func() (*session, error) {
+		nc, err := nats.Connect(cfg.URL, opts...)
+		if err != nil {
+			return nil, err
+		}
+		js, err := jetstream.New(nc,
+			jetstream.WithPublishAsyncMaxPending(maxPendingAcks),
+			jetstream.WithPublishAsyncTimeout(ackTimeout),
+			jetstream.WithDefaultTimeout(apiTimeout),
+		)
+		if err != nil {
+			nc.Close()
+			return nil, err
+		}
+		return &session{nc: nc, js: js}, nil
+	}
+	s, err := c.dial()
+	if err != nil {
+		return nil, wrapErr("connect", err)
+	}
+	c.sess.Store(s)
+	c.wg.Add(1)
+	go c.supervise()
+	return c, nil
 }
 
-// Connected reports whether the connection is currently up.
-func (c *Conn) Connected() bool { return c.nc.IsConnected() }
+// natsOptions are the nats.go options of every session. The handlers feed c.health; they may run for a session
+// that was already replaced, which is harmless: a replaced session is closed and reports nothing more of interest.
+func (c *Conn) natsOptions(cfg Config) []nats.Option {
+	var opts []nats.Option
+	if cfg.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+	}
+	if cfg.CAFile != "" {
+		opts = append(opts, nats.RootCAs(cfg.CAFile))
+	}
+	if cfg.CertFile != "" || cfg.KeyFile != "" {
+		opts = append(opts, nats.ClientCert(cfg.CertFile, cfg.KeyFile))
+	}
+	if cfg.InProcess != nil {
+		opts = append(opts, nats.InProcessServer(cfg.InProcess.srv))
+	}
+	return append(opts,
+		nats.Name(cfg.Name),
+		nats.MaxReconnects(-1),
+		// By default nats.go closes the connection for good after the same authorization error twice in a row: a
+		// server restarted for a few seconds with other credentials would then cut the node off until it restarts.
+		nats.IgnoreAuthErrorAbort(),
+		nats.RetryOnFailedConnect(true),
+		nats.ReconnectWait(reconnectWait),
+		nats.ReconnectJitter(reconnectJitter, reconnectJitter),
+		// Nothing is buffered while reconnecting: a publish then fails at once with ErrReconnectBufExceeded ("outbound
+		// buffer limit exceeded"), which classify reads as ErrUnavailable. The JetStream ack futures of such publishes
+		// are released by nats.go, so nothing is left pending.
+		nats.ReconnectBufSize(-1),
+		nats.Timeout(dialTimeout),
+		// Notice a dead TCP connection (a partition, a peer that vanished) in seconds, not the default minutes.
+		nats.PingInterval(pingInterval),
+		nats.MaxPingsOutstanding(2),
+		nats.ConnectHandler(func(nc *nats.Conn) { c.health.up(serverAddr(nc), false) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { c.health.up(serverAddr(nc), true) }),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { c.health.down(err) }),
+		// A failed reconnection attempt: dial errors only (refused, timeout, TLS); the server's refusals come through
+		// the error handler (after the first connection) or are polled by supervise (before it).
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) { c.health.attemptFailed(err) }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if classify(err) == ErrAuth {
+				c.health.attemptFailed(err)
+				return
+			}
+			c.log.Warn("nats async error", zap.Error(err))
+		}),
+		nats.ClosedHandler(func(*nats.Conn) {
+			if c.isClosed() {
+				return
+			}
+			select {
+			case c.kick <- struct{}{}:
+			default:
+			}
+		}),
+	)
+}
+
+// session returns the current session. Callers use the one they loaded for a whole operation.
+func (c *Conn) session() *session { return c.sess.Load() }
+
+// conn is the current nats.go connection.
+func (c *Conn) conn() *nats.Conn { return c.session().nc }
+
+// jetStream is the JetStream context of the current connection.
+func (c *Conn) jetStream() jetstream.JetStream { return c.session().js }
+
+// Connected reports whether the connection is currently up. Health also says why it is not.
+func (c *Conn) Connected() bool { return c.conn().IsConnected() }
 
 // Close stops every subscription, heartbeat listener and lease renewer started on c (leases are not deleted: they
 // expire after their TTL), waits for their goroutines, and closes the connection. Pending Ack.Wait calls return
@@ -206,6 +280,7 @@ func (c *Conn) Connected() bool { return c.nc.IsConnected() }
 func (c *Conn) Close() {
 	c.closeOnce.Do(func() {
 		close(c.closed)
+		c.wg.Wait() // supervise: no session is swapped in nor child rebound after this
 		c.mu.Lock()
 		children := c.children
 		c.children = nil
@@ -213,7 +288,7 @@ func (c *Conn) Close() {
 		for s := range children {
 			s.stop()
 		}
-		c.nc.Close()
+		c.conn().Close()
 	})
 }
 

@@ -64,7 +64,7 @@ func TestConnect_InProcess(t *testing.T) {
 	if _, err := c.EnsureStream(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if addr := c.nc.ConnectedAddr(); addr != "pipe" {
+	if addr := c.conn().ConnectedAddr(); addr != "pipe" {
 		t.Fatalf("connected to %q, want an in-memory pipe", addr)
 	}
 	publishN(t, c, 0, 5)
@@ -83,7 +83,7 @@ func TestConnect_InProcess(t *testing.T) {
 	if info, err := tcp.Info(ctx); err != nil || info.LastSeq != 5 {
 		t.Fatalf("info over TCP = %+v, %v; want 5 entries", info, err)
 	}
-	if addr := tcp.nc.ConnectedAddr(); addr == "pipe" {
+	if addr := tcp.conn().ConnectedAddr(); addr == "pipe" {
 		t.Fatal("a Conn without InProcess connected in memory")
 	}
 }

@@ -27,10 +27,18 @@ var (
 	ErrLeaseLost = errors.New("leader lease lost")
 	// ErrNoLeader means no leader lease exists (no bucket, no key, or the key expired).
 	ErrNoLeader = errors.New("no leader")
-	// ErrClosed means the Conn was closed.
+	// ErrClosed means the Conn was closed. A call may also return it in the moment between nats.go closing a
+	// connection by itself and the Conn replacing it (see Health.Redials): only Close ends a Conn.
 	ErrClosed = errors.New("connection closed")
 	// ErrMalformed means a value (heartbeat, lease record, argument) failed validation.
 	ErrMalformed = errors.New("malformed")
+	// ErrRejected means the server answered a publish with an error other than the ones above: the entry was not
+	// stored (nor, in a pipeline chained by expected sequence, any entry published after it).
+	ErrRejected = errors.New("refused by the server")
+	// ErrAuth means the NATS server refused the connection's credentials (authorization violation, expired or
+	// revoked credentials). Health reports it, together with ErrUnavailable: the Conn keeps retrying, and recovers
+	// once the server accepts the credentials again.
+	ErrAuth = errors.New("nats refused the credentials")
 	// ErrNoEntry means the log holds no entry at a sequence: compacted away, or beyond its end.
 	ErrNoEntry = errors.New("no such entry")
 )
@@ -51,8 +59,14 @@ func classify(err error) error {
 		if apiErr.Code == 503 {
 			return ErrUnavailable
 		}
+		if apiErr.Code != 0 {
+			return ErrRejected
+		}
 	}
 	switch {
+	case errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrAuthExpired), errors.Is(err, nats.ErrAuthRevoked),
+		errors.Is(err, nats.ErrAccountAuthExpired):
+		return ErrAuth
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		return ErrNoStream
 	case errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrInvalidConnection),

@@ -95,7 +95,7 @@ func (c *Conn) PublishHeartbeat(h Heartbeat) error {
 	if err != nil {
 		return err
 	}
-	if err := c.nc.Publish(c.hbSubject, b); err != nil {
+	if err := c.conn().Publish(c.hbSubject, b); err != nil {
 		return wrapErr("publish heartbeat", err)
 	}
 	return nil
@@ -103,10 +103,11 @@ func (c *Conn) PublishHeartbeat(h Heartbeat) error {
 
 // heartbeatSub delivers heartbeats to a callback until stopped.
 type heartbeatSub struct {
-	c   *Conn
-	sub *nats.Subscription
+	c      *Conn
+	handle nats.MsgHandler
 
-	mu      sync.RWMutex // held for reading while fn runs, so stop can wait for it
+	mu      sync.RWMutex // held for reading while fn runs, so stop can wait for it; guards sub and stopped
+	sub     *nats.Subscription
 	stopped bool
 	once    sync.Once
 }
@@ -114,13 +115,14 @@ type heartbeatSub struct {
 // SubscribeHeartbeats calls fn for each valid heartbeat on replikv.<stream>.heartbeat; malformed ones are dropped
 // and logged at debug level. fn runs on one goroutine at a time, must not block for long and must not call stop.
 // stop unsubscribes and waits for a running fn; fn is never called after it returns. stop is idempotent, and
-// Conn.Close calls it too. Errors: ErrUnavailable, ErrClosed.
+// Conn.Close calls it too. The subscription survives reconnections, and moves to the new connection when the Conn
+// replaces one (see Health.Redials). Errors: ErrUnavailable, ErrClosed.
 func (c *Conn) SubscribeHeartbeats(fn func(Heartbeat)) (stop func(), err error) {
 	if c.isClosed() {
 		return nil, fmt.Errorf("journal: subscribe heartbeats: %w", ErrClosed)
 	}
 	hs := &heartbeatSub{c: c}
-	sub, err := c.nc.Subscribe(c.hbSubject, func(m *nats.Msg) {
+	hs.handle = func(m *nats.Msg) {
 		h, err := DecodeHeartbeat(m.Data)
 		if err != nil {
 			c.log.Debug("dropped malformed heartbeat", zap.Int("bytes", len(m.Data)), zap.Error(err))
@@ -131,7 +133,8 @@ func (c *Conn) SubscribeHeartbeats(fn func(Heartbeat)) (stop func(), err error) 
 		if !hs.stopped {
 			fn(h)
 		}
-	})
+	}
+	sub, err := c.conn().Subscribe(c.hbSubject, hs.handle)
 	if err != nil {
 		return nil, wrapErr("subscribe heartbeats", err)
 	}
@@ -148,11 +151,29 @@ func (c *Conn) SubscribeHeartbeats(fn func(Heartbeat)) (stop func(), err error) 
 
 func (hs *heartbeatSub) stop() {
 	hs.once.Do(func() {
-		if err := hs.sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-			hs.c.log.Debug("unsubscribe heartbeats", zap.Error(err))
-		}
 		hs.mu.Lock()
 		hs.stopped = true
+		sub := hs.sub
 		hs.mu.Unlock()
+		if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			hs.c.log.Debug("unsubscribe heartbeats", zap.Error(err))
+		}
 	})
+}
+
+// rebind subscribes again on the Conn's current connection, which replaced the one hs.sub was made on.
+func (hs *heartbeatSub) rebind() {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	if hs.stopped {
+		return
+	}
+	sub, err := hs.c.conn().Subscribe(hs.c.hbSubject, hs.handle)
+	if err != nil {
+		// The new connection closed at once too: the next replacement rebinds again.
+		hs.c.log.Warn("heartbeat subscription not moved to the new nats connection", zap.Error(err))
+		return
+	}
+	_ = hs.sub.Unsubscribe() // the old connection is closed: this only releases it
+	hs.sub = sub
 }

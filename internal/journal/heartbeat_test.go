@@ -137,7 +137,7 @@ func TestConn_SubscribeHeartbeats(t *testing.T) {
 		return len(got)
 	}
 	// Make sure the subscription reached the server before publishing.
-	if err := leader.nc.Flush(); err != nil {
+	if err := leader.conn().Flush(); err != nil {
 		t.Fatal(err)
 	}
 
@@ -145,7 +145,7 @@ func TestConn_SubscribeHeartbeats(t *testing.T) {
 	if err := otherStream.PublishHeartbeat(Heartbeat{ID: "elsewhere", State: StateReady}); err != nil {
 		t.Fatal(err)
 	}
-	if err := follower.nc.Publish(heartbeatSubject("HB"), []byte("garbage")); err != nil {
+	if err := follower.conn().Publish(heartbeatSubject("HB"), []byte("garbage")); err != nil {
 		t.Fatal(err)
 	}
 	if err := follower.PublishHeartbeat(sent); err != nil {
@@ -167,11 +167,11 @@ func TestConn_SubscribeHeartbeats(t *testing.T) {
 	if err := follower.PublishHeartbeat(sent); err != nil {
 		t.Fatal(err)
 	}
-	if err := follower.nc.Flush(); err != nil {
+	if err := follower.conn().Flush(); err != nil {
 		t.Fatal(err)
 	}
 	// A round trip through the server on the leader's connection: anything routed to it has arrived by now.
-	if err := leader.nc.Flush(); err != nil {
+	if err := leader.conn().Flush(); err != nil {
 		t.Fatal(err)
 	}
 	if n := count(); n != 1 {

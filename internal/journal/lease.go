@@ -49,7 +49,6 @@ type LeaderInfo struct {
 // took the lease; the lease then no longer renews.
 type Lease struct {
 	c        *Conn
-	kv       jetstream.KeyValue
 	info     LeaderInfo
 	value    []byte
 	interval time.Duration
@@ -107,7 +106,6 @@ func (c *Conn) AcquireLease(ctx context.Context, info LeaderInfo, ttl time.Durat
 	lctx, cancel := context.WithCancel(context.Background())
 	l := &Lease{
 		c:        c,
-		kv:       kv,
 		info:     info,
 		value:    value,
 		interval: effective / 3,
@@ -184,18 +182,20 @@ func whileNoResponders[T any](ctx context.Context, op func() (T, error)) (T, err
 	}
 }
 
-// leaseKV returns the lease bucket, creating it with ttl when ttl > 0 and it does not exist. The handle is cached.
+// leaseKV returns the lease bucket, creating it with ttl when ttl > 0 and it does not exist. The handle is cached in
+// the current session, so that a session that replaced a closed one (see Conn.redial) looks it up again.
 func (c *Conn) leaseKV(ctx context.Context, ttl time.Duration) (jetstream.KeyValue, error) {
+	s := c.session()
 	c.mu.Lock()
-	kv := c.leaseKVHandle
+	kv := s.leaseKV
 	c.mu.Unlock()
 	if kv != nil {
 		return kv, nil
 	}
 	bucket := leaseBucket(c.stream)
-	kv, err := c.js.KeyValue(ctx, bucket)
+	kv, err := s.js.KeyValue(ctx, bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) && ttl > 0 {
-		kv, err = c.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+		kv, err = s.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket:    bucket,
 			TTL:       ttl,
 			History:   1,
@@ -204,14 +204,14 @@ func (c *Conn) leaseKV(ctx context.Context, ttl time.Duration) (jetstream.KeyVal
 			Placement: placement(c.streamTags),
 		})
 		if errors.Is(err, jetstream.ErrBucketExists) {
-			kv, err = c.js.KeyValue(ctx, bucket)
+			kv, err = s.js.KeyValue(ctx, bucket)
 		}
 	}
 	if err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
-	c.leaseKVHandle = kv
+	s.leaseKV = kv
 	c.mu.Unlock()
 	return kv, nil
 }

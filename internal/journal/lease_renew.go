@@ -35,7 +35,10 @@ func (l *Lease) Close(ctx context.Context) {
 			return
 		default:
 		}
-		err := l.kv.Delete(ctx, leaseKey, jetstream.LastRevision(l.rev))
+		kv, err := l.c.leaseKV(ctx, 0)
+		if err == nil {
+			err = kv.Delete(ctx, leaseKey, jetstream.LastRevision(l.rev))
+		}
 		switch {
 		case err == nil:
 			l.c.log.Info("leader lease released", zap.String(fieldID, l.info.ID))
@@ -95,7 +98,13 @@ func (l *Lease) run() {
 func (l *Lease) renew() (lost, err error) {
 	ctx, cancel := context.WithTimeout(l.ctx, l.interval)
 	defer cancel()
-	rev, err := l.kv.Update(ctx, leaseKey, l.value, l.rev)
+	// The bucket handle is looked up (from the session's cache) on each renewal: the connection it was found on may
+	// have been replaced since (see Conn.redial).
+	kv, err := l.c.leaseKV(ctx, 0)
+	if err != nil {
+		return nil, wrapErr("lease renew", err)
+	}
+	rev, err := kv.Update(ctx, leaseKey, l.value, l.rev)
 	if err == nil {
 		l.rev = rev
 		return nil, nil
@@ -104,9 +113,9 @@ func (l *Lease) renew() (lost, err error) {
 		return nil, wrapErr("lease renew", err)
 	}
 	// The revision is not ours any more: expired (absent), our own update whose ack was lost, or someone else.
-	entry, err := l.kv.Get(ctx, leaseKey)
+	entry, err := kv.Get(ctx, leaseKey)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		rev, err := l.kv.Create(ctx, leaseKey, l.value)
+		rev, err := kv.Create(ctx, leaseKey, l.value)
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			return fmt.Errorf("%w: taken after it expired", ErrLeaseLost), nil
 		}

@@ -121,7 +121,7 @@ func TestConn_AcquireLease(t *testing.T) {
 		info := leaderInfo("a")
 		la := acquireLease(t, a, info, ttl)
 		// Simulate the key expiring during an outage: it disappears, and the holder takes it again (still ours).
-		kv, err := a.js.KeyValue(testCtx(t), leaseBucket("RECREATE"))
+		kv, err := a.jetStream().KeyValue(testCtx(t), leaseBucket("RECREATE"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,7 +144,7 @@ func TestConn_AcquireLease(t *testing.T) {
 		t.Parallel()
 		a := connect(t, e.ClientURL(), "STOLEN")
 		la := acquireLease(t, a, leaderInfo("a"), ttl)
-		kv, err := a.js.KeyValue(testCtx(t), leaseBucket("STOLEN"))
+		kv, err := a.jetStream().KeyValue(testCtx(t), leaseBucket("STOLEN"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -193,7 +193,7 @@ func TestConn_Leader(t *testing.T) {
 	if _, err := c.Leader(ctx); !errors.Is(err, ErrNoLeader) {
 		t.Fatalf("Leader without bucket = %v, want ErrNoLeader", err)
 	}
-	kv, err := c.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: leaseBucket("LEADER")})
+	kv, err := c.jetStream().CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: leaseBucket("LEADER")})
 	if err != nil {
 		t.Fatal(err)
 	}

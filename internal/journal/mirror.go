@@ -46,11 +46,11 @@ func mirrorStreamConfig(stream string, replicas int, tags []string) jetstream.St
 // operator may create it with placement of their own) is kept as it is. Other failures: ErrUnavailable, ErrClosed.
 func (c *Conn) EnsureCatchUpMirror(ctx context.Context) error {
 	name := mirrorName(c.stream)
-	stream, err := c.js.Stream(ctx, name)
+	stream, err := c.jetStream().Stream(ctx, name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		stream, err = c.js.CreateStream(ctx, mirrorStreamConfig(c.stream, c.replicas, c.mirrorTags))
+		stream, err = c.jetStream().CreateStream(ctx, mirrorStreamConfig(c.stream, c.replicas, c.mirrorTags))
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			stream, err = c.js.Stream(ctx, name)
+			stream, err = c.jetStream().Stream(ctx, name)
 		} else if err == nil {
 			c.log.Info("created the log's catch-up mirror", zap.String("mirror", name), zap.Int("replicas", c.replicas),
 				zap.Strings("tags", c.mirrorTags))
@@ -75,7 +75,7 @@ func (c *Conn) EnsureCatchUpMirror(ctx context.Context) error {
 // log is left alone. Subscriptions reading the mirror end with ErrNoStream. Errors: ErrUnavailable, ErrClosed.
 func (c *Conn) RemoveCatchUpMirror(ctx context.Context) error {
 	name := mirrorName(c.stream)
-	stream, err := c.js.Stream(ctx, name)
+	stream, err := c.jetStream().Stream(ctx, name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil
 	}
@@ -85,7 +85,7 @@ func (c *Conn) RemoveCatchUpMirror(ctx context.Context) error {
 	if !isMirrorOf(stream.CachedInfo().Config, c.stream) {
 		return nil
 	}
-	if err := c.js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+	if err := c.jetStream().DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return wrapErr("remove catch-up mirror", err)
 	}
 	c.log.Info("removed the log's catch-up mirror", zap.String("mirror", name))
@@ -95,7 +95,7 @@ func (c *Conn) RemoveCatchUpMirror(ctx context.Context) error {
 // CatchUpMirrorInfo returns the state of the log's catch-up mirror. Errors: ErrNoStream when there is none,
 // ErrStreamConfig when the stream of its name is not a mirror of the log, ErrUnavailable, ErrClosed.
 func (c *Conn) CatchUpMirrorInfo(ctx context.Context) (Info, error) {
-	stream, err := c.js.Stream(ctx, mirrorName(c.stream))
+	stream, err := c.jetStream().Stream(ctx, mirrorName(c.stream))
 	if err != nil {
 		return Info{}, wrapErr("catch-up mirror info", err)
 	}
@@ -110,7 +110,7 @@ func (c *Conn) CatchUpMirrorInfo(ctx context.Context) (Info, error) {
 // past the mirror's own last entry + 1: that would move its next sequence, and the mirror's sequences must stay the
 // log's.
 func (c *Conn) purgeMirror(ctx context.Context, keepFrom uint64) error {
-	stream, err := c.js.Stream(ctx, mirrorName(c.stream))
+	stream, err := c.jetStream().Stream(ctx, mirrorName(c.stream))
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil
 	}

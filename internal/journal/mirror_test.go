@@ -119,11 +119,11 @@ func TestConn_CatchUpMirrorNotAMirror(t *testing.T) {
 	srv := startServer(t)
 	c := connectStream(t, srv.ClientURL(), "MIRX")
 	ctx := testCtx(t)
-	if _, err := c.js.CreateStream(ctx, jetstream.StreamConfig{Name: mirrorName("MIRX"), Subjects: []string{"other"}}); err != nil {
+	if _, err := c.jetStream().CreateStream(ctx, jetstream.StreamConfig{Name: mirrorName("MIRX"), Subjects: []string{"other"}}); err != nil {
 		t.Fatal(err)
 	}
 	for range 3 {
-		if _, err := c.js.Publish(ctx, "other", []byte("not a log entry")); err != nil {
+		if _, err := c.jetStream().Publish(ctx, "other", []byte("not a log entry")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -143,7 +143,7 @@ func TestConn_CatchUpMirrorNotAMirror(t *testing.T) {
 	if _, err := c.Purge(ctx, 3); err != nil {
 		t.Fatalf("Purge: %v", err)
 	}
-	s, err := c.js.Stream(ctx, mirrorName("MIRX"))
+	s, err := c.jetStream().Stream(ctx, mirrorName("MIRX"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestConn_CatchUpMirrorNotAMirror(t *testing.T) {
 	if err := c.RemoveCatchUpMirror(ctx); err != nil {
 		t.Fatalf("RemoveCatchUpMirror: %v", err)
 	}
-	if _, err := c.js.Stream(ctx, mirrorName("MIRX")); err != nil {
+	if _, err := c.jetStream().Stream(ctx, mirrorName("MIRX")); err != nil {
 		t.Fatalf("RemoveCatchUpMirror deleted a stream that is not a mirror: %v", err)
 	}
 }
@@ -206,7 +206,7 @@ func TestConn_RemoveCatchUpMirror(t *testing.T) {
 func deleteConsumers(t *testing.T, c *Conn, stream string) {
 	t.Helper()
 	ctx := testCtx(t)
-	s, err := c.js.Stream(ctx, stream)
+	s, err := c.jetStream().Stream(ctx, stream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,26 +275,26 @@ func TestConn_SubscribeMirrorReplaced(t *testing.T) {
 	// see node's TestFollower_RebootstrapsWhenMirrorDiverges.)
 	waitMirror(t, c, 10)
 	name := mirrorName("MIRP")
-	s, err := c.js.Stream(ctx, name)
+	s, err := c.jetStream().Stream(ctx, name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := s.CachedInfo().Config
 	cfg.Mirror = nil
-	if _, err := c.js.UpdateStream(ctx, cfg); err != nil {
+	if _, err := c.jetStream().UpdateStream(ctx, cfg); err != nil {
 		t.Fatalf("promote the mirror: %v", err)
 	}
 	deleteConsumers(t, c, name)
 	waitFor(t, 30*time.Second, "the ordered consumer to be recreated", func() bool {
-		s, err := c.js.Stream(ctx, name)
+		s, err := c.jetStream().Stream(ctx, name)
 		return err == nil && s.CachedInfo().State.Consumers == 1
 	})
 	cfg.Subjects = []string{"impostor"}
-	if _, err := c.js.UpdateStream(ctx, cfg); err != nil {
+	if _, err := c.jetStream().UpdateStream(ctx, cfg); err != nil {
 		t.Fatalf("give the promoted mirror subjects: %v", err)
 	}
 	for range 5 {
-		if _, err := c.js.Publish(ctx, "impostor", []byte("not a log entry")); err != nil {
+		if _, err := c.jetStream().Publish(ctx, "impostor", []byte("not a log entry")); err != nil {
 			t.Fatal(err)
 		}
 	}

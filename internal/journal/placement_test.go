@@ -13,7 +13,7 @@ import (
 // serverOf returns the name of the server that leads stream name.
 func serverOf(t *testing.T, c *Conn, name string) string {
 	t.Helper()
-	s, err := c.js.Stream(testCtx(t), name)
+	s, err := c.jetStream().Stream(testCtx(t), name)
 	if err != nil {
 		t.Fatalf("stream %s: %v", name, err)
 	}

@@ -42,7 +42,7 @@ func (c *Conn) PublishChained(ctx context.Context, data []byte, expectedLast uin
 	if c.isClosed() {
 		return nil, fmt.Errorf("journal: publish: %w", ErrClosed)
 	}
-	if !c.nc.IsConnected() {
+	if !c.conn().IsConnected() {
 		return nil, fmt.Errorf("journal: publish: %w: not connected", ErrUnavailable)
 	}
 	h := nats.Header{jetstream.ExpectedLastSeqHeader: []string{strconv.FormatUint(expectedLast, 10)}}
@@ -54,7 +54,7 @@ func (c *Conn) PublishChained(ctx context.Context, data []byte, expectedLast uin
 	}
 	msg := &nats.Msg{Subject: c.subject, Data: data, Header: h}
 	for {
-		paf, err := c.js.PublishMsgAsync(msg, c.pubOpts...)
+		paf, err := c.jetStream().PublishMsgAsync(msg, c.pubOpts...)
 		if err == nil {
 			return &Ack{c: c, paf: paf}, nil
 		}

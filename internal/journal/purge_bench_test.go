@@ -34,7 +34,7 @@ func BenchmarkPurgeStall(b *testing.B) {
 				var err error
 				if name == "OneRequest" {
 					var s jetstream.Stream
-					if s, err = c.js.Stream(ctx, "PG"); err == nil {
+					if s, err = c.jetStream().Stream(ctx, "PG"); err == nil {
 						err = s.Purge(ctx, jetstream.WithPurgeSequence(keep))
 					}
 				} else {

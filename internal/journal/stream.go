@@ -50,12 +50,12 @@ func logStreamConfig(name string, replicas int, tags []string) jetstream.StreamC
 // difference; a longer duplicate window (a stream created by an earlier version) is shortened, and a failure to do
 // so is only logged. Other failures: ErrUnavailable, ErrClosed.
 func (c *Conn) EnsureStream(ctx context.Context) (Info, error) {
-	stream, err := c.js.Stream(ctx, c.stream)
+	stream, err := c.jetStream().Stream(ctx, c.stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		stream, err = c.js.CreateStream(ctx, logStreamConfig(c.stream, c.replicas, c.streamTags))
+		stream, err = c.jetStream().CreateStream(ctx, logStreamConfig(c.stream, c.replicas, c.streamTags))
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			// Created concurrently with a different config, or it existed all along: check what is there.
-			stream, err = c.js.Stream(ctx, c.stream)
+			stream, err = c.jetStream().Stream(ctx, c.stream)
 		} else if err == nil {
 			c.log.Info("created log stream", zap.Int("replicas", c.replicas))
 		}
@@ -70,7 +70,7 @@ func (c *Conn) EnsureStream(ctx context.Context) (Info, error) {
 	if si.Config.Duplicates > duplicateWindow {
 		cfg := si.Config
 		cfg.Duplicates = duplicateWindow
-		if _, err := c.js.UpdateStream(ctx, cfg); err != nil {
+		if _, err := c.jetStream().UpdateStream(ctx, cfg); err != nil {
 			c.log.Warn("cannot shorten the log stream's duplicate window", zap.Duration("window", si.Config.Duplicates),
 				zap.Error(err))
 		} else {
@@ -136,7 +136,7 @@ func infoFromState(st jetstream.StreamState) Info {
 
 // Info returns the current state of the log stream. Errors: ErrNoStream, ErrUnavailable, ErrClosed.
 func (c *Conn) Info(ctx context.Context) (Info, error) {
-	stream, err := c.js.Stream(ctx, c.stream)
+	stream, err := c.jetStream().Stream(ctx, c.stream)
 	if err != nil {
 		return Info{}, wrapErr("info", err)
 	}
@@ -147,7 +147,7 @@ func (c *Conn) Info(ctx context.Context) (Info, error) {
 // for spot checks: Subscribe reads the log). Errors: ErrNoEntry when the log holds none there (compacted away, or
 // beyond its end), ErrNoStream, ErrUnavailable, ErrClosed.
 func (c *Conn) Entry(ctx context.Context, seq uint64) (Msg, error) {
-	stream, err := c.js.Stream(ctx, c.stream)
+	stream, err := c.jetStream().Stream(ctx, c.stream)
 	if err != nil {
 		return Msg{}, wrapErr("entry", err)
 	}
@@ -169,7 +169,7 @@ func (c *Conn) Entry(ctx context.Context, seq uint64) (Msg, error) {
 // purged stays purged, and the next Purge goes on from there.
 // Errors: ErrNoStream, ErrUnavailable, ErrClosed.
 func (c *Conn) Purge(ctx context.Context, keepFrom uint64) (uint64, error) {
-	stream, err := c.js.Stream(ctx, c.stream)
+	stream, err := c.jetStream().Stream(ctx, c.stream)
 	if err != nil {
 		return 0, wrapErr("purge", err)
 	}

@@ -23,7 +23,7 @@ func TestConn_EnsureStream(t *testing.T) {
 		if info != (Info{FirstSeq: 1, LastSeq: 0, Msgs: 0}) {
 			t.Fatalf("info = %+v, want empty stream with FirstSeq 1", info)
 		}
-		s, err := c.js.Stream(ctx, "CREATE")
+		s, err := c.jetStream().Stream(ctx, "CREATE")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -54,13 +54,13 @@ func TestConn_EnsureStream(t *testing.T) {
 		ctx := testCtx(t)
 		cfg := logStreamConfig("OLDWINDOW", 1, nil)
 		cfg.Duplicates = 2 * time.Minute
-		if _, err := c.js.CreateStream(ctx, cfg); err != nil {
+		if _, err := c.jetStream().CreateStream(ctx, cfg); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := c.EnsureStream(ctx); err != nil {
 			t.Fatalf("EnsureStream: %v", err)
 		}
-		s, err := c.js.Stream(ctx, "OLDWINDOW")
+		s, err := c.jetStream().Stream(ctx, "OLDWINDOW")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,7 +90,7 @@ func TestConn_EnsureStream(t *testing.T) {
 			c := connect(t, e.ClientURL(), stream)
 			cfg := logStreamConfig(stream, 1, nil)
 			tt.mutate(&cfg)
-			if _, err := c.js.CreateStream(testCtx(t), cfg); err != nil {
+			if _, err := c.jetStream().CreateStream(testCtx(t), cfg); err != nil {
 				t.Fatalf("create mutated stream: %v", err)
 			}
 			_, err := c.EnsureStream(testCtx(t))
@@ -175,7 +175,7 @@ func TestConn_PurgeInSteps(t *testing.T) {
 	}
 	publishN(t, c, 0, 1000)
 	waitMirror(t, c, 1000)
-	s, err := c.js.Stream(ctx, "STEPS")
+	s, err := c.jetStream().Stream(ctx, "STEPS")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func TestConn_PurgeInSteps(t *testing.T) {
 	t.Run("Canceled", func(t *testing.T) {
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
-		s, err := c.js.Stream(ctx, "STEPS")
+		s, err := c.jetStream().Stream(ctx, "STEPS")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -282,7 +282,7 @@ func TestConn_Entry(t *testing.T) {
 		t.Fatalf("Entry(3) after the purge = %+v, %v", got, err)
 	}
 	other := connectStream(t, e.ClientURL(), "ENTRY_NONE")
-	if err := other.js.DeleteStream(ctx, "ENTRY_NONE"); err != nil {
+	if err := other.jetStream().DeleteStream(ctx, "ENTRY_NONE"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := other.Entry(ctx, 1); !errors.Is(err, ErrNoStream) {

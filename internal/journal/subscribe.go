@@ -141,7 +141,7 @@ func (c *Conn) Subscribe(ctx context.Context, startSeq uint64, buffer int, opts 
 // as the mirror only when it is a mirror of this log (another log named like it must never be applied as this
 // one's). Errors: ErrNoStream, ErrStreamConfig, ErrUnavailable, ErrClosed.
 func (c *Conn) streamToRead(ctx context.Context, name string) (*jetstream.StreamInfo, error) {
-	stream, err := c.js.Stream(ctx, name)
+	stream, err := c.jetStream().Stream(ctx, name)
 	if err != nil {
 		return nil, wrapErr("subscribe", err)
 	}
@@ -156,7 +156,7 @@ func (c *Conn) streamToRead(ctx context.Context, name string) (*jetstream.Stream
 // recover from a missed heartbeat or a reconnect once by itself; when that fails its Next returns the error and run
 // takes over with backoff, so that Stop is never stuck behind the library's own retry loop.
 func (c *Conn) openIterator(ctx context.Context, stream string, start uint64) (jetstream.MessagesContext, jetstream.Consumer, error) {
-	cons, err := c.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
+	cons, err := c.jetStream().OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:       start,
 		MaxResetAttempts:  1,
@@ -229,7 +229,7 @@ func (s *Subscription) deleteConsumer() {
 	s.mu.Lock()
 	cons := s.cons
 	s.mu.Unlock()
-	if cons == nil || !s.c.nc.IsConnected() { // cut off: do not hold Stop up for nothing
+	if cons == nil || !s.c.conn().IsConnected() { // cut off: do not hold Stop up for nothing
 		return
 	}
 	info := cons.CachedInfo()
@@ -238,7 +238,7 @@ func (s *Subscription) deleteConsumer() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), consumerDeleteTimeout)
 	defer cancel()
-	if err := s.c.js.DeleteConsumer(ctx, s.stream, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+	if err := s.c.jetStream().DeleteConsumer(ctx, s.stream, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		s.c.log.Debug("could not delete a stopped subscription's consumer; the server drops it when inactive",
 			zap.String("consumer", info.Name), zap.Error(err))
 	}
@@ -291,7 +291,7 @@ func (s *Subscription) run(it jetstream.MessagesContext, next uint64, consumer s
 			s.finish(nil)
 			return
 		}
-		if fatal := fatalSubErr(err); fatal != nil {
+		if fatal := s.fatalErr(err); fatal != nil {
 			s.err = fatal
 			s.c.log.Error("log subscription failed", zap.Error(err))
 			return
@@ -342,21 +342,31 @@ func (s *Subscription) stopping() bool {
 	}
 }
 
-// fatalSubErr returns the error that ends a subscription, or nil when reopening may help.
-func fatalSubErr(err error) error {
-	switch classify(err) {
-	case ErrNoStream:
+// fatalErr returns the error that ends the subscription, or nil when reopening may help. A closed connection ends
+// it only when the Conn was closed: one that nats.go closed by itself is replaced (see Conn.redial), and the
+// consumer is then reopened on the new one.
+func (s *Subscription) fatalErr(err error) error {
+	closed := classify(err) == ErrClosed || errors.Is(err, jetstream.ErrConnectionClosed)
+	switch {
+	case closed && s.c.isClosed():
+		return fmt.Errorf("journal: subscription: %w: %w", ErrClosed, err)
+	case closed:
+		return nil
+	case classify(err) == ErrNoStream:
 		return fmt.Errorf("journal: subscription: %w: %w", ErrNoStream, err)
-	case ErrClosed:
-		return fmt.Errorf("journal: subscription: %w: %w", ErrClosed, err)
-	}
-	if errors.Is(err, jetstream.ErrConnectionClosed) {
-		return fmt.Errorf("journal: subscription: %w: %w", ErrClosed, err)
-	}
-	if errors.Is(err, ErrStreamConfig) || errors.Is(err, ErrNoStream) {
+	case errors.Is(err, ErrStreamConfig) || errors.Is(err, ErrNoStream):
 		return fmt.Errorf("journal: subscription: %w", err)
 	}
 	return nil
+}
+
+// rebind stops the current iterator, which lives on a connection the Conn replaced (see Conn.redial): run then
+// reopens the consumer, on the new connection, after the last entry it delivered.
+func (s *Subscription) rebind() {
+	s.mu.Lock()
+	it := s.it
+	s.mu.Unlock()
+	it.Stop()
 }
 
 // reopen recreates the ordered consumer at next with capped exponential backoff. It returns nil when the
@@ -388,7 +398,7 @@ func (s *Subscription) reopen(next uint64) jetstream.MessagesContext {
 			s.finish(nil)
 			return nil
 		}
-		if fatal := fatalSubErr(err); fatal != nil {
+		if fatal := s.fatalErr(err); fatal != nil {
 			s.err = fatal
 			s.c.log.Error("log subscription failed", zap.Error(err))
 			return nil

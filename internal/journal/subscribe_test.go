@@ -94,7 +94,7 @@ func TestConn_Subscribe(t *testing.T) {
 		}
 		t.Cleanup(s.Stop)
 		receive(t, s, 5*time.Second)
-		if err := own.js.DeleteStream(ctx, "DOOMED"); err != nil {
+		if err := own.jetStream().DeleteStream(ctx, "DOOMED"); err != nil {
 			t.Fatal(err)
 		}
 		closed := make(chan struct{})
@@ -131,7 +131,7 @@ func TestConn_Subscribe(t *testing.T) {
 		if err := s.checkStream(ctx); err != nil {
 			t.Fatalf("checkStream on the stream subscribed to: %v", err)
 		}
-		if err := own.js.DeleteStream(ctx, "REBORN"); err != nil {
+		if err := own.jetStream().DeleteStream(ctx, "REBORN"); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := own.EnsureStream(ctx); err != nil {
@@ -264,7 +264,7 @@ func TestConn_SubscribeStopDeletesConsumer(t *testing.T) {
 	publishN(t, c, 0, 3)
 	consumers := func() int {
 		t.Helper()
-		st, err := c.js.Stream(ctx, "DELCONS")
+		st, err := c.jetStream().Stream(ctx, "DELCONS")
 		if err != nil {
 			t.Fatal(err)
 		}
