@@ -18,11 +18,18 @@ import (
 
 const (
 	defaultCacheBytes = 64 << 20
-	memTableBytes     = 64 << 20
+	// memTableBytes is pebble's MemTableSize. It sizes the disk pebble holds beside the data, not only memory: every
+	// WAL file is preallocated to 110% of it (db.go walPreallocateSize), and pebble keeps up to
+	// MemTableStopWritesThreshold+1 = 3 old WAL files for reuse (open.go MaxNumRecyclableLogs) on top of the live WAL
+	// and those of memtables waiting for their flush. At 64 MiB that was 7 files of 70 MiB, 490 MiB for 40 MB of data.
+	// See "Disk usage" in doc.go for the numbers behind 8 MiB.
+	memTableBytes = 8 << 20
 	// walBytesPerSync makes pebble write the WAL back to disk in the background every 512 KiB. Without it the
 	// whole WAL of a memtable stays dirty until pebble rotates the WAL, which closes the old one with an fsync on
 	// the write path: BenchmarkApplyStalls (quiet disk) saw the largest apply stall go from 92 ms to 19 ms.
 	walBytesPerSync = 512 << 10
+	// defaultReserveBytes is the default Options.DiskReserveBytes.
+	defaultReserveBytes = 8 << 20
 )
 
 // Options configures a store. Zero values mean defaults.
@@ -34,8 +41,15 @@ type Options struct {
 	// OnWriteStall, if set, is called with the duration of every write stall when it ends (pebble delays writes
 	// while its flushes or compactions fall behind). It must not block.
 	OnWriteStall func(time.Duration)
+	// DiskReserveBytes is the size in bytes of the file the store keeps in its directory (DISK_RESERVE) and deletes
+	// when the disk fills, so that pebble's WAL and MANIFEST writes in flight can finish; 0 means 8 MiB. It must
+	// exceed the largest batch Apply is given. Open needs twice this much free (the reserve, and as much again), and
+	// a full store takes writes again once that much is free.
+	DiskReserveBytes int64
 	// noWALBytesPerSync turns the WAL's background writeback off (BenchmarkApplyStalls compares).
 	noWALBytesPerSync bool
+	// memTableBytes overrides memTableBytes (tests).
+	memTableBytes uint64
 }
 
 func (o Options) logger() *zap.Logger {
@@ -45,19 +59,31 @@ func (o Options) logger() *zap.Logger {
 	return o.Logger.With(zap.String("component", "store"))
 }
 
-// pebbleOptions builds the pebble options shared by Open and NewLoader, with defaults filled in.
-func (o Options) pebbleOptions(log *zap.Logger) *pebble.Options {
+func (o Options) reserveBytes() int64 {
+	if o.DiskReserveBytes <= 0 {
+		return defaultReserveBytes
+	}
+	return o.DiskReserveBytes
+}
+
+// pebbleOptions builds the pebble options shared by Open and NewLoader, with defaults filled in, running on g.
+func (o Options) pebbleOptions(log *zap.Logger, g *diskGuard) *pebble.Options {
 	cache := o.CacheBytes
 	if cache <= 0 {
 		cache = defaultCacheBytes
 	}
+	memTable := o.memTableBytes
+	if memTable == 0 {
+		memTable = memTableBytes
+	}
 	po := &pebble.Options{
+		FS:                 g,
 		CacheSize:          cache,
-		MemTableSize:       memTableBytes,
+		MemTableSize:       memTable,
 		WALBytesPerSync:    walBytesPerSync,
 		FormatMajorVersion: pebble.FormatNewest,
-		Logger:             pebbleLogger{log: log.With(zap.String("subsystem", "pebble"))},
-		EventListener:      eventListener(log, o.OnWriteStall),
+		Logger:             pebbleLogger{log: log.With(zap.String("subsystem", "pebble")), guard: g, lim: newLimiter(logEvery)},
+		EventListener:      eventListener(log, o.OnWriteStall, g),
 	}
 	if o.noWALBytesPerSync {
 		po.WALBytesPerSync = 0
@@ -71,6 +97,7 @@ func (o Options) pebbleOptions(log *zap.Logger) *pebble.Options {
 type DB struct {
 	db      *pebble.DB
 	log     *zap.Logger
+	guard   *diskGuard
 	gate    *gate
 	applied atomic.Uint64
 	snap    atomic.Uint64
@@ -93,17 +120,23 @@ type DB struct {
 }
 
 // Open opens the store in dir, creating the directory and an empty store if missing, and loads the applied and
-// snapshot sequences. Errors wrap ErrCorrupt for unreadable metadata, or pebble's and the OS's errors.
-func Open(dir string, opts Options) (*DB, error) {
+// snapshot sequences. Errors wrap ErrDiskFull when the disk has less than twice Options.DiskReserveBytes free (checked
+// before pebble starts, so a full disk fails fast), ErrCorrupt for unreadable metadata, or pebble's and the OS's
+// errors.
+func Open(dir string, opts Options) (db *DB, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("store: open: %w", err)
+		return nil, wrapErr("open", err)
 	}
 	log := opts.logger()
-	pdb, err := pebble.Open(dir, opts.pebbleOptions(log))
-	if err != nil {
-		return nil, fmt.Errorf("store: open: %w", err)
+	g := newDiskGuard(dir, opts.reserveBytes(), log)
+	if err := g.prepare(); err != nil {
+		return nil, wrapErr("open", err)
 	}
-	db := &DB{db: pdb, log: log, gate: newGate(), batch: pdb.NewBatch(), views: make(map[*View]struct{})}
+	pdb, err := openPebble(dir, opts.pebbleOptions(log, g), g)
+	if err != nil {
+		return nil, wrapErr("open", err)
+	}
+	db = &DB{db: pdb, log: log, guard: g, gate: newGate(), batch: pdb.NewBatch(), views: make(map[*View]struct{})}
 	applied, err := readSeq(pdb, keyApplied)
 	if err == nil {
 		db.applied.Store(applied)
@@ -117,14 +150,78 @@ func Open(dir string, opts Options) (*DB, error) {
 			err = fmt.Errorf("%w: entry mark at seq %d beyond the applied seq %d", ErrCorrupt, db.markSeq, applied)
 		}
 	}
+	if err == nil && g.full.Load() {
+		err = g.fullErr() // opening used the reserve: the disk is full after all
+	}
 	if err != nil {
 		_ = db.batch.Close()
-		_ = pdb.Close()
-		return nil, fmt.Errorf("store: open: %w", err)
+		_ = closePebble(pdb, g)
+		return nil, wrapErr("open", err)
 	}
 	log.Info("store opened", zap.String("dir", dir), zap.Uint64("applied_seq", applied),
 		zap.Uint64("snapshot_seq", db.snap.Load()))
 	return db, nil
+}
+
+// openPebble opens pebble on g, turning a panic or Fatalf of pebble's during the open into an error. If the disk
+// fills while pebble opens (pebble.Open waits for the flush of the WAL it replays, and retries a failed flush
+// forever), it fails the engine and returns ErrDiskFull at once: the abandoned open's goroutines stay parked (see
+// eventListener) and its directory is fenced and unlocked, so a later Open can start afresh.
+func openPebble(dir string, po *pebble.Options, g *diskGuard) (*pebble.DB, error) {
+	type result struct {
+		db  *pebble.DB
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		var res result
+		defer func() {
+			if r := recover(); r != nil {
+				res = result{err: g.catch(r)}
+			}
+			done <- res
+		}()
+		res.db, res.err = pebble.Open(dir, po)
+	}()
+	select {
+	case res := <-done:
+		if res.err != nil && g.err() != nil {
+			g.close()
+		}
+		return res.db, res.err
+	case <-g.tripped:
+	}
+	select {
+	case res := <-done: // it finished anyway, or failed
+		if res.err != nil && g.err() != nil {
+			g.close()
+		}
+		return res.db, res.err
+	case <-time.After(100 * time.Millisecond):
+	}
+	err := g.err()
+	if err == nil {
+		g.fail(g.fullErr())
+		err = g.err()
+	}
+	g.close()
+	go func() { // close the DB if the abandoned open ever returns one; it is fenced, so Close cannot write
+		if res := <-done; res.db != nil {
+			_ = closePebble(res.db, g)
+		}
+	}()
+	return nil, err
+}
+
+// closePebble closes pdb, or, after an engine failure, abandons it: pebble's Close would wait for a commit pipeline
+// or a background job that a failure left stuck. The guard then releases the directory's lock, and its fence keeps
+// the abandoned instance's goroutines from changing any file.
+func closePebble(pdb *pebble.DB, g *diskGuard) error {
+	g.close() // first, so that a flush waiting out a disk-full backoff lets pebble's Close go on at once
+	if g.err() != nil {
+		return nil
+	}
+	return pdb.Close()
 }
 
 // reader is what pebble.DB and pebble.Snapshot have in common for point reads.
@@ -165,28 +262,73 @@ func readMark(r reader) (seq uint64, mark apply.Mark, err error) {
 }
 
 // Close closes the store. It waits for calls in progress, releases Views still open, and then every later call (also
-// on Views) returns ErrClosed. Close is idempotent; only the first call can return an error.
+// on Views) returns ErrClosed. Close is idempotent; only the first call can return an error. After an engine failure
+// (Err() != nil) Close does not hang: it abandons the pebble instance (its goroutines and memory stay until the
+// process ends, and can no longer change any file) and releases the directory, so Open can be called again.
 func (db *DB) Close() error {
 	if !db.gate.close() {
 		return nil
 	}
+	failed := db.guard.err() != nil
 	db.viewsMu.Lock()
 	if n := len(db.views); n > 0 {
 		db.log.Warn("closing store with open views", zap.Int("views", n))
 	}
 	for v := range db.views {
-		_ = v.snap.Close()
+		if !failed {
+			_ = v.snap.Close()
+		}
 	}
 	clear(db.views)
 	db.viewsMu.Unlock()
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
-	_ = db.batch.Close()
-	if err := db.db.Close(); err != nil {
-		return fmt.Errorf("store: close: %w", err)
+	if db.batch != nil && !failed {
+		_ = db.batch.Close()
+	}
+	if failed {
+		db.log.Warn("store closed after an engine failure; the pebble instance is abandoned", zap.Error(db.guard.err()))
+	}
+	if err := closePebble(db.db, db.guard); err != nil {
+		return wrapErr("close", err)
 	}
 	db.log.Info("store closed", zap.Uint64("applied_seq", db.applied.Load()))
 	return nil
+}
+
+// Err returns nil while the store's engine is healthy. After pebble failed (it cannot survive a failed write to its
+// WAL or MANIFEST, which the disk reserve makes unlikely but cannot rule out) it returns that failure, wrapping
+// ErrDiskFull if a full disk caused it; every write then returns it, reads may still work, and the owner must Close
+// the store and Open it again (Open fails with ErrDiskFull while the disk is still full). An ErrDiskFull from a write
+// while Err() is nil needs no reopening: the store refused the write before pebble saw it, and Apply accepts writes
+// again by itself once the disk has room.
+func (db *DB) Err() error {
+	if err := db.guard.err(); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
+
+// writable returns why a write cannot go to pebble now: the engine failed, or the disk is full (then it checks
+// whether space came back, one statfs).
+func (db *DB) writable() error {
+	if err := db.guard.err(); err != nil {
+		return err
+	}
+	if !db.guard.resume() {
+		return db.guard.fullErr()
+	}
+	return nil
+}
+
+// commit applies b to pebble, turning a panic or Fatalf of pebble's (a failed WAL write) into an error.
+func (db *DB) commit(b *pebble.Batch, opts *pebble.WriteOptions) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = db.guard.catch(r)
+		}
+	}()
+	return db.db.Apply(b, opts)
 }
 
 // Applied returns the last applied log sequence (0 for an empty store). It is an atomic load, cheap enough for every
@@ -200,17 +342,23 @@ func (db *DB) SnapshotSeq() uint64 { return db.snap.Load() }
 // SetSnapshotSeq records the snapshot sequence. The write is not synced: a synced write would hold back every
 // apply committed after it until the fsync ends (pebble publishes commits in order), a visible stall on a busy
 // leader. It becomes durable with the next flush; after a crash SnapshotSeq may show the previous value, which only
-// /v1/status reports. Errors wrap ErrClosed or pebble's errors.
+// /v1/status reports. Errors wrap ErrClosed, ErrDiskFull (see Apply) or pebble's errors.
 func (db *DB) SetSnapshotSeq(seq uint64) error {
 	if !db.gate.enter() {
 		return fmt.Errorf("store: set snapshot seq: %w", ErrClosed)
 	}
 	defer db.gate.leave()
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], seq)
-	if err := db.db.Set(keySnapshot, b[:], pebble.NoSync); err != nil {
-		return fmt.Errorf("store: set snapshot seq: %w", err)
+	if err := db.writable(); err != nil {
+		return wrapErr("set snapshot seq", err)
 	}
+	var buf [8]byte
+	binary.BigEndian.PutUint64(buf[:], seq)
+	b := db.db.NewBatch()
+	_ = b.Set(keySnapshot, buf[:], nil)
+	if err := db.commit(b, pebble.NoSync); err != nil {
+		return wrapErr("set snapshot seq", err)
+	}
+	_ = b.Close()
 	db.snap.Store(seq)
 	return nil
 }
@@ -281,9 +429,12 @@ func get(r reader, key []byte, withValue bool) ([]byte, uint64, error) {
 // stores its Mutation.Version as the key's version. A non-zero mark, the apply.EntryMark of the entry at seq, is
 // recorded in the same batch (see Mark); a zero mark keeps the previous one.
 //
-// seq < Applied() returns an error wrapping ErrSeqRegression and changes nothing; other errors wrap ErrClosed or
-// pebble's errors. Only one goroutine may call Apply at a time; readers may run concurrently and see either all of a
-// batch or none of it.
+// seq < Applied() returns an error wrapping ErrSeqRegression and changes nothing. A full disk returns an error
+// wrapping ErrDiskFull and changes nothing either (Applied() stays): once a write of pebble's hit ENOSPC or EDQUOT,
+// Apply refuses batches before they reach pebble until the disk has twice Options.DiskReserveBytes free, so the owner
+// just calls Apply again later with the same batch, unless Err() reports that the engine failed (then Close and Open).
+// Other errors wrap ErrClosed, the Err() failure, or pebble's errors. Only one goroutine may call Apply at a time;
+// readers may run concurrently and see either all of a batch or none of it.
 func (db *DB) Apply(seq uint64, muts []apply.Mutation, mark apply.Mark) error {
 	if !db.gate.enter() {
 		return fmt.Errorf("store: apply: %w", ErrClosed)
@@ -293,6 +444,9 @@ func (db *DB) Apply(seq uint64, muts []apply.Mutation, mark apply.Mark) error {
 	defer db.writeMu.Unlock()
 	if applied := db.applied.Load(); seq < applied {
 		return fmt.Errorf("store: apply: %w: %d after %d", ErrSeqRegression, seq, applied)
+	}
+	if err := db.writable(); err != nil {
+		return wrapErr("apply", err)
 	}
 	b := db.batch
 	b.Reset()
@@ -326,8 +480,11 @@ func (db *DB) Apply(seq uint64, muts []apply.Mutation, mark apply.Mark) error {
 			return fmt.Errorf("store: apply: %w", err)
 		}
 	}
-	if err := db.db.Apply(b, pebble.NoSync); err != nil {
-		return fmt.Errorf("store: apply: %w", err)
+	if err := db.commit(b, pebble.NoSync); err != nil {
+		if db.guard.err() != nil {
+			db.batch = nil // pebble may still hold it; Close must not touch it
+		}
+		return wrapErr("apply", err)
 	}
 	db.applied.Store(seq)
 	if !mark.IsZero() {
@@ -348,14 +505,23 @@ func uvarintLen(v uint64) int {
 	return n
 }
 
-// Sync fsyncs pebble's WAL, making every Apply so far durable. Errors wrap ErrClosed or pebble's errors.
-func (db *DB) Sync() error {
+// Sync fsyncs pebble's WAL, making every Apply so far durable. Errors wrap ErrClosed, the Err() failure, or pebble's
+// errors (ErrDiskFull if the disk caused them).
+func (db *DB) Sync() (err error) {
 	if !db.gate.enter() {
 		return fmt.Errorf("store: sync: %w", ErrClosed)
 	}
 	defer db.gate.leave()
+	if err := db.guard.err(); err != nil {
+		return wrapErr("sync", err)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = wrapErr("sync", db.guard.catch(r))
+		}
+	}()
 	if err := db.db.LogData(nil, pebble.Sync); err != nil {
-		return fmt.Errorf("store: sync: %w", err)
+		return wrapErr("sync", err)
 	}
 	return nil
 }

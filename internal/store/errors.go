@@ -14,4 +14,7 @@ var (
 	ErrSeqRegression = errors.New("store: sequence regression")
 	// ErrCorrupt means a stored record cannot be decoded (a bad version prefix or meta value).
 	ErrCorrupt = errors.New("store: corrupt record")
+	// ErrDiskFull means the store's disk (or quota) has no room: a write was refused before it reached pebble, or
+	// Open or a Loader found too little free space. See DB.Apply and DB.Err for what the owner does next.
+	ErrDiskFull = errors.New("store: disk full")
 )

@@ -29,7 +29,7 @@ func TestDB_LogsPebbleEvents(t *testing.T) {
 	}
 
 	var stalls []time.Duration
-	l := eventListener(zap.New(core), func(d time.Duration) { stalls = append(stalls, d) })
+	l := eventListener(zap.New(core), func(d time.Duration) { stalls = append(stalls, d) }, nil)
 	l.WriteStallBegin(pebble.WriteStallBeginInfo{Reason: "memtable count limit reached"})
 	time.Sleep(time.Millisecond)
 	l.WriteStallEnd()

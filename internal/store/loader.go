@@ -33,6 +33,7 @@ const loaderBytesPerSync = 1 << 20
 type Loader struct {
 	dir   string
 	log   *zap.Logger
+	guard *diskGuard
 	db    *pebble.DB
 	wopts sstable.WriterOptions
 
@@ -50,27 +51,55 @@ type Loader struct {
 	finished bool
 }
 
-// NewLoader removes dir if it exists and creates an empty store in it. Errors wrap the OS's or pebble's errors.
+// NewLoader removes dir if it exists and creates an empty store in it. Errors wrap ErrDiskFull (as for Open), the OS's
+// or pebble's errors.
 func NewLoader(dir string, opts Options) (*Loader, error) {
 	if err := os.RemoveAll(dir); err != nil {
-		return nil, fmt.Errorf("store: new loader: %w", err)
+		return nil, wrapErr("new loader", err)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("store: new loader: %w", err)
+		return nil, wrapErr("new loader", err)
 	}
 	log := opts.logger()
-	po := opts.pebbleOptions(log)
-	db, err := pebble.Open(dir, po)
+	g := newDiskGuard(dir, opts.reserveBytes(), log)
+	if err := g.prepare(); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, wrapErr("new loader", err)
+	}
+	po := opts.pebbleOptions(log, g)
+	db, err := openPebble(dir, po, g)
 	if err != nil {
 		_ = os.RemoveAll(dir)
-		return nil, fmt.Errorf("store: new loader: %w", err)
+		return nil, wrapErr("new loader", err)
 	}
-	return &Loader{dir: dir, log: log, db: db, wopts: po.MakeWriterOptions(6, db.TableFormat()),
+	return &Loader{dir: dir, log: log, guard: g, db: db, wopts: po.MakeWriterOptions(6, db.TableFormat()),
 		sstTarget: sstTargetBytes}, nil
 }
 
+// writable returns why the Loader cannot write now: its engine failed or the disk is full.
+func (l *Loader) writable() error {
+	if err := l.guard.err(); err != nil {
+		return err
+	}
+	if !l.guard.resume() {
+		return l.guard.fullErr()
+	}
+	return nil
+}
+
+// pebble runs fn, which calls into pebble, turning a panic or Fatalf of pebble's into an error.
+func (l *Loader) pebble(fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = l.guard.catch(r)
+		}
+	}()
+	return fn()
+}
+
 // Add appends one key. key must be strictly greater than the previous key (else an error wrapping ErrUnordered)
-// and valid (else apply.ErrInvalidKey or apply.ErrValueTooLarge). The slices may be reused after Add returns.
+// and valid (else apply.ErrInvalidKey or apply.ErrValueTooLarge). A full disk returns an error wrapping ErrDiskFull.
+// The slices may be reused after Add returns. After an error other than a rejected key the caller must Abort.
 func (l *Loader) Add(key, value []byte, version uint64) error {
 	if l.db == nil {
 		return fmt.Errorf("store: loader add: %w", ErrClosed)
@@ -85,15 +114,18 @@ func (l *Loader) Add(key, value []byte, version uint64) error {
 		return fmt.Errorf("store: loader add: %w", err)
 	}
 	if l.w == nil {
+		if err := l.writable(); err != nil {
+			return wrapErr("loader add", err)
+		}
 		if err := l.startTable(); err != nil {
-			return fmt.Errorf("store: loader add: %w", err)
+			return wrapErr("loader add", err)
 		}
 	}
 	l.kbuf = dataKey(l.kbuf[:0], key)
 	l.vbuf = binary.AppendUvarint(l.vbuf[:0], version)
 	l.vbuf = append(l.vbuf, value...)
 	if err := l.w.Set(l.kbuf, l.vbuf); err != nil {
-		return fmt.Errorf("store: loader add: %w", err)
+		return wrapErr("loader add", err)
 	}
 	l.last = append(l.last[:0], key...)
 	l.haveLast = true
@@ -101,7 +133,7 @@ func (l *Loader) Add(key, value []byte, version uint64) error {
 	l.sstBytes += len(l.kbuf) + len(l.vbuf)
 	if l.sstBytes >= l.sstTarget {
 		if err := l.ingestTable(); err != nil {
-			return fmt.Errorf("store: loader add: %w", err)
+			return wrapErr("loader add", err)
 		}
 	}
 	return nil
@@ -111,7 +143,7 @@ func (l *Loader) Add(key, value []byte, version uint64) error {
 func (l *Loader) startTable() error {
 	l.sstCount++
 	l.sstPath = filepath.Join(l.dir, fmt.Sprintf("load-%06d.sst", l.sstCount))
-	f, err := vfs.Default.Create(l.sstPath, vfs.WriteCategoryUnspecified)
+	f, err := l.guard.Create(l.sstPath, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return err
 	}
@@ -130,8 +162,11 @@ func (l *Loader) ingestTable() error {
 	if err := w.Close(); err != nil {
 		return err
 	}
+	if err := l.writable(); err != nil {
+		return err
+	}
 	// Ingest links the file into the store and removes the original.
-	return l.db.Ingest(context.Background(), []string{l.sstPath})
+	return l.pebble(func() error { return l.db.Ingest(context.Background(), []string{l.sstPath}) })
 }
 
 // Finish ingests what is left, writes the applied sequence seq, the snapshot sequence snapshotSeq and, when not zero,
@@ -144,8 +179,11 @@ func (l *Loader) Finish(seq, snapshotSeq uint64, mark apply.Mark) error {
 	}
 	if l.w != nil {
 		if err := l.ingestTable(); err != nil {
-			return fmt.Errorf("store: loader finish: %w", err)
+			return wrapErr("loader finish", err)
 		}
+	}
+	if err := l.writable(); err != nil {
+		return wrapErr("loader finish", err)
 	}
 	b := l.db.NewBatch()
 	var buf [8]byte
@@ -158,21 +196,24 @@ func (l *Loader) Finish(seq, snapshotSeq uint64, mark apply.Mark) error {
 		encodeMark(&rec, seq, mark)
 		_ = b.Set(keyMark, rec[:], nil)
 	}
-	if err := l.db.Apply(b, pebble.Sync); err != nil {
-		_ = b.Close()
-		return fmt.Errorf("store: loader finish: %w", err)
+	if err := l.pebble(func() error { return l.db.Apply(b, pebble.Sync) }); err != nil {
+		return wrapErr("loader finish", err)
 	}
 	_ = b.Close()
-	if err := l.db.Flush(); err != nil {
-		return fmt.Errorf("store: loader finish: %w", err)
+	if err := l.pebble(l.db.Flush); err != nil {
+		return wrapErr("loader finish", err)
+	}
+	if l.guard.full.Load() {
+		// The flush or a WAL write used the reserve: the store would open on a full disk.
+		return wrapErr("loader finish", l.guard.fullErr())
 	}
 	db := l.db
 	l.db = nil
-	if err := db.Close(); err != nil {
-		return fmt.Errorf("store: loader finish: %w", err)
+	if err := closePebble(db, l.guard); err != nil {
+		return wrapErr("loader finish", err)
 	}
 	if err := syncDir(l.dir); err != nil {
-		return fmt.Errorf("store: loader finish: %w", err)
+		return wrapErr("loader finish", err)
 	}
 	l.finished = true
 	l.log.Info("restore loaded", zap.String("dir", l.dir), zap.Uint64("keys", l.keys),
@@ -191,7 +232,7 @@ func (l *Loader) Abort() {
 		l.w = nil
 	}
 	if l.db != nil {
-		_ = l.db.Close()
+		_ = closePebble(l.db, l.guard)
 		l.db = nil
 	}
 	if err := os.RemoveAll(l.dir); err != nil {

@@ -21,12 +21,16 @@ type View struct {
 }
 
 // View returns a point-in-time view whose Seq is the applied sequence read from the same snapshot. Taking a view
-// never blocks writers. The caller must Close it. Errors wrap ErrClosed, ErrCorrupt or pebble's errors.
+// never blocks writers. The caller must Close it. Errors wrap ErrClosed, ErrCorrupt, the Err() failure (a failed
+// engine may hold the lock a snapshot needs) or pebble's errors.
 func (db *DB) View() (*View, error) {
 	if !db.gate.enter() {
 		return nil, fmt.Errorf("store: view: %w", ErrClosed)
 	}
 	defer db.gate.leave()
+	if err := db.guard.err(); err != nil {
+		return nil, wrapErr("view", err)
+	}
 	snap := db.db.NewSnapshot()
 	seq, err := readSeq(snap, keyApplied)
 	if err != nil {
@@ -83,6 +87,9 @@ func (v *View) Close() error {
 		return nil // the DB is closed and released the snapshot
 	}
 	defer v.db.gate.leave()
+	if v.db.guard.err() != nil {
+		return nil // the engine failed; its snapshots are abandoned with it
+	}
 	v.db.viewsMu.Lock()
 	delete(v.db.views, v)
 	v.db.viewsMu.Unlock()
