@@ -38,6 +38,9 @@ type Config struct {
 	Writer Writer
 	// Redirector sends a follower's writers to the leader (307). Used when Writer is nil.
 	Redirector Redirector
+	// Barrier, when set (on a leader), is passed by every read before it is answered, whatever its consistency
+	// parameter: reads on the leader are linearizable. Nil answers eventual reads from the current state.
+	Barrier ReadBarrier
 	// Snapshots serves /v1/snapshots (leader only). Nil answers 404 "leader-only endpoint".
 	Snapshots Snapshotter
 	// Followers serves /v1/followers (leader only). Nil answers 404 "leader-only endpoint".
@@ -55,7 +58,7 @@ type Config struct {
 	// MaxReadTimeout is the largest accepted timeout parameter; larger ones answer 400. Zero means
 	// DefaultMaxReadTimeout.
 	MaxReadTimeout time.Duration
-	// WriteTimeout bounds each call to Writer.Write; past it the answer is 504 timeout. It must exceed the leader's
+	// WriteTimeout bounds each call to Writer.Write; past it the answer is 504 outcome_unknown. It must exceed the leader's
 	// --sync-timeout so that unconfirmed sync writes answer 202. Zero means DefaultWriteTimeout.
 	WriteTimeout time.Duration
 }

@@ -20,6 +20,13 @@ var (
 	// ErrUnavailable means the node cannot serve the request right now (no store open, e.g. during a
 	// re-bootstrap; the write pipeline is recovering). Answered 503 unavailable; the client may retry.
 	ErrUnavailable = errors.New("unavailable")
+	// ErrOutcomeUnknown means a write was sent to the log but its outcome was not confirmed (the acknowledgement
+	// timed out or the connection broke): it may or may not be committed. Answered 503 outcome_unknown; a client
+	// that must know reads the key back (or retries a compare-and-set).
+	ErrOutcomeUnknown = errors.New("write outcome unknown")
+	// ErrDiskFull means the node's disk (its store, or the embedded log's) has no room for the write: nothing was
+	// committed. Answered 507 disk_full; the node recovers by itself when space returns.
+	ErrDiskFull = errors.New("disk full")
 	// ErrNotReady means the node has not finished starting. Answered 503 unavailable, like ErrUnavailable.
 	ErrNotReady = errors.New("not ready")
 	// ErrSnapshotBusy means a snapshot is already being taken, so POST /v1/snapshots cannot start another one.
@@ -41,6 +48,8 @@ const (
 	CodeNotLeader          = "not_leader"
 	CodeNoLeader           = "no_leader"
 	CodeUnavailable        = "unavailable"
+	CodeOutcomeUnknown     = "outcome_unknown"
+	CodeDiskFull           = "disk_full"
 	CodeTimeout            = "timeout"
 	CodeMethodNotAllowed   = "method_not_allowed"
 	CodeSnapshotBusy       = "snapshot_busy"
@@ -74,6 +83,11 @@ func (h *handler) writeFailure(w http.ResponseWriter, r *http.Request, op string
 		writeError(w, http.StatusServiceUnavailable, CodeNotLeader, "this node does not accept writes")
 	case errors.Is(err, ErrNoLeader):
 		writeError(w, http.StatusServiceUnavailable, CodeNoLeader, "no leader is known")
+	case errors.Is(err, ErrOutcomeUnknown):
+		writeError(w, http.StatusServiceUnavailable, CodeOutcomeUnknown,
+			"the write was sent to the log but not confirmed: it may or may not be committed")
+	case errors.Is(err, ErrDiskFull):
+		writeError(w, http.StatusInsufficientStorage, CodeDiskFull, "no space left on the node's disk; nothing was written")
 	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrNotReady):
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "node unavailable, retry later")
 	case errors.Is(err, ErrSnapshotBusy):

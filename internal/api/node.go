@@ -87,6 +87,16 @@ type Node interface {
 	StrongTarget(ctx context.Context) (uint64, error)
 }
 
+// ReadBarrier makes the leader's reads linearizable. AwaitReadable returns nil once the node's store holds every write the
+// log may have committed when Wait was called (acknowledged or not), so that a view opened afterwards misses
+// nothing that any node has served or any client has been told. It returns an error wrapping ErrNotLeader when this
+// node must not answer reads as the leader (fenced, or another leader holds the lease), ErrUnavailable while it
+// cannot tell yet (starting, replaying the log, resynchronising after a failed publish; the handler retries until
+// the read's timeout), or ctx's error. Safe for concurrent use.
+type ReadBarrier interface {
+	AwaitReadable(ctx context.Context) error
+}
+
 // WriteRequest is one validated write: Key passed apply.ValidateKey and Value (nil for a delete) is at most
 // apply.MaxValueLen bytes. The Writer may retain Key and Value.
 type WriteRequest struct {
@@ -108,8 +118,11 @@ type WriteResult struct {
 
 // Writer is the leader's write path. Write returns only once the write is committed (in the log and applied
 // locally) or has failed. Errors, compared with errors.Is: apply.ErrPrecondition (412), apply.ErrNotFound (404, delete
-// of an absent key), ErrNotLeader (503 not_leader), ErrUnavailable (503 unavailable), ctx's deadline (504 timeout:
-// the write's outcome is unknown). Safe for concurrent use.
+// of an absent key), ErrNotLeader (503 not_leader: not committed), ErrUnavailable (503 unavailable: certainly not
+// committed, nothing was sent to the log), ErrOutcomeUnknown (503 outcome_unknown: sent to the log and not
+// confirmed, it may or may not be committed), ErrDiskFull (507 disk_full: not committed), ctx's deadline (504
+// outcome_unknown). ErrOutcomeUnknown is checked before ErrUnavailable, so an error may wrap both. A 412 or 404 is
+// decided only on state that reads can see. Safe for concurrent use.
 type Writer interface {
 	Write(ctx context.Context, req WriteRequest) (WriteResult, error)
 }

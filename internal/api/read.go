@@ -137,7 +137,7 @@ func (h *handler) openView(w http.ResponseWriter, r *http.Request, extra func(ur
 		h.writeRequestError(w, err)
 		return nil, false
 	}
-	if opts.waits() {
+	if opts.waits() || h.cfg.Barrier != nil {
 		if err := h.waitConsistent(r.Context(), opts); err != nil {
 			h.writeFailure(w, r, "wait", err)
 			return nil, false
@@ -167,6 +167,11 @@ func (h *handler) closeView(v View) {
 func (h *handler) waitConsistent(ctx context.Context, opts readOptions) error {
 	ctx, cancel := context.WithTimeout(ctx, opts.timeout)
 	defer cancel()
+	if h.cfg.Barrier != nil {
+		if err := h.passBarrier(ctx); err != nil {
+			return err
+		}
+	}
 	target := opts.minSeq
 	if opts.strong {
 		t, err := h.strongTarget(ctx)
@@ -184,34 +189,57 @@ func (h *handler) waitConsistent(ctx context.Context, opts readOptions) error {
 	return nil
 }
 
+// passBarrier waits at the leader's read barrier, retrying while the leader cannot tell yet (ErrUnavailable) until
+// ctx ends. A leader that must not serve reads (ErrNotLeader) is answered at once.
+func (h *handler) passBarrier(ctx context.Context) error {
+	return retryUntil(ctx, func() error { return h.cfg.Barrier.AwaitReadable(ctx) },
+		func(err error) bool { return errors.Is(err, ErrUnavailable) },
+		func(err error) { h.log.Warn("leader read: not linearizable yet until timeout", zap.Error(err)) })
+}
+
 // strongTarget calls Node.StrongTarget until it succeeds or ctx ends.
 func (h *handler) strongTarget(ctx context.Context) (uint64, error) {
+	var target uint64
+	err := retryUntil(ctx, func() (err error) {
+		target, err = h.node.StrongTarget(ctx)
+		if err != nil {
+			h.log.Debug("strong read: log position unavailable, retrying", zap.Error(err))
+		}
+		return err
+	}, func(error) bool { return true },
+		func(err error) { h.log.Warn("strong read: log position unavailable until timeout", zap.Error(err)) })
+	return target, err
+}
+
+// retryUntil calls fn until it returns nil or an error that retryable refuses, with a capped backoff, or until ctx
+// ends: then it calls onTimeout with fn's last error (unless ctx was cancelled: the client left) and returns ctx's
+// error, wrapped (a deadline answers 504).
+func retryUntil(ctx context.Context, fn func() error, retryable func(error) bool, onTimeout func(error)) error {
 	backoff := strongBackoffMin
 	var timer *time.Timer
 	for {
-		t, err := h.node.StrongTarget(ctx)
-		if err == nil {
-			return t, nil
+		err := fn()
+		if err == nil || (ctx.Err() == nil && !retryable(err)) {
+			return err
 		}
-		if ctx.Err() != nil {
-			if !errors.Is(ctx.Err(), context.Canceled) {
-				h.log.Warn("strong read: log position unavailable until timeout", zap.Error(err))
+		if ctx.Err() == nil {
+			if timer == nil {
+				timer = time.NewTimer(backoff)
+				defer timer.Stop()
+			} else {
+				timer.Reset(backoff)
 			}
-			return 0, fmt.Errorf("api: strong target: %w", ctx.Err())
+			select {
+			case <-ctx.Done():
+			case <-timer.C:
+				backoff = min(2*backoff, strongBackoffMax)
+				continue
+			}
 		}
-		h.log.Debug("strong read: log position unavailable, retrying", zap.Error(err))
-		if timer == nil {
-			timer = time.NewTimer(backoff)
-			defer timer.Stop()
-		} else {
-			timer.Reset(backoff)
+		if !errors.Is(ctx.Err(), context.Canceled) {
+			onTimeout(err)
 		}
-		select {
-		case <-ctx.Done():
-			return 0, fmt.Errorf("api: strong target: %w", ctx.Err())
-		case <-timer.C:
-		}
-		backoff = min(2*backoff, strongBackoffMax)
+		return fmt.Errorf("api: retry: %w", ctx.Err())
 	}
 }
 

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -347,4 +349,63 @@ func TestHandler_ReadSeqIsViewSeq(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fakeBarrier answers AwaitReadable with errs in turn, then with nil; blocked makes every call wait for ctx.
+type fakeBarrier struct {
+	mu      sync.Mutex
+	errs    []error
+	calls   int
+	blocked bool
+}
+
+func (b *fakeBarrier) AwaitReadable(ctx context.Context) error {
+	b.mu.Lock()
+	b.calls++
+	blocked := b.blocked
+	var err error
+	if len(b.errs) > 0 {
+		err, b.errs = b.errs[0], b.errs[1:]
+	}
+	b.mu.Unlock()
+	if blocked {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return err
+}
+
+func TestHandler_LeaderReadsPassBarrier(t *testing.T) {
+	for _, path := range []string{"/v1/kv/a", "/v1/kv?prefix=a", "/v1/digest", "/v1/kv/a?consistency=eventual"} {
+		t.Run("OK"+path, func(t *testing.T) {
+			node := newFakeNode(3)
+			node.put("a", "v", 3)
+			b := &fakeBarrier{errs: []error{ErrUnavailable, ErrUnavailable}}
+			rec := do(newLeader(t, node, &fakeWriter{}, func(c *Config) { c.Barrier = b }), http.MethodGet, path, nil)
+			checkAnswer(t, rec, http.StatusOK, "")
+			if b.calls != 3 {
+				t.Fatalf("barrier called %d times, want 3 (two unavailable answers retried)", b.calls)
+			}
+		})
+	}
+	t.Run("NotLeader", func(t *testing.T) {
+		b := &fakeBarrier{errs: []error{fmt.Errorf("fenced: %w", ErrNotLeader)}}
+		rec := do(newLeader(t, newFakeNode(3), &fakeWriter{}, func(c *Config) { c.Barrier = b }), http.MethodGet, "/v1/kv/a", nil)
+		checkAnswer(t, rec, http.StatusServiceUnavailable, CodeNotLeader)
+		if b.calls != 1 {
+			t.Fatalf("barrier called %d times, want 1 (not_leader is not retried)", b.calls)
+		}
+	})
+	t.Run("Timeout", func(t *testing.T) {
+		b := &fakeBarrier{blocked: true}
+		rec := do(newLeader(t, newFakeNode(3), &fakeWriter{}, func(c *Config) { c.Barrier = b }), http.MethodGet,
+			"/v1/kv/a?timeout=20ms", nil)
+		checkAnswer(t, rec, http.StatusGatewayTimeout, CodeTimeout)
+	})
+	t.Run("NoBarrierOnFollower", func(t *testing.T) {
+		node := newFakeNode(3)
+		node.put("a", "v", 3)
+		rec := do(newLeader(t, node, &fakeWriter{}, nil), http.MethodGet, "/v1/kv/a", nil)
+		checkAnswer(t, rec, http.StatusOK, "")
+	})
 }

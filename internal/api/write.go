@@ -65,6 +65,12 @@ func (h *handler) serveWrite(w *responseWriter, r *http.Request, op apply.Op, es
 	defer cancel()
 	res, err := h.cfg.Writer.Write(ctx, WriteRequest{Op: op, Key: key, Value: value, Cond: cond})
 	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrUnavailable) {
+			// The write may be in the log already: say so, as for a lost acknowledgement.
+			writeError(w, http.StatusGatewayTimeout, CodeOutcomeUnknown,
+				"the write was not confirmed in time: it may or may not be committed")
+			return
+		}
 		h.writeFailure(w, r, op.String(), err)
 		return
 	}

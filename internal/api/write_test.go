@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -75,8 +76,16 @@ func TestHandler_Put(t *testing.T) {
 			status: http.StatusServiceUnavailable, code: CodeNotLeader, wantCall: true},
 		{name: "Unavailable", target: "/v1/kv/a", body: strings.NewReader("v"), err: ErrUnavailable,
 			status: http.StatusServiceUnavailable, code: CodeUnavailable, wantCall: true},
+		{name: "OutcomeUnknown", target: "/v1/kv/a", body: strings.NewReader("v"),
+			err:    fmt.Errorf("ack lost: %w: %w", ErrOutcomeUnknown, ErrUnavailable),
+			status: http.StatusServiceUnavailable, code: CodeOutcomeUnknown, wantCall: true},
+		{name: "DiskFull", target: "/v1/kv/a", body: strings.NewReader("v"), err: fmt.Errorf("x: %w", ErrDiskFull),
+			status: http.StatusInsufficientStorage, code: CodeDiskFull, wantCall: true},
 		{name: "Timeout", target: "/v1/kv/a", body: strings.NewReader("v"), err: context.DeadlineExceeded,
-			status: http.StatusGatewayTimeout, code: CodeTimeout, wantCall: true},
+			status: http.StatusGatewayTimeout, code: CodeOutcomeUnknown, wantCall: true},
+		{name: "QueueTimeout", target: "/v1/kv/a", body: strings.NewReader("v"),
+			err:    fmt.Errorf("queue full: %w: %w", ErrUnavailable, context.DeadlineExceeded),
+			status: http.StatusServiceUnavailable, code: CodeUnavailable, wantCall: true},
 		{name: "Internal", target: "/v1/kv/a", body: strings.NewReader("v"), err: io.ErrUnexpectedEOF,
 			status: http.StatusInternalServerError, code: CodeInternal, wantCall: true},
 	}
@@ -194,7 +203,7 @@ func TestHandler_PutWriteTimeout(t *testing.T) {
 	w := &fakeWriter{block: true}
 	h := newLeader(t, newFakeNode(0), w, func(c *Config) { c.WriteTimeout = 20 * time.Millisecond })
 	rec := do(h, http.MethodPut, "/v1/kv/a", strings.NewReader("v"))
-	checkAnswer(t, rec, http.StatusGatewayTimeout, CodeTimeout)
+	checkAnswer(t, rec, http.StatusGatewayTimeout, CodeOutcomeUnknown)
 }
 
 func TestHandler_Delete(t *testing.T) {

@@ -121,6 +121,10 @@ func (f *Follower) Close() error {
 func (f *Follower) run(ctx context.Context) {
 	backoff := time.Second
 	rebootstrap := false
+	var (
+		logged   string // the error last logged, and when: a lasting failure is logged every followerLogEvery
+		loggedAt time.Time
+	)
 	for ctx.Err() == nil {
 		progressed, err := f.syncOnce(ctx, rebootstrap)
 		rebootstrap = false
@@ -148,8 +152,16 @@ func (f *Follower) run(ctx context.Context) {
 		if progressed && div == nil {
 			backoff = time.Second
 		}
+		if errors.Is(err, store.ErrDiskFull) {
+			// The store refused the batch and changed nothing: retry each second, to go on soon after space returns.
+			backoff = time.Second
+			f.metrics.Errors.WithLabelValues("follower", "disk_full").Inc()
+		}
 		f.state.set(stateFailed, err)
-		f.log.Error("follower not in sync; retrying", zap.Error(err), zap.Duration("retry_in", backoff))
+		if time.Since(loggedAt) >= followerLogEvery || err.Error() != logged {
+			f.log.Error("follower not in sync; retrying", zap.Error(err), zap.Duration("retry_in", backoff))
+			logged, loggedAt = err.Error(), time.Now()
+		}
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
@@ -498,6 +510,9 @@ func (f *Follower) observe(applied, logLast uint64) {
 	}
 }
 
+// followerLogEvery is how often a follower that keeps failing with the same error logs it again.
+const followerLogEvery = 10 * time.Second
+
 // sparseHeartbeatEvery is the shortest interval between two heartbeats of a follower whose confirmations no write
 // waits for: one that is not ready, or one whose leader is asynchronous.
 const sparseHeartbeatEvery = 100 * time.Millisecond
@@ -550,9 +565,16 @@ func (f *Follower) leaderWaits(ctx context.Context) bool {
 	return err != nil || !info.Async
 }
 
-// Status implements api.Node.
+// Status implements api.Node. A follower cut off from NATS is not ready, whatever it last observed: it cannot know
+// that it is within --ready-lag of the log.
 func (f *Follower) Status() api.Status {
-	return f.state.status(api.RoleFollower, f.cfg.ID, f.Applied())
+	st := f.state.status(api.RoleFollower, f.cfg.ID, f.Applied())
+	if st.State == stateReady {
+		if h := f.jc.Health(); !h.Connected {
+			st.State, st.Error = stateDegraded, fmt.Sprintf("replication log unreachable: %v", h.Err)
+		}
+	}
+	return st
 }
 
 // StrongTarget implements api.Node: the log's last sequence as of now, asked of NATS (not of the leader).

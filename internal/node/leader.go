@@ -111,7 +111,7 @@ func StartLeader(ctx context.Context, cfg config.Leader, log *zap.Logger) (_ *Le
 	cleanup = append(cleanup, l.jc.Close)
 	l.restorer.jc = l.jc
 
-	l.srv, l.served, err = serveHTTP(cfg.HTTPAddr, api.Config{Node: l, Writer: l, Snapshots: l, Followers: l,
+	l.srv, l.served, err = serveHTTP(cfg.HTTPAddr, api.Config{Node: l, Writer: l, Barrier: l, Snapshots: l, Followers: l,
 		AuthToken: cfg.AuthToken, Metrics: l.metrics, Logger: log,
 		// A sync write must be able to wait out --sync-timeout and still answer 202, never 504.
 		WriteTimeout: max(api.DefaultWriteTimeout, cfg.SyncTimeout+10*time.Second)}, log)
@@ -337,10 +337,7 @@ func (l *Leader) recover(ctx context.Context) error {
 }
 
 func (l *Leader) logLast() uint64 {
-	l.pipeMu.Lock()
-	p := l.pipe
-	l.pipeMu.Unlock()
-	if p != nil {
+	if p := l.pipeline(); p != nil {
 		return p.lastAck.Load()
 	}
 	return 0
@@ -356,21 +353,60 @@ func (l *Leader) followerMetrics() {
 	}
 }
 
-// Status implements api.Node.
+// Status implements api.Node. A leader is ready only while it can take writes: a leader whose write pipeline is
+// resynchronising after a failed publish, or whose connection to NATS is down, reports degraded with the reason, and
+// ready again once it recovers.
 func (l *Leader) Status() api.Status {
 	l.state.observeLogLast(l.logLast())
 	st := l.state.status(api.RoleLeader, l.id, l.Applied())
+	if st.State != stateReady {
+		return st
+	}
+	var why error
+	if p := l.pipeline(); p != nil {
+		if err := p.brokenErr(); err != nil {
+			why = fmt.Errorf("writes paused, resynchronising with the replication log: %w", err)
+		}
+	}
+	if h := l.jc.Health(); !h.Connected {
+		why = fmt.Errorf("replication log unreachable: %w", h.Err)
+	}
+	if why != nil {
+		st.State, st.Error = stateDegraded, why.Error()
+	}
 	return st
 }
 
-// StrongTarget implements api.Node: on the leader every acknowledged write is already applied.
+// pipeline returns the write pipeline, nil until the leader holds the lease and has recovered.
+func (l *Leader) pipeline() *pipeline {
+	l.pipeMu.Lock()
+	defer l.pipeMu.Unlock()
+	return l.pipe
+}
+
+// StrongTarget implements api.Node: every read on the leader has passed AwaitReadable first, so what the leader has
+// applied is all a strong read needs.
 func (l *Leader) StrongTarget(context.Context) (uint64, error) { return l.Applied(), nil }
+
+// AwaitReadable implements api.ReadBarrier: reads wait until the store holds every write this leader may have sent
+// to the log when they arrived. Before the leader has recovered from the log no read is answered (ErrUnavailable,
+// retried by the handler until the read's timeout); a leader that does not hold the lease answers not_leader.
+func (l *Leader) AwaitReadable(ctx context.Context) error {
+	p := l.pipeline()
+	if p == nil {
+		state, why := l.state.get()
+		if state == stateDegraded {
+			return fmt.Errorf("node: %w: %s", api.ErrNotLeader, why)
+		}
+		return fmt.Errorf("node: leader is %s, not serving reads until it has replayed the log: %w", state,
+			api.ErrUnavailable)
+	}
+	return p.waitReadable(ctx)
+}
 
 // Write implements api.Writer.
 func (l *Leader) Write(ctx context.Context, req api.WriteRequest) (api.WriteResult, error) {
-	l.pipeMu.Lock()
-	p := l.pipe
-	l.pipeMu.Unlock()
+	p := l.pipeline()
 	if p == nil {
 		state, why := l.state.get()
 		if state == stateDegraded {

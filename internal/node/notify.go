@@ -29,6 +29,14 @@ func (n *seqNotifier) Advance(seq uint64) {
 	n.ch = make(chan struct{})
 }
 
+// Kick wakes every waiter without recording anything, so that WaitFor re-evaluates its target.
+func (n *seqNotifier) Kick() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	close(n.ch)
+	n.ch = make(chan struct{})
+}
+
 // Seq returns the last recorded sequence.
 func (n *seqNotifier) Seq() uint64 {
 	n.mu.Lock()
@@ -46,6 +54,29 @@ func (n *seqNotifier) Wait(ctx context.Context, seq uint64) error {
 		}
 		ch := n.ch
 		n.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// WaitFor blocks until the recorded sequence reaches target(), which is evaluated again after every Advance and
+// Kick, or until ctx ends (returning ctx.Err()). An error from target ends the wait with that error.
+func (n *seqNotifier) WaitFor(ctx context.Context, target func() (uint64, error)) error {
+	for {
+		n.mu.Lock()
+		seq, ch := n.seq, n.ch
+		n.mu.Unlock()
+		// target is read after seq and ch: a change that lowers it and the Kick that follows are never missed.
+		t, err := target()
+		if err != nil {
+			return err
+		}
+		if seq >= t {
+			return nil
+		}
 		select {
 		case <-ch:
 		case <-ctx.Done():

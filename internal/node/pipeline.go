@@ -22,6 +22,17 @@ const (
 	maxInflight = 4096
 	// maxCommitBatch bounds how many acknowledged writes are applied in one store batch.
 	maxCommitBatch = 1024
+	// resyncAttemptTimeout bounds each request of a resync to the log: while JetStream elects a new stream leader a
+	// request gets no answer, and the next attempt must leave as soon as one can be answered.
+	resyncAttemptTimeout = time.Second
+	// resyncMaxBackoff caps the pause between resync attempts, so that writes resume soon after the log is back.
+	resyncMaxBackoff = 250 * time.Millisecond
+	// resyncReplayTimeout bounds the replay of a resync: at most the writes that were in flight (maxInflight).
+	resyncReplayTimeout = 30 * time.Second
+	// diskFullBackoff is the pause between resync attempts while the store's disk is full.
+	diskFullBackoff = time.Second
+	// resyncLogEvery is how often a resync that keeps failing with the same error is logged.
+	resyncLogEvery = 10 * time.Second
 )
 
 // writeReq is one validated write waiting for the pipeline.
@@ -38,7 +49,10 @@ type writeResult struct {
 	err error
 }
 
-// pending is a published write waiting for its ack, or a barrier the writer uses to know the committer drained.
+// pending is a published write waiting for its ack; or a barrier the writer uses to know the committer drained; or
+// a write refused by its precondition on the state of a write still in flight, answered (with reject) only once
+// that write is applied, so that a 412 or 404 is never decided on state that reads cannot see yet (and that may
+// never be committed).
 type pending struct {
 	req     *writeReq
 	seq     uint64
@@ -46,6 +60,7 @@ type pending struct {
 	data    []byte // the entry as published
 	ack     *journal.Ack
 	barrier chan struct{}
+	reject  error
 }
 
 // overlayEntry is the in-flight state of a key: the version (sequence) of its newest published write.
@@ -63,10 +78,15 @@ type keySeq struct {
 // and publishes entries with expected-last-sequence, without waiting for acks. A second goroutine (the committer)
 // waits for acks in order, applies acknowledged writes to the store in batches (group commit) and answers.
 //
-// Any publish failure breaks the chain of expected sequences: every write in flight is failed with 503, the writer
-// re-reads the log's last sequence, replays into the store whatever the log holds beyond it (the log is the truth),
-// and resumes. A wrong-last-sequence error on the first write of a chain means another writer exists: the pipeline
-// is fenced for good and answers not_leader.
+// Any publish failure breaks the chain of expected sequences: every write in flight is failed with 503 (unavailable
+// when the server refused the entry, outcome_unknown when its ack was lost), the writer re-reads the log's last
+// sequence, replays into the store whatever the log holds beyond it (the log is the truth), and resumes. A
+// wrong-last-sequence error on the first write of a chain means another writer exists: the pipeline is fenced for
+// good and answers not_leader.
+//
+// Reads on the leader are linearizable through published (see waitReadable): a read waits until the store has
+// applied every entry this leader may have sent before the read began, so it sees every write the log committed,
+// acknowledged to its client or not, and every write a follower may already have served.
 type pipeline struct {
 	log     *zap.Logger
 	jc      *journal.Conn
@@ -83,7 +103,16 @@ type pipeline struct {
 	broken   atomic.Bool
 	fenced   atomic.Bool
 	lastAck  atomic.Uint64
-	fenceErr atomic.Value // error
+	fenceErr atomic.Value          // error
+	breakErr atomic.Pointer[error] // why the chain broke or the resync fails, while broken
+	// published is the highest sequence this leader may have sent to the log. The writer raises it before it sends
+	// an entry, lowers it back when the publish failed before anything was sent, and sets it to the log's last
+	// sequence when a resync has applied the log up to there. So every entry the log holds from this leader is at
+	// or below it, at any time.
+	published atomic.Uint64
+	// ackHook, when set (by tests only), is called by the committer before it waits for each ack: it can hold acks
+	// back, or fail one as if it was lost (the entry stays in the log).
+	ackHook atomic.Pointer[func(seq uint64) error]
 
 	// Owned by the writer goroutine.
 	next    uint64
@@ -112,6 +141,7 @@ func (p *pipeline) start(ctx context.Context, next uint64) {
 	ctx, p.cancel = context.WithCancel(ctx)
 	p.next = next
 	p.lastAck.Store(next - 1)
+	p.published.Store(next - 1)
 	p.wg.Add(2)
 	go func() { defer p.wg.Done(); p.runWriter(ctx) }()
 	go func() { defer p.wg.Done(); p.runCommitter(ctx) }()
@@ -134,13 +164,14 @@ func (p *pipeline) stop() {
 	}
 }
 
-// submit hands a write to the pipeline and waits for its outcome.
+// submit hands a write to the pipeline and waits for its outcome. When ctx ends before the pipeline took the write,
+// the error wraps ErrUnavailable (nothing was sent); after, only ctx's error (the outcome is unknown).
 func (p *pipeline) submit(ctx context.Context, r *writeReq) (uint64, error) {
 	r.done = make(chan writeResult, 1)
 	select {
 	case p.reqs <- r:
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		return 0, fmt.Errorf("node: write queue full: %w: %w", api.ErrUnavailable, ctx.Err())
 	}
 	select {
 	case res := <-r.done:
@@ -159,7 +190,7 @@ func (p *pipeline) fencedErr() error {
 
 func (p *pipeline) runWriter(ctx context.Context) {
 	for {
-		if p.broken.Load() && !p.fenced.Load() {
+		if p.broken.Load() && !p.fenced.Load() && ctx.Err() == nil {
 			p.recover(ctx)
 			continue
 		}
@@ -173,17 +204,31 @@ func (p *pipeline) runWriter(ctx context.Context) {
 	}
 }
 
-// current returns a key's state including writes still in flight.
-func (p *pipeline) current(key []byte) (apply.Current, error) {
+// waitReadable returns once the store holds every entry the log may have committed from this leader when it was
+// called: everything up to the sequence published then, or, when a resync lowered published meanwhile, up to the
+// log's end the resync applied. While the chain is broken it waits for the resync. A fenced pipeline answers
+// not_leader.
+func (p *pipeline) waitReadable(ctx context.Context) error {
+	target := p.published.Load()
+	return p.notify.WaitFor(ctx, func() (uint64, error) {
+		if p.fenced.Load() {
+			return 0, p.fencedErr()
+		}
+		return min(target, p.published.Load()), nil
+	})
+}
+
+// current returns a key's state including writes still in flight; inFlight says that it comes from one.
+func (p *pipeline) current(key []byte) (cur apply.Current, inFlight bool, err error) {
 	p.trimOverlay()
 	if e, ok := p.overlay[string(key)]; ok {
-		return apply.Current{Version: e.seq, Exists: !e.deleted}, nil
+		return apply.Current{Version: e.seq, Exists: !e.deleted}, true, nil
 	}
 	v, ok, err := p.db.Version(key)
 	if err != nil {
-		return apply.Current{}, fmt.Errorf("node: read version: %w", err)
+		return apply.Current{}, false, fmt.Errorf("node: read version: %w", err)
 	}
-	return apply.Current{Version: v, Exists: ok}, nil
+	return apply.Current{Version: v, Exists: ok}, false, nil
 }
 
 // trimOverlay drops overlay entries the store has applied: the store then answers for them.
@@ -207,7 +252,7 @@ func (p *pipeline) handle(ctx context.Context, r *writeReq) {
 		return
 	}
 	if p.broken.Load() {
-		r.done <- writeResult{err: fmt.Errorf("node: replication log unavailable: %w", api.ErrUnavailable)}
+		r.done <- writeResult{err: p.pausedErr()}
 		return
 	}
 	if !p.jc.Connected() {
@@ -216,13 +261,22 @@ func (p *pipeline) handle(ctx context.Context, r *writeReq) {
 	}
 	// An unconditional PUT cannot fail a check: skip the lookup (a store read) on the hot path.
 	if r.op != apply.OpPut || r.cond.HasIfMatch || r.cond.IfNoneMatch {
-		cur, err := p.current(r.key)
+		cur, inFlight, err := p.current(r.key)
 		if err != nil {
 			r.done <- writeResult{err: err}
 			return
 		}
 		if err := apply.Check(r.op, cur, r.cond); err != nil {
-			r.done <- writeResult{err: err}
+			if !inFlight {
+				r.done <- writeResult{err: err}
+				return
+			}
+			// Decided on a write still in flight: answer once the committer has applied it (or it failed).
+			select {
+			case p.inflight <- &pending{req: r, reject: err}:
+			case <-ctx.Done():
+				r.done <- writeResult{err: fmt.Errorf("node: leader is stopping: %w", api.ErrUnavailable)}
+			}
 			return
 		}
 	} else {
@@ -231,9 +285,13 @@ func (p *pipeline) handle(ctx context.Context, r *writeReq) {
 	seq := p.next
 	data := apply.AppendEntry(make([]byte, 0, len(r.key)+len(r.value)+16), apply.Entry{Op: r.op, Key: r.key, Value: r.value})
 	id := p.msgID + strconv.FormatUint(seq, 10)
+	// Raised before the entry leaves: a follower may apply and serve it before the ack comes back.
+	p.published.Store(seq)
 	ack, err := p.jc.PublishChained(ctx, data, seq-1, p.prevID, id)
 	if err != nil {
 		// Nothing was sent for this write, so the chain of expected sequences is intact.
+		p.published.Store(seq - 1)
+		p.notify.Kick()
 		r.done <- writeResult{err: fmt.Errorf("node: publish: %w", wrapUnavailable(err))}
 		return
 	}
@@ -244,7 +302,7 @@ func (p *pipeline) handle(ctx context.Context, r *writeReq) {
 	select {
 	case p.inflight <- &pending{req: r, seq: seq, msgID: id, data: data, ack: ack}:
 	case <-ctx.Done():
-		r.done <- writeResult{err: fmt.Errorf("node: leader is stopping: %w", api.ErrUnavailable)}
+		r.done <- writeResult{err: fmt.Errorf("node: leader is stopping, the write was sent: %w", api.ErrOutcomeUnknown)}
 	}
 }
 
@@ -273,7 +331,11 @@ func (p *pipeline) recover(ctx context.Context) {
 	if p.fenced.Load() {
 		return
 	}
-	backoff := 100 * time.Millisecond
+	backoff := 10 * time.Millisecond
+	var (
+		logged   string // the error last logged, and when: a lasting failure is logged every resyncLogEvery
+		loggedAt time.Time
+	)
 	for {
 		err := p.resync(ctx)
 		if errors.Is(err, errDiverged) {
@@ -284,17 +346,34 @@ func (p *pipeline) recover(ctx context.Context) {
 		if err == nil {
 			p.log.Info("write pipeline resynchronised with the log", zap.Uint64("next_seq", p.next))
 			p.broken.Store(false)
+			p.breakErr.Store(nil)
 			return
 		}
-		p.log.Warn("cannot resynchronise with the log yet", zap.Error(err), zap.Duration("retry_in", backoff))
+		p.breakErr.Store(&err)
+		if time.Since(loggedAt) >= resyncLogEvery || err.Error() != logged {
+			p.log.Warn("cannot resynchronise with the log yet", zap.Error(err), zap.Duration("retry_in", backoff))
+			logged, loggedAt = err.Error(), time.Now()
+		}
 		t := time.NewTimer(backoff)
 		ok := waitOrReject(ctx, p, t.C)
 		t.Stop()
 		if !ok {
 			return
 		}
-		backoff = min(backoff*2, 5*time.Second)
+		backoff = min(backoff*2, resyncMaxBackoff)
+		if errors.Is(err, store.ErrDiskFull) {
+			backoff = diskFullBackoff // each attempt reads the log again: no need to hurry while the disk is full
+		}
 	}
+}
+
+// pausedErr is the answer to a write that arrives while the chain is broken: 507 disk_full when the store has no
+// room for what the log holds, else 503 unavailable. Nothing is sent for it.
+func (p *pipeline) pausedErr() error {
+	if err := p.brokenErr(); errors.Is(err, store.ErrDiskFull) {
+		return fmt.Errorf("node: writes paused: %w: %w", api.ErrDiskFull, err)
+	}
+	return fmt.Errorf("node: replication log unavailable, resynchronising: %w", api.ErrUnavailable)
 }
 
 // waitOrReject waits for ch while answering new writes with 503. It returns false when ctx ended.
@@ -310,25 +389,28 @@ func waitOrReject[T any](ctx context.Context, p *pipeline, ch <-chan T) bool {
 				r.done <- writeResult{err: p.fencedErr()}
 				continue
 			}
-			r.done <- writeResult{err: fmt.Errorf("node: replication log unavailable, recovering: %w", api.ErrUnavailable)}
+			r.done <- writeResult{err: p.pausedErr()}
 		}
 	}
 }
 
-// resync applies to the store every log entry beyond its applied sequence and sets the next sequence.
+// resync applies to the store every log entry beyond its applied sequence and sets the next sequence. Each request
+// to the log has its own short timeout (resyncAttemptTimeout): the caller retries.
 func (p *pipeline) resync(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	actx, cancel := context.WithTimeout(ctx, resyncAttemptTimeout)
 	defer cancel()
-	info, err := p.jc.Info(ctx)
+	info, err := p.jc.Info(actx)
 	if err != nil {
 		return fmt.Errorf("node: stream info: %w", err)
 	}
 	// The log may have been deleted and recreated while the leader was cut off from it: never publish onto
 	// another history.
-	if err := storeFitsLog(ctx, p.jc, p.db, info, p.log); err != nil {
+	if err := storeFitsLog(actx, p.jc, p.db, info, p.log); err != nil {
 		return err
 	}
-	if err := replayLog(ctx, p.jc, p.db, p.notify, info.LastSeq); err != nil {
+	rctx, rcancel := context.WithTimeout(ctx, resyncReplayTimeout)
+	defer rcancel()
+	if err := replayLog(rctx, p.jc, p.db, p.notify, info.LastSeq); err != nil {
 		return err
 	}
 	clear(p.overlay)
@@ -336,6 +418,10 @@ func (p *pipeline) resync(ctx context.Context) error {
 	p.next = info.LastSeq + 1
 	p.prevID = "" // a new chain starts from the log's last sequence
 	p.lastAck.Store(info.LastSeq)
+	// The store now holds the log up to its last sequence: reads waiting on entries that were sent and never
+	// committed may go.
+	p.published.Store(info.LastSeq)
+	p.notify.Kick()
 	p.state.observeLogLast(info.LastSeq)
 	return nil
 }
@@ -358,7 +444,16 @@ func (p *pipeline) runCommitter(ctx context.Context) {
 		}
 		err := p.db.Apply(last, muts, apply.EntryMark(last, tail.msgID, tail.data))
 		clear(muts)
-		if err != nil {
+		if err != nil && errors.Is(err, store.ErrDiskFull) && p.db.Err() == nil {
+			// The batch is in the log but the store had no room and changed nothing: the resync applies it from the
+			// log once there is room. Its writes are committed; the leader cannot confirm them yet.
+			err = fmt.Errorf("node: apply to store: %w", err)
+			failErr = p.chainBroken(err)
+			for _, b := range batch {
+				b.req.done <- writeResult{err: fmt.Errorf("node: in the log but not applied here (%w): %w", err,
+					api.ErrOutcomeUnknown)}
+			}
+		} else if err != nil {
 			err = fmt.Errorf("node: apply to store: %w", err)
 			p.log.Error("store write failed; refusing writes", zap.Error(err))
 			p.fence(err)
@@ -388,10 +483,21 @@ func (p *pipeline) runCommitter(ctx context.Context) {
 			flush()
 			failErr = nil
 			close(pd.barrier)
+		case pd.reject != nil:
+			flush()
+			switch {
+			case p.fenced.Load():
+				pd.req.done <- writeResult{err: p.fencedErr()}
+			case failErr != nil:
+				pd.req.done <- writeResult{err: fmt.Errorf("node: the write its precondition was checked against failed; "+
+					"nothing was sent: %w", api.ErrUnavailable)}
+			default:
+				pd.req.done <- writeResult{err: pd.reject}
+			}
 		case failErr != nil:
 			pd.req.done <- writeResult{err: failErr}
 		default:
-			seq, err := pd.ack.Wait(ctx)
+			seq, err := p.waitAck(ctx, pd)
 			if err == nil && seq != pd.seq {
 				err = fmt.Errorf("log assigned seq %d to the write published as %d: %w", seq, pd.seq, journal.ErrWrongLastSeq)
 			}
@@ -410,6 +516,16 @@ func (p *pipeline) runCommitter(ctx context.Context) {
 	}
 }
 
+// waitAck waits for pd's ack, through ackHook when a test set one.
+func (p *pipeline) waitAck(ctx context.Context, pd *pending) (uint64, error) {
+	if h := p.ackHook.Load(); h != nil {
+		if err := (*h)(pd.seq); err != nil {
+			return 0, err
+		}
+	}
+	return pd.ack.Wait(ctx)
+}
+
 // chainBroken handles the first failed ack of a chain and returns the error every later write in flight gets.
 func (p *pipeline) chainBroken(err error) error {
 	if errors.Is(err, journal.ErrWrongLastSeq) {
@@ -418,13 +534,30 @@ func (p *pipeline) chainBroken(err error) error {
 		p.fence(err)
 		return p.fencedErr()
 	}
-	p.log.Warn("publish failed; failing writes in flight and resynchronising", zap.Error(err))
+	p.log.Warn("write pipeline broken; failing writes in flight and resynchronising", zap.Error(err))
+	p.breakErr.Store(&err)
 	p.broken.Store(true)
 	select {
 	case p.brokenCh <- struct{}{}:
 	default:
 	}
-	return fmt.Errorf("node: write not confirmed by the log (it may or may not be committed): %w", wrapUnavailable(err))
+	if errors.Is(err, journal.ErrRejected) {
+		// The server refused the entry, so it and every later one of the chain (chained to it) are not stored.
+		return fmt.Errorf("node: the log refused the write: %w: %w", api.ErrUnavailable, err)
+	}
+	return fmt.Errorf("node: write not confirmed by the log (it may or may not be committed): %w: %w",
+		api.ErrOutcomeUnknown, err)
+}
+
+// brokenErr returns why the chain is broken and not yet resynchronised, or nil when it is not.
+func (p *pipeline) brokenErr() error {
+	if !p.broken.Load() || p.fenced.Load() {
+		return nil
+	}
+	if e := p.breakErr.Load(); e != nil {
+		return *e
+	}
+	return errors.New("resynchronising with the log")
 }
 
 func (p *pipeline) fence(err error) {
@@ -433,6 +566,7 @@ func (p *pipeline) fence(err error) {
 	}
 	p.fenceErr.Store(err)
 	p.broken.Store(true)
+	p.notify.Kick() // reads waiting at the barrier answer not_leader
 	if p.onFence != nil {
 		p.onFence(err)
 	}
@@ -443,11 +577,15 @@ func (p *pipeline) failQueued(cause error) {
 	for {
 		select {
 		case pd := <-p.inflight:
-			if pd.barrier != nil {
+			switch {
+			case pd.barrier != nil:
 				close(pd.barrier)
-				continue
+			case pd.reject != nil:
+				pd.req.done <- writeResult{err: fmt.Errorf("node: leader is stopping (%w): %w", cause, api.ErrUnavailable)}
+			default:
+				pd.req.done <- writeResult{err: fmt.Errorf("node: leader is stopping, the write was sent (%w): %w", cause,
+					api.ErrOutcomeUnknown)}
 			}
-			pd.req.done <- writeResult{err: fmt.Errorf("node: leader is stopping (%w): %w", cause, api.ErrUnavailable)}
 		default:
 			return
 		}
