@@ -5,6 +5,7 @@ package compose
 import (
 	"errors"
 	"testing"
+	"time"
 )
 
 func TestLedger_Verify(t *testing.T) {
@@ -65,5 +66,37 @@ func TestLedger_Ack(t *testing.T) {
 	}
 	if acked, failed := l.counts(); acked != 2 || failed != 0 {
 		t.Fatalf("counts = %d, %d; want 2, 0", acked, failed)
+	}
+}
+
+func TestLedger_MaxAckGap(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	// Acknowledgements at 1, 2, 9 and 10 s.
+	l := newLedger()
+	var clock time.Time
+	l.now = func() time.Time { return clock }
+	for i, s := range []float64{1, 2, 9, 10} {
+		clock = at(s)
+		l.ack("k", "v", uint64(i+1))
+	}
+	tests := []struct {
+		name     string
+		from, to float64
+		gap, end float64
+	}{
+		{"Between", 0.5, 10, 7, 9},
+		{"FromWindowStart", 3, 10, 6, 9},
+		{"ToWindowEnd", 0, 8, 6, 8},
+		{"NoAckInWindow", 3, 5, 2, 5},
+		{"AfterLastAck", 10, 20, 10, 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			gap, end := l.maxAckGap(at(tt.from), at(tt.to))
+			if want := at(tt.gap).Sub(t0); gap != want || !end.Equal(at(tt.end)) {
+				t.Fatalf("maxAckGap = %v ending at +%v, want %v ending at +%vs", gap, end.Sub(t0), want, tt.end)
+			}
+		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -21,11 +22,14 @@ const loadPrefix = "load/"
 // ledger records the outcome of every write of the load: for each key the
 // last acknowledged version and value, and the values written after it whose
 // outcome is unknown (a 503 or a lost connection: such a write may still be
-// committed, the log decides). Safe for concurrent use.
+// committed, the log decides); and when each acknowledgement arrived, to find
+// the pauses of the write path. Safe for concurrent use.
 type ledger struct {
+	now     func() time.Time // the clock of ackTimes; tests set it
 	mu      sync.Mutex
 	keys    map[string]*keyHistory
 	acks    int
+	ackAt   []time.Time // arrival of every acknowledgement, in order
 	errs    int
 	reasons map[string]int // failed writes by cause, e.g. "http 503 unavailable"
 	failed  []error        // protocol violations seen by the writers (at most 10)
@@ -39,7 +43,7 @@ type keyHistory struct {
 }
 
 func newLedger() *ledger {
-	return &ledger{keys: make(map[string]*keyHistory), reasons: make(map[string]int)}
+	return &ledger{now: time.Now, keys: make(map[string]*keyHistory), reasons: make(map[string]int)}
 }
 
 func (l *ledger) history(key string) *keyHistory {
@@ -72,6 +76,31 @@ func (l *ledger) ack(key, value string, version uint64) {
 	h.acked, h.version, h.value = true, version, value
 	clear(h.unknown)
 	l.acks++
+	// Read under the lock, so that ackAt stays sorted.
+	l.ackAt = append(l.ackAt, l.now())
+}
+
+// maxAckGap returns the longest time in [from, to] without an acknowledged
+// write, and when it ended: the longest of the intervals between from, every
+// acknowledgement in the window, and to.
+func (l *ledger) maxAckGap(from, to time.Time) (gap time.Duration, end time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	i, _ := slices.BinarySearchFunc(l.ackAt, from, func(a, b time.Time) int { return a.Compare(b) })
+	prev := from
+	for _, at := range l.ackAt[i:] {
+		if at.After(to) {
+			break
+		}
+		if d := at.Sub(prev); d > gap {
+			gap, end = d, at
+		}
+		prev = at
+	}
+	if d := to.Sub(prev); d > gap {
+		gap, end = d, to
+	}
+	return gap, end
 }
 
 // reject records a write the server refused for good (a 4xx answer).

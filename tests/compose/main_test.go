@@ -108,7 +108,53 @@ func buildImages(root string) error {
 	if err != nil {
 		return fmt.Errorf("compose.sh build: %w\n%s", err, out)
 	}
+	if err := buildMonitor(ctx, root); err != nil {
+		return err
+	}
 	fmt.Fprintf(os.Stderr, "compose tests: images built in %v\n", time.Since(start).Round(time.Second))
+	return nil
+}
+
+// monitorImage is the image of natsmon (tests/compose/natsmon), the suite's
+// way to the NATS monitoring endpoints.
+const monitorImage = "replikv-compose-natsmon:test"
+
+// buildMonitor compiles natsmon for the engine's platform, as compose.sh
+// does the stack's binaries, and builds monitorImage FROM scratch. The image
+// the tag pointed to before is removed if nothing uses it any more.
+func buildMonitor(ctx context.Context, root string) error {
+	platform, err := exec.CommandContext(ctx, "docker", "version", "--format", "{{.Server.Os}}/{{.Server.Arch}}").Output()
+	if err != nil {
+		return fmt.Errorf("docker version: %w", err)
+	}
+	goos, goarch, _ := strings.Cut(strings.TrimSpace(string(platform)), "/")
+	dir, err := os.MkdirTemp("", "replikv-natsmon-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(dir, "natsmon"),
+		"./tests/compose/natsmon")
+	build.Dir = root
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+goarch)
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build natsmon: %w\n%s", err, out)
+	}
+	dockerfile := "FROM scratch\nCOPY natsmon /natsmon\nENTRYPOINT [\"/natsmon\"]\n"
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(dockerfile), 0o644); err != nil {
+		return err
+	}
+	imageID := func() string {
+		out, _ := exec.CommandContext(ctx, "docker", "image", "inspect", "--format", "{{.Id}}", monitorImage).Output()
+		return strings.TrimSpace(string(out))
+	}
+	old := imageID()
+	if out, err := exec.CommandContext(ctx, "docker", "build", "--quiet", "--tag", monitorImage, dir).CombinedOutput(); err != nil {
+		return fmt.Errorf("docker build %s: %w\n%s", monitorImage, err, out)
+	}
+	if old != "" && old != imageID() {
+		_ = exec.CommandContext(ctx, "docker", "image", "rm", old).Run() // still in use: kept
+	}
 	return nil
 }
 

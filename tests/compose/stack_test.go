@@ -14,13 +14,19 @@ import (
 
 // TestStack_EndToEnd runs one stack through its life: it comes up, followers
 // join under a write load, a follower is killed and another cut off from the
-// backend network, each NATS node dies in turn, the leader restarts and is killed, and
+// backend network, each NATS node dies in turn, the leader restarts and is
+// killed, the NATS node leading the log stream is killed a few times
+// (envStreamLeaderKills) while the pauses of the writes are measured, and
 // compose down removes everything. After each step every acknowledged write
 // must be on the leader and the followers, and the followers must converge
 // on the leader's digest. The steps share the stack, so the first failure
 // ends the run.
 func TestStack_EndToEnd(t *testing.T) {
 	requireStack(t)
+	kills, err := streamLeaderKills()
+	if err != nil {
+		t.Fatal(err)
+	}
 	// Pin what the steps rely on, whatever a user's .env says.
 	s := newStack(t, suite.root, "SNAPSHOT_INTERVAL=30s", "LOG_LEVEL=info", "AUTH_TOKEN=",
 		"SYNC_FOLLOWERS=0", "S3_ENDPOINT=s3:7070", "S3_INSECURE=true", "LEADER_ADVERTISE_URL=http://leader:8080")
@@ -52,6 +58,8 @@ func TestStack_EndToEnd(t *testing.T) {
 		{"KillNATSNodes", stepKillNATSNodes},
 		{"RestartLeader", func(t *testing.T, sc *scenario) { stepLeaderDown(t, sc, false) }},
 		{"KillLeader", func(t *testing.T, sc *scenario) { stepLeaderDown(t, sc, true) }},
+		// Late: a failure here (a pause of writes) still lets every step before it run.
+		{"KillStreamLeader", func(t *testing.T, sc *scenario) { stepKillStreamLeader(t, sc, kills) }},
 		{"Down", stepDown},
 	}
 	for _, step := range steps {
