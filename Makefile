@@ -10,7 +10,7 @@ export REPLIKV_VERSITYGW ?= $(GOBIN)/versitygw
 # duration runs out while a worker is busy (golang/go#75804, fixed in go1.27). 20,000 inputs take 0.5-35 s per target.
 FUZZTIME ?= 20000x
 
-.PHONY: all build demo tools lint test test-unit test-fuzz test-e2e test-compose compose-plugin bench compose-build compose-up compose-down clean
+.PHONY: all build demo tools lint test test-unit test-fuzz test-e2e test-chaos soak test-compose compose-plugin bench compose-build compose-up compose-down clean
 
 all: build
 
@@ -36,13 +36,16 @@ lint: $(GOBIN)/staticcheck
 	$(GO) vet -tags e2e ./tests/
 	$(GO) vet -tags compose ./tests/compose/
 	$(GO) vet -tags bench ./tests/bench/
+	$(GO) vet -tags chaos ./tests/chaos/
 	$(GOBIN)/staticcheck ./...
 	$(GOBIN)/staticcheck -tags e2e ./tests/
 	$(GOBIN)/staticcheck -tags compose ./tests/compose/
 	$(GOBIN)/staticcheck -tags bench ./tests/bench/
+	$(GOBIN)/staticcheck -tags chaos ./tests/chaos/
 
-## The whole suite: unit (with the race detector), fuzz (short), multi-process end-to-end, and Docker compose.
-test: tools test-unit test-fuzz test-e2e test-compose
+## The whole suite: unit (with the race detector), fuzz (short), multi-process end-to-end, the fault-injection suite
+## (CI size), and Docker compose.
+test: tools test-unit test-fuzz test-e2e test-chaos test-compose
 
 test-unit: tools
 	$(GO) test -count=1 -race -timeout 20m ./...
@@ -56,6 +59,19 @@ test-fuzz:
 
 test-e2e: tools
 	$(GO) test -count=1 -tags e2e -timeout 30m ./tests/
+
+## The fault-injection suite with its linearizability checker: CHAOS_DURATION of faults (3 minutes in CI) from a seeded
+## schedule; CHAOS_SEED replays a run (empty: a new seed, printed).
+CHAOS_DURATION ?= 3m
+CHAOS_SEED ?=
+test-chaos: tools
+	$(GO) test -count=1 -tags chaos -v -timeout 90m ./tests/chaos/ -args \
+	  -chaos.duration=$(CHAOS_DURATION) $(if $(CHAOS_SEED),-chaos.seed=$(CHAOS_SEED))
+
+## A long fault-injection run (SOAK_DURATION, default 1h); its summary goes to the terminal.
+SOAK_DURATION ?= 1h
+soak:
+	$(MAKE) test-chaos CHAOS_DURATION=$(SOAK_DURATION)
 
 ## The compose suite once per compose command: `docker compose` (v2, built by scripts/install-compose.sh when missing)
 ## and Debian's docker-compose (v1). With CI=true both must answer; elsewhere the installed ones run, and with none
