@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -24,6 +25,14 @@ const (
 	// aborts it as a crash leftover. S3 dates an upload by its start, not its last part, and a paced snapshot of a
 	// large store can take hours, so this is much longer than the file backend's staleTempAge.
 	staleUploadAge = 24 * time.Hour
+	// s3Attempts bounds how often one call is tried (minio's default of 10, with its backoff, made a call take about
+	// 4 s to fail during an outage; the callers retry on their own schedule).
+	s3Attempts = 2
+	// s3DialTimeout bounds each connection attempt to the S3 endpoint.
+	s3DialTimeout = 3 * time.Second
+	// s3ResponseTimeout bounds each attempt's wait for the response headers once its request is sent: a large part
+	// upload is answered only after the server stored it, which takes well under this.
+	s3ResponseTimeout = 30 * time.Second
 )
 
 // s3Store is the s3:// backend: objects under bucket/prefix.
@@ -45,11 +54,19 @@ func newS3Store(bucket, prefix string, cfg S3Config, log *zap.Logger) (*s3Store,
 	if endpoint == "" {
 		endpoint, secure, lookup = awsEndpoint, true, minio.BucketLookupAuto
 	}
+	transport, err := minio.DefaultTransport(secure)
+	if err != nil {
+		return nil, fmt.Errorf("snapshots: s3 transport: %w", err)
+	}
+	transport.DialContext = (&net.Dialer{Timeout: s3DialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	transport.ResponseHeaderTimeout = s3ResponseTimeout
 	client, err := minio.New(endpoint, &minio.Options{
 		Creds:        credentials.NewStaticV4(cfg.AccessKeyID, cfg.SecretAccessKey, cfg.SessionToken),
 		Secure:       secure,
 		Region:       cfg.Region,
 		BucketLookup: lookup,
+		Transport:    transport,
+		MaxRetries:   s3Attempts,
 	})
 	if err != nil {
 		// minio's message names the endpoint only, never credentials.
