@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -94,7 +95,15 @@ func (m Manifest) encode() ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
-// validate checks the fields; the error wraps ErrCorrupt.
+// MaxSnapshotBytes is the largest data object a manifest may describe (16 TiB): a larger claim is corrupt.
+const MaxSnapshotBytes = 1 << 44
+
+// maxKeysPerByte bounds the key count a manifest may claim for its data size: zstd compresses a run of tiny
+// records far, but not beyond about a thousand records per byte.
+const maxKeysPerByte = 1 << 12
+
+// validate checks the fields and their ranges, so that nothing derived from them can overflow; the error wraps
+// ErrCorrupt.
 func (m Manifest) validate() error {
 	var problem string
 	switch {
@@ -104,8 +113,12 @@ func (m Manifest) validate() error {
 		problem = "invalid stream name"
 	case m.Seq == 0:
 		problem = "seq 0"
-	case m.Bytes <= 0:
-		problem = fmt.Sprintf("bytes %d", m.Bytes)
+	case m.Bytes <= 0 || m.Bytes > MaxSnapshotBytes:
+		problem = fmt.Sprintf("bytes %d, want 1 to %d", m.Bytes, int64(MaxSnapshotBytes))
+	case m.Seq > math.MaxInt64:
+		problem = fmt.Sprintf("seq %d beyond any log", m.Seq)
+	case m.Keys > uint64(m.Bytes)*maxKeysPerByte:
+		problem = fmt.Sprintf("keys %d in %d bytes", m.Keys, m.Bytes)
 	case !isHex64(m.SHA256):
 		problem = "sha256 is not 64 lowercase hex digits"
 	case !isHex64(m.Digest):

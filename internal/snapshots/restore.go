@@ -140,9 +140,10 @@ func (v *verifyReader) Read(p []byte) (int, error) {
 	if v.err != nil {
 		return 0, v.err
 	}
-	// Read at most one byte past the limit: enough to detect an object larger than its manifest says.
-	if room := v.limit + 1 - v.n; int64(len(p)) > room {
-		p = p[:room]
+	// Read at most one byte past the limit: enough to detect an object larger than its manifest says. (limit - n
+	// never overflows; limit + 1 would for a manifest claiming math.MaxInt64 bytes.)
+	if rem := v.limit - v.n; rem < int64(len(p))-1 {
+		p = p[:rem+1]
 	}
 	n, err := v.r.Read(p)
 	v.h.Write(p[:n])
