@@ -192,3 +192,90 @@ func TestFollower_DiskFull(t *testing.T) {
 	t.Logf("follower ready again %s after space returned", time.Since(back))
 	digestsEqual(t, url, furl, 30*time.Second)
 }
+
+// The leader's data dir holds its embedded JetStream too: the log's server runs out of room first, or the store
+// does; either way writes answer with an error, readiness says why, and nothing acknowledged is lost. When the store
+// filled first the leader recovers by itself; when the embedded server's stream failed a write, nats-server keeps
+// that stream stopped until the server restarts (the README says so), so the test restarts the leader then.
+func TestLeader_DiskFullEmbedded(t *testing.T) {
+	mnt := mountSmallDisk(t, 160<<20)
+	dataDir, snapDir := filepath.Join(mnt, "leader"), t.TempDir()
+	l := startLeader(t, dataDir, snapDir)
+	url := base(l.HTTPAddr())
+	waitState(t, url, stateReady, 20*time.Second)
+	f := startFollower(t, t.TempDir(), t.TempDir(), l.NATSURL())
+	furl := base(f.HTTPAddr())
+	filler := fillDisk(t, mnt, 40<<20)
+
+	value := bigValue(t)
+	acked := map[string]bool{}
+	var refused string
+	for i := 0; i < 300 && refused == ""; i++ {
+		key := "big-" + strconv.Itoa(i)
+		start := time.Now()
+		code, b, _ := do(t, http.MethodPut, url+"/v1/kv/"+key, value)
+		switch {
+		case code == http.StatusOK:
+			acked[key] = true
+		case code == http.StatusInsufficientStorage || code == http.StatusServiceUnavailable:
+			if time.Since(start) > 10*time.Second {
+				t.Fatalf("write on a full disk took %s", time.Since(start))
+			}
+			refused = fmt.Sprintf("%d %s", code, b)
+		default:
+			t.Fatalf("write %d on a filling disk: %d %s", i, code, b)
+		}
+	}
+	if refused == "" {
+		t.Fatal("300 writes of 512 KiB never filled the disk")
+	}
+	t.Logf("first refused write: %s", refused)
+	eventually(t, 10*time.Second, func() string {
+		if code, why := readyz(t, url); code != http.StatusServiceUnavailable {
+			return fmt.Sprintf("readyz %d (%q) on a full disk", code, why)
+		}
+		return ""
+	})
+	_, why := readyz(t, url)
+	t.Logf("status error on a full disk: %s", why)
+	if code, _, _ := do(t, http.MethodGet, url+"/healthz", nil); code != http.StatusOK {
+		t.Fatalf("healthz on a full disk: %d", code)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	recovered := false
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline) && !recovered; {
+		code, _, _ := do(t, http.MethodPut, url+"/v1/kv/after", []byte("1"))
+		recovered = code == http.StatusOK
+	}
+	if recovered {
+		t.Logf("writes accepted again %s after space returned", time.Since(back))
+	} else {
+		if _, why := readyz(t, url); !strings.Contains(why, "replication log") {
+			t.Fatalf("writes still refused 15 s after space returned, and the status does not blame the log: %q", why)
+		}
+		t.Logf("the embedded server's stream stopped on the full disk (%s); restarting the leader", why)
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		l = startLeader(t, dataDir, snapDir, "--nats-listen", strings.TrimPrefix(l.NATSURL(), "nats://"))
+		url = base(l.HTTPAddr())
+		eventually(t, 60*time.Second, func() string {
+			code, b, _ := do(t, http.MethodPut, url+"/v1/kv/after", []byte("1"))
+			if code != http.StatusOK {
+				return fmt.Sprintf("write after the restart: %d %s", code, b)
+			}
+			return ""
+		})
+	}
+	waitState(t, url, stateReady, 10*time.Second)
+	for key := range acked {
+		if code, _, _ := do(t, http.MethodGet, url+"/v1/kv/"+key, nil); code != http.StatusOK {
+			t.Fatalf("acknowledged %s lost: %d", key, code)
+		}
+	}
+	digestsEqual(t, url, furl, 30*time.Second)
+}
