@@ -3,6 +3,7 @@ package node
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -269,5 +270,43 @@ func TestLeader_StandbyTakesOverReleasedLease(t *testing.T) {
 	}
 	if code, v := put(t, url2, "b", "2"); code != http.StatusOK || v != before.Seq+1 {
 		t.Fatalf("standby write: %d version %d", code, v)
+	}
+}
+
+// An entry of the leader's own that lands after a resync read the log (a publish sent just before the resync, whose
+// ack was lost) makes the next write fail with wrong-last-sequence. That is not another writer: the leader
+// resynchronises again instead of fencing itself for good.
+func TestLeader_OwnStragglerIsNotAnotherWriter(t *testing.T) {
+	l := startLeader(t, t.TempDir(), t.TempDir())
+	url := base(l.HTTPAddr())
+	waitState(t, url, stateReady, 20*time.Second)
+	_, v := put(t, url, "a", "1")
+
+	// The straggler: published with the pipeline's own Nats-Msg-Id prefix, behind the pipeline's back.
+	jc := connectJournal(t, l.NATSURL())
+	id := l.pipeline().msgID + "straggler"
+	ack, err := jc.PublishAsync(t.Context(), apply.AppendEntry(nil, apply.Entry{Op: apply.OpPut, Key: []byte("s"), Value: []byte("x")}), v, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ack.Wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	code, b, _ := do(t, http.MethodPut, url+"/v1/kv/b", []byte("2"))
+	if code != http.StatusServiceUnavailable || !strings.Contains(string(b), `"unavailable"`) {
+		t.Fatalf("write after the straggler: %d %s, want 503 unavailable (refused, not committed)", code, b)
+	}
+	eventually(t, 10*time.Second, func() string {
+		code, b, _ := do(t, http.MethodPut, url+"/v1/kv/b", []byte("2"))
+		if code != http.StatusOK {
+			return fmt.Sprintf("write after the resync: %d %s", code, b)
+		}
+		return ""
+	})
+	if code, b, _ := do(t, http.MethodGet, url+"/v1/kv/s", nil); code != http.StatusOK || string(b) != "x" {
+		t.Fatalf("the straggler's entry: %d %q", code, b)
+	}
+	if st := waitState(t, url, stateReady, 5*time.Second); st.Error != "" {
+		t.Fatalf("status error %q", st.Error)
 	}
 }

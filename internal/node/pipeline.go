@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -448,7 +449,7 @@ func (p *pipeline) runCommitter(ctx context.Context) {
 			// The batch is in the log but the store had no room and changed nothing: the resync applies it from the
 			// log once there is room. Its writes are committed; the leader cannot confirm them yet.
 			err = fmt.Errorf("node: apply to store: %w", err)
-			failErr = p.chainBroken(err)
+			failErr = p.chainBroken(ctx, err)
 			for _, b := range batch {
 				b.req.done <- writeResult{err: fmt.Errorf("node: in the log but not applied here (%w): %w", err,
 					api.ErrOutcomeUnknown)}
@@ -503,7 +504,7 @@ func (p *pipeline) runCommitter(ctx context.Context) {
 			}
 			if err != nil {
 				flush()
-				failErr = p.chainBroken(err)
+				failErr = p.chainBroken(ctx, err)
 				pd.req.done <- writeResult{err: failErr}
 				break
 			}
@@ -527,8 +528,13 @@ func (p *pipeline) waitAck(ctx context.Context, pd *pending) (uint64, error) {
 }
 
 // chainBroken handles the first failed ack of a chain and returns the error every later write in flight gets.
-func (p *pipeline) chainBroken(err error) error {
-	if errors.Is(err, journal.ErrWrongLastSeq) {
+func (p *pipeline) chainBroken(ctx context.Context, err error) error {
+	if errors.Is(err, journal.ErrWrongLastSeq) && p.ownTail(ctx) {
+		// Not another writer: an entry of this leader's that the last resync did not see yet (the server stores a
+		// publish apart from answering stream info, so one sent just before the resync's request can land after its
+		// answer). Resynchronise again.
+		err = fmt.Errorf("the log grew past the last resync with this leader's own entries: %w", err)
+	} else if errors.Is(err, journal.ErrWrongLastSeq) {
 		err = fmt.Errorf("another writer appended to the log; this leader is fenced and refuses writes until restarted: %w", err)
 		p.log.Error("fenced", zap.Error(err))
 		p.fence(err)
@@ -541,12 +547,25 @@ func (p *pipeline) chainBroken(err error) error {
 	case p.brokenCh <- struct{}{}:
 	default:
 	}
-	if errors.Is(err, journal.ErrRejected) {
+	if errors.Is(err, journal.ErrRejected) || errors.Is(err, journal.ErrWrongLastSeq) {
 		// The server refused the entry, so it and every later one of the chain (chained to it) are not stored.
 		return fmt.Errorf("node: the log refused the write: %w: %w", api.ErrUnavailable, err)
 	}
 	return fmt.Errorf("node: write not confirmed by the log (it may or may not be committed): %w: %w",
 		api.ErrOutcomeUnknown, err)
+}
+
+// ownTail reports whether the log's last entry was published by this pipeline (its Nats-Msg-Id carries the
+// pipeline's prefix: leader id and boot nonce). It answers false when it cannot tell.
+func (p *pipeline) ownTail(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, resyncAttemptTimeout)
+	defer cancel()
+	info, err := p.jc.Info(ctx)
+	if err != nil || info.LastSeq == 0 {
+		return false
+	}
+	e, err := p.jc.Entry(ctx, info.LastSeq)
+	return err == nil && strings.HasPrefix(e.ID, p.msgID)
 }
 
 // brokenErr returns why the chain is broken and not yet resynchronised, or nil when it is not.
