@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/replikv/replikv/internal/testutil/tcpproxy"
 )
 
 // TestOnboarding_S3Outage: a follower that starts while S3 is down stays not ready (/readyz 503) and, once S3 is
@@ -69,7 +71,7 @@ func TestOnboarding_KillMidRestore(t *testing.T) {
 	if s.Bytes < 10<<20 {
 		t.Fatalf("snapshot of %d bytes is too small for this test", s.Bytes)
 	}
-	px := startProxy(t, c.s3.Endpoint)
+	px := tcpproxy.Start(t, c.s3.Endpoint)
 	px.SetRate(2 << 20) // ~10 s for the data object
 
 	f := c.startFollower("f1", "--s3-endpoint="+px.Addr())

@@ -2,16 +2,16 @@ package journal
 
 import (
 	"bytes"
-	"errors"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
+
 	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/replikv/replikv/internal/testutil/binaries"
 )
 
 // natsServerEnv names a prebuilt nats-server binary to use instead of building one.
@@ -41,18 +41,10 @@ func natsServerBinary(t testing.TB) string {
 			natsBin.path = p
 			return
 		}
-		goBin, err := exec.LookPath("go")
-		if err != nil {
-			goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-		}
 		if natsBin.dir, natsBin.err = os.MkdirTemp("", "replikv-nats-server-"); natsBin.err != nil {
 			return
 		}
-		natsBin.path = filepath.Join(natsBin.dir, "nats-server")
-		cmd := exec.Command(goBin, "build", "-o", natsBin.path, "github.com/nats-io/nats-server/v2")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			natsBin.err = errors.New("go build nats-server: " + err.Error() + ": " + string(out))
-		}
+		natsBin.path, natsBin.err = binaries.BuildNATS(natsBin.dir)
 	})
 	if natsBin.err != nil {
 		t.Fatal(natsBin.err)

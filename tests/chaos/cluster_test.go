@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/replikv/replikv/internal/testutil/freeport"
+	"github.com/replikv/replikv/internal/testutil/tcpproxy"
 	"github.com/replikv/replikv/internal/testutil/versitygw"
 )
 
@@ -29,8 +30,8 @@ const (
 type node struct {
 	*proc
 	url       string
-	natsProxy *faultProxy
-	s3Proxy   *faultProxy
+	natsProxy *tcpproxy.Proxy
+	s3Proxy   *tcpproxy.Proxy
 	dataDir   string
 }
 
@@ -119,8 +120,8 @@ func (c *cluster) newNodeSnapshots(t *testing.T, name, bin, natsAddr, dataDir, s
 	port := freeport.Must(t)
 	n := &node{
 		url:       fmt.Sprintf("http://127.0.0.1:%d", port),
-		natsProxy: startProxy(t, name+"-nats", natsAddr),
-		s3Proxy:   startProxy(t, name+"-s3", c.gw.Endpoint),
+		natsProxy: tcpproxy.Start(t, natsAddr),
+		s3Proxy:   tcpproxy.Start(t, c.gw.Endpoint),
 		dataDir:   dataDir,
 	}
 	args := append([]string{
@@ -160,8 +161,8 @@ func (c *cluster) startNode(ctx context.Context, t *testing.T, n *node) {
 func (c *cluster) nodes() []*node { return append([]*node{c.leader}, c.followers...) }
 
 // allProxies lists every proxy of every node.
-func (c *cluster) allProxies() []*faultProxy {
-	var ps []*faultProxy
+func (c *cluster) allProxies() []*tcpproxy.Proxy {
+	var ps []*tcpproxy.Proxy
 	for _, n := range c.nodes() {
 		ps = append(ps, n.natsProxy, n.s3Proxy)
 	}
