@@ -186,15 +186,25 @@ func (n *local) openLocal(c config.Common, log *zap.Logger, m *metrics.Metrics) 
 	if n.snapStore, n.repo, err = openSnapshots(c, log); err != nil {
 		return err
 	}
-	db, err := store.Open(store.StoreDir(n.dataDir), n.storeOpts)
-	if err != nil {
-		return fmt.Errorf("node: open store: %w", err)
-	}
-	_ = n.holder.swap(db)
-	n.notify = newSeqNotifier(db.Applied())
-	n.state.setSnapshotSeq(db.SnapshotSeq())
 	n.restorer = &restorer{repo: n.repo, dataDir: n.dataDir, storeOpts: n.storeOpts, log: log, metrics: m, state: &n.state}
+	n.notify = newSeqNotifier(0)
+	if err := n.reopenStore(); err != nil {
+		if !errors.Is(err, store.ErrDiskFull) {
+			return err
+		}
+		// Stay up (healthz, status) and open the store once space returns: see ensureStore.
+		log.Error("the store's disk is full; the node waits for space to open it", zap.Error(err))
+	}
 	return nil
+}
+
+// ensureStore opens the store when a full disk kept openLocal (or an earlier attempt) from opening it. Errors wrap
+// store.ErrDiskFull while the disk is still full.
+func (n *local) ensureStore() error {
+	if n.holder.get() != nil {
+		return nil
+	}
+	return n.reopenStore()
 }
 
 // Applied implements api.Node.
@@ -215,5 +225,6 @@ func (n *local) reopenStore() error {
 	}
 	_ = n.holder.swap(db)
 	n.notify.Advance(db.Applied())
+	n.state.setSnapshotSeq(db.SnapshotSeq())
 	return nil
 }

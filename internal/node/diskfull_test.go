@@ -279,3 +279,38 @@ func TestLeader_DiskFullEmbedded(t *testing.T) {
 	}
 	digestsEqual(t, url, furl, 30*time.Second)
 }
+
+// A follower started on a disk already too full to open its store stays up: it answers healthz and status (failed,
+// disk full), and opens the store and catches up by itself once space returns.
+func TestFollower_StartsOnFullDisk(t *testing.T) {
+	mnt := mountSmallDisk(t, 96<<20)
+	l := startLeader(t, t.TempDir(), t.TempDir())
+	url := base(l.HTTPAddr())
+	waitState(t, url, stateReady, 20*time.Second)
+	put(t, url, "a", "1")
+	dataDir, snapDir := filepath.Join(mnt, "follower"), t.TempDir()
+	f := startFollower(t, dataDir, snapDir, l.NATSURL())
+	waitState(t, base(f.HTTPAddr()), stateReady, 20*time.Second)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	filler := fillDisk(t, mnt, 4<<20)
+	put(t, url, "b", "2")
+
+	f = startFollower(t, dataDir, snapDir, l.NATSURL())
+	furl := base(f.HTTPAddr())
+	eventually(t, 10*time.Second, func() string {
+		if code, why := readyz(t, furl); code != http.StatusServiceUnavailable || !strings.Contains(why, "disk full") {
+			return fmt.Sprintf("readyz %d, error %q", code, why)
+		}
+		return ""
+	})
+	if code, _, _ := do(t, http.MethodGet, furl+"/healthz", nil); code != http.StatusOK {
+		t.Fatalf("healthz: %d", code)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, furl, stateReady, 30*time.Second)
+	digestsEqual(t, url, furl, 30*time.Second)
+}

@@ -179,6 +179,9 @@ func (f *Follower) syncOnce(ctx context.Context, rebootstrap bool) (progressed b
 	if state, _ := f.state.get(); state != stateFailed {
 		f.state.set(stateStarting, nil)
 	}
+	if err := f.ensureStore(); err != nil {
+		return false, err
+	}
 	info, err := f.jc.Info(ctx)
 	if err != nil {
 		return false, fmt.Errorf("waiting for the replication log: %w", err)

@@ -302,6 +302,9 @@ var errDiverged = errors.New("local store is ahead of the replication log")
 // recover brings the store up to the log's last sequence: from a snapshot if the log no longer holds the entry after
 // the store's applied sequence, then by replaying the log.
 func (l *Leader) recover(ctx context.Context) error {
+	if err := l.ensureStore(); err != nil {
+		return err
+	}
 	info, err := l.jc.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("node: stream info: %w", err)
