@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/replikv/replikv/internal/apply"
 	"github.com/replikv/replikv/internal/metrics"
 	"go.uber.org/zap"
 )
@@ -17,6 +18,10 @@ const (
 	DefaultMaxReadTimeout = 5 * time.Minute
 	// DefaultWriteTimeout bounds a write from the handler's side.
 	DefaultWriteTimeout = 30 * time.Second
+	// DefaultBodyTimeout bounds the read of a request body once its headers arrived.
+	DefaultBodyTimeout = 30 * time.Second
+	// DefaultBodyBuffer caps the bytes of request bodies held at once.
+	DefaultBodyBuffer = 128 << 20
 	// DefaultListLimit is the page size of a list without a limit parameter.
 	DefaultListLimit = 1000
 	// MaxListLimit is the largest limit parameter of a list.
@@ -61,6 +66,13 @@ type Config struct {
 	// WriteTimeout bounds each call to Writer.Write; past it the answer is 504 outcome_unknown. It must exceed the leader's
 	// --sync-timeout so that unconfirmed sync writes answer 202. Zero means DefaultWriteTimeout.
 	WriteTimeout time.Duration
+	// BodyTimeout bounds the read of a write's body once its headers arrived; past it the answer is 408 timeout and
+	// the connection is closed. Zero means DefaultBodyTimeout.
+	BodyTimeout time.Duration
+	// BodyBuffer caps the bytes of write bodies held at once (reserved at the declared length, or the largest value
+	// for a chunked body, from before the read until the write is answered); a write that does not fit answers 503
+	// unavailable with Retry-After. Zero means DefaultBodyBuffer; it must hold one maximal value.
+	BodyBuffer int64
 }
 
 // errConfig is wrapped by every configuration error of NewHandler.
@@ -92,6 +104,19 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.BodyTimeout < 0 || c.BodyBuffer < 0 {
+		return c, fmt.Errorf("api: %w: negative body timeout or buffer", errConfig)
+	}
+	if c.BodyTimeout == 0 {
+		c.BodyTimeout = DefaultBodyTimeout
+	}
+	if c.BodyBuffer == 0 {
+		c.BodyBuffer = DefaultBodyBuffer
+	}
+	if c.BodyBuffer < apply.MaxValueLen {
+		return c, fmt.Errorf("api: %w: BodyBuffer %d cannot hold one value of %d bytes", errConfig, c.BodyBuffer,
+			apply.MaxValueLen)
 	}
 	return c, nil
 }

@@ -39,6 +39,7 @@ type handler struct {
 	node      Node
 	log       *zap.Logger
 	tokenHash [sha256.Size]byte // SHA-256 of cfg.AuthToken, so the comparison does not leak its length
+	bodies    *byteBudget       // request body bytes held at once, at most cfg.BodyBuffer
 }
 
 // NewHandler returns the HTTP handler of a node, routing every path of the contract. It returns an error when cfg
@@ -49,7 +50,8 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &handler{cfg: cfg, node: cfg.Node, log: cfg.Logger.With(zap.String("component", "api"))}
+	h := &handler{cfg: cfg, node: cfg.Node, log: cfg.Logger.With(zap.String("component", "api")),
+		bodies: &byteBudget{limit: cfg.BodyBuffer}}
 	if cfg.AuthToken != "" {
 		h.tokenHash = sha256.Sum256([]byte(cfg.AuthToken))
 	}

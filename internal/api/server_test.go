@@ -1,14 +1,18 @@
 package api
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/replikv/replikv/internal/apply"
 )
 
 // startServer serves h on a free port; the server is shut down at cleanup.
@@ -183,4 +187,80 @@ func TestListen_AddrInUse(t *testing.T) {
 	if _, err := Listen(s.Addr(), http.NotFoundHandler(), nil); err == nil {
 		t.Fatal("Listen on a bound address succeeded")
 	}
+}
+
+// slowBody opens a connection and sends a PUT's headers declaring n body bytes, and no body.
+func slowBody(t *testing.T, addr string, n int) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if _, err := fmt.Fprintf(c, "PUT /v1/kv/slow HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", n); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// A write whose body never arrives is answered 408 after the body timeout instead of pinning its buffer forever,
+// and the bodies held at once are capped: past the cap a write answers 503 with Retry-After at once.
+func TestServer_SlowBodies(t *testing.T) {
+	t.Run("BodyTimeout", func(t *testing.T) {
+		s, _ := startServer(t, newLeader(t, newFakeNode(3), &fakeWriter{}, func(c *Config) { c.BodyTimeout = 200 * time.Millisecond }))
+		c := slowBody(t, s.Addr(), apply.MaxValueLen)
+		start := time.Now()
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			t.Fatalf("no answer to a body that never came: %v", err)
+		}
+		if !strings.HasPrefix(line, "HTTP/1.1 408") || time.Since(start) > 5*time.Second {
+			t.Fatalf("answer %q after %s, want 408 after the 200 ms body timeout", line, time.Since(start))
+		}
+	})
+	t.Run("BufferCap", func(t *testing.T) {
+		w := &fakeWriter{}
+		s, _ := startServer(t, newLeader(t, newFakeNode(3), w, func(c *Config) {
+			c.BodyBuffer = apply.MaxValueLen + apply.MaxValueLen/2
+		}))
+		slowBody(t, s.Addr(), apply.MaxValueLen)
+		// The slow body holds its reservation; poll until the server has read its headers.
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			resp, err := putRaw(s.Addr(), strings.Repeat("x", apply.MaxValueLen))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusServiceUnavailable {
+				if resp.Header.Get("Retry-After") == "" {
+					t.Fatal("503 without Retry-After")
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("a write past the body buffer answered %d", resp.StatusCode)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		// Small bodies still fit beside the held one.
+		resp, err := putRaw(s.Addr(), "small")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("small write beside a held body: %d", resp.StatusCode)
+		}
+	})
+}
+
+// putRaw sends PUT /v1/kv/k with body to the server at addr.
+func putRaw(addr, body string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodPut, "http://"+addr+"/v1/kv/k", strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	return http.DefaultClient.Do(req)
 }

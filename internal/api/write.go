@@ -5,8 +5,10 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/replikv/replikv/internal/apply"
@@ -56,7 +58,31 @@ func (h *handler) serveWrite(w *responseWriter, r *http.Request, op apply.Op, es
 	}
 	var value []byte
 	if op == apply.OpPut {
-		if value, err = readValue(w.ResponseWriter, r); err != nil {
+		if r.ContentLength > apply.MaxValueLen {
+			writeError(w, http.StatusRequestEntityTooLarge, CodeValueTooLarge, msgValueTooLarge)
+			return
+		}
+		// Reserve the body's bytes before reading it, so that slow or many bodies cannot pin unbounded memory.
+		n := r.ContentLength
+		if n < 0 {
+			n = apply.MaxValueLen
+		}
+		if !h.bodies.take(n) {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "too many request bodies in flight, retry later")
+			return
+		}
+		defer h.bodies.give(n)
+		rc := http.NewResponseController(w.ResponseWriter)
+		_ = rc.SetReadDeadline(time.Now().Add(h.cfg.BodyTimeout)) // a writer that does not support it keeps no deadline
+		value, err = readValue(w.ResponseWriter, r)
+		_ = rc.SetReadDeadline(time.Time{})
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			w.Header().Set("Connection", "close")
+			writeError(w, http.StatusRequestTimeout, CodeTimeout, "request body not received in time")
+			return
+		}
+		if err != nil {
 			h.writeRequestError(w, err)
 			return
 		}
@@ -130,11 +156,17 @@ func readValue(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if r.ContentLength >= 0 {
 		buf := make([]byte, r.ContentLength)
 		if _, err := io.ReadFull(body, buf); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return nil, err
+			}
 			return nil, badRequest("request body shorter than its Content-Length")
 		}
 		return buf, nil
 	}
 	buf, err := io.ReadAll(body)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil, err
+	}
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return nil, apply.ErrValueTooLarge
@@ -172,4 +204,28 @@ func (h *handler) observeWrite(op apply.Op, w *responseWriter, start time.Time) 
 		h.cfg.Metrics.WriteDuration.WithLabelValues(op.String(), strconv.Itoa(w.status)).
 			Observe(time.Since(start).Seconds())
 	}
+}
+
+// byteBudget counts bytes held at once against a limit. Safe for concurrent use.
+type byteBudget struct {
+	mu    sync.Mutex
+	limit int64
+	held  int64
+}
+
+// take reserves n bytes if they fit under the limit, and reports whether they did; give returns them.
+func (b *byteBudget) take(n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.held+n > b.limit {
+		return false
+	}
+	b.held += n
+	return true
+}
+
+func (b *byteBudget) give(n int64) {
+	b.mu.Lock()
+	b.held -= n
+	b.mu.Unlock()
 }

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/replikv/replikv/internal/apply"
 	"github.com/replikv/replikv/internal/journal"
 )
 
@@ -37,6 +38,11 @@ type Common struct {
 	DataDir string
 	// HTTPAddr is the HTTP API listen address; port 0 picks a free port.
 	HTTPAddr string
+	// HTTPBodyTimeout bounds the read of a request's body once its headers arrived (default 30 s; must be > 0).
+	HTTPBodyTimeout time.Duration
+	// HTTPBodyBuffer caps the bytes of request bodies the node holds at once (default 128 MiB; at least one
+	// maximal value, 524288).
+	HTTPBodyBuffer int64
 	// NATSURL lists the NATS servers, comma-separated. Empty on the leader runs an embedded server.
 	NATSURL string
 	// Stream is the JetStream stream name of the replication log.
@@ -171,6 +177,8 @@ func (p *parser) common(c *Common, role string, defaultHTTP, defaultNATS string,
 	fs := p.fs
 	fs.StringVar(&c.DataDir, "data-dir", "./data/"+role, "local state; created if missing")
 	fs.StringVar(&c.HTTPAddr, "http-addr", defaultHTTP, "HTTP API listen address; port 0 picks a free port")
+	fs.DurationVar(&c.HTTPBodyTimeout, "http-body-timeout", 30*time.Second, "longest read of a request body after its headers")
+	fs.Int64Var(&c.HTTPBodyBuffer, "http-body-buffer", 128<<20, "bytes of request bodies held at once; past it writes answer 503 with Retry-After")
 	natsHelp := "the NATS server(s), comma-separated"
 	if role == "leader" {
 		natsHelp += "; empty runs an embedded NATS server"
@@ -199,6 +207,18 @@ func (p *parser) common(c *Common, role string, defaultHTTP, defaultNATS string,
 		return nil
 	})
 	p.check(func() error { return checkHostPort("--http-addr", c.HTTPAddr) })
+	p.check(func() error {
+		if c.HTTPBodyTimeout <= 0 {
+			return fmt.Errorf("--http-body-timeout must be positive, got %s", c.HTTPBodyTimeout)
+		}
+		return nil
+	})
+	p.check(func() error {
+		if c.HTTPBodyBuffer < apply.MaxValueLen {
+			return fmt.Errorf("--http-body-buffer must be at least %d (one maximal value), got %d", apply.MaxValueLen, c.HTTPBodyBuffer)
+		}
+		return nil
+	})
 	p.check(func() error {
 		if role == "follower" && c.NATSURL == "" {
 			return errors.New("--nats-url must not be empty")

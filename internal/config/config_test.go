@@ -113,6 +113,8 @@ func TestParse_Invalid(t *testing.T) {
 		{"Stream", true, []string{"--stream", "bad.name"}, nil, "--stream"},
 		{"LogLevel", true, []string{"--log-level", "loud"}, nil, "--log-level"},
 		{"SyncTimeout", true, []string{"--sync-timeout", "0s"}, nil, "--sync-timeout"},
+		{"HTTPBodyTimeout", true, []string{"--http-body-timeout", "0s"}, nil, "--http-body-timeout"},
+		{"HTTPBodyBuffer", false, []string{"--http-body-buffer", "1000"}, nil, "--http-body-buffer"},
 		{"SyncFollowers", true, []string{"--sync-followers", "-2"}, nil, "--sync-followers"},
 		{"NATSSync", true, []string{"--nats-sync-interval", "sometimes"}, nil, "nats-sync-interval"},
 		{"Replicas", true, []string{"--stream-replicas", "7"}, nil, "--stream-replicas"},

@@ -113,6 +113,7 @@ func StartLeader(ctx context.Context, cfg config.Leader, log *zap.Logger) (_ *Le
 
 	l.srv, l.served, err = serveHTTP(cfg.HTTPAddr, api.Config{Node: l, Writer: l, Barrier: l, Snapshots: l, Followers: l,
 		AuthToken: cfg.AuthToken, Metrics: l.metrics, Logger: log,
+		BodyTimeout: cfg.HTTPBodyTimeout, BodyBuffer: cfg.HTTPBodyBuffer,
 		// A sync write must be able to wait out --sync-timeout and still answer 202, never 504.
 		WriteTimeout: max(api.DefaultWriteTimeout, cfg.SyncTimeout+10*time.Second)}, log)
 	if err != nil {
