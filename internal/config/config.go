@@ -454,22 +454,47 @@ func checkNATSURLs(flagName, v string) error {
 	for _, part := range strings.Split(v, ",") {
 		u, err := url.Parse(strings.TrimSpace(part))
 		if err != nil || u.Host == "" {
-			return fmt.Errorf("%s: %q is not a NATS URL (nats://host:port)", flagName, part)
+			return fmt.Errorf("%s: %q is not a NATS URL (nats://host:port)", flagName, RedactURL(part))
 		}
 		switch u.Scheme {
 		case "nats", "tls", "ws", "wss":
 		default:
-			return fmt.Errorf("%s: %q has scheme %q, want nats, tls, ws or wss", flagName, part, u.Scheme)
+			return fmt.Errorf("%s: %q has scheme %q, want nats, tls, ws or wss", flagName, RedactURL(part), u.Scheme)
 		}
 	}
 	return nil
 }
 
+// RedactURL returns raw with any user information (a user and password, or a token) replaced by "REDACTED", for
+// errors and logs; a URL that does not parse loses everything between its scheme and the last '@' of its
+// authority.
+func RedactURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		if u.User != nil {
+			u.User = url.User("REDACTED")
+		}
+		return u.String()
+	}
+	rest, scheme := raw, ""
+	if i := strings.Index(raw, "://"); i >= 0 {
+		scheme, rest = raw[:i+3], raw[i+3:]
+	}
+	authority := rest
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		authority = rest[:i]
+	}
+	if i := strings.LastIndex(authority, "@"); i >= 0 {
+		rest = "REDACTED" + rest[i:]
+	}
+	return scheme + rest
+}
+
 func checkSnapshotsURL(v string) error {
 	u, err := url.Parse(v)
 	if err != nil {
-		return fmt.Errorf("--snapshots: %q is not a URL: %w", v, err)
+		return fmt.Errorf("--snapshots: %q is not a URL", RedactURL(v))
 	}
+	v = RedactURL(v)
 	switch u.Scheme {
 	case "file":
 		if u.Host != "" || !filepath.IsAbs(u.Path) {

@@ -159,3 +159,39 @@ func TestEnvName(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+// A secret inside a URL flag is never echoed in its error: a password, a token as the user, or a URL that does not
+// even parse.
+func TestParse_URLErrorsRedactSecrets(t *testing.T) {
+	for _, args := range [][]string{
+		{"--nats-url", "http://alice:SecretPW2@127.0.0.1:4222"},
+		{"--nats-url", "http://SecretPW2@127.0.0.1:4222"},
+		{"--nats-url", "nats://alice:SecretPW2%zz@127.0.0.1:4222"},
+		{"--nats-url", "nats://127.0.0.1:4222,ftp://bob:SecretPW2@h:1"},
+		{"--snapshots", "ftp://alice:SecretPW2@host/dir"},
+		{"--snapshots", "s3://alice:SecretPW2%zz@bucket/p"},
+	} {
+		_, err := ParseLeader(args, env(nil), io.Discard)
+		if err == nil {
+			t.Fatalf("%v: accepted", args)
+		}
+		if strings.Contains(err.Error(), "SecretPW2") {
+			t.Errorf("%v: error echoes the secret: %v", args, err)
+		}
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"nats://u:p@h:1":         "nats://REDACTED@h:1",
+		"nats://tok@h:1":         "nats://REDACTED@h:1",
+		"nats://h:1":             "nats://h:1",
+		"nats://u:p%zz@h:1/x@y":  "nats://REDACTED@h:1/x@y",
+		"s3://bucket/prefix":     "s3://bucket/prefix",
+		"garbage %zz with no at": "garbage %zz with no at",
+	} {
+		if got := RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
