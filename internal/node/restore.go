@@ -19,6 +19,10 @@ import (
 // holds the entry after the newest one. The node waits for a newer snapshot and says why in its status.
 var errNoSnapshot = errors.New("no usable snapshot")
 
+// maxMissing is how many times a snapshot's data may be found missing, its manifest still listed, before the
+// snapshot counts as corrupt (retention deletes the manifest first, so a lasting absence is not retention).
+const maxMissing = 2
+
 // restorer downloads, verifies and installs snapshots into a data dir.
 type restorer struct {
 	repo      *snapshots.Repo
@@ -37,10 +41,14 @@ type restorer struct {
 // closed. The caller must have closed any store open on the data dir.
 func (r *restorer) restoreNewest(ctx context.Context, firstSeq uint64) (snapshots.Manifest, error) {
 	const maxRelists = 5
+	missing := map[uint64]int{} // data found missing per snapshot whose manifest stayed
 	for attempt := 0; ; attempt++ {
-		manifests, err := r.repo.List(ctx)
+		manifests, invalid, err := r.repo.ListCounted(ctx)
 		if err != nil && !errors.Is(err, snapshots.ErrNotFound) { // no directory or bucket yet: no snapshot yet
 			return snapshots.Manifest{}, fmt.Errorf("node: list snapshots: %w", err)
+		}
+		if len(manifests) == 0 && invalid > 0 {
+			return snapshots.Manifest{}, fmt.Errorf("%w: the snapshot store holds %d manifests and none is valid", errNoSnapshot, invalid)
 		}
 		if len(manifests) == 0 {
 			return snapshots.Manifest{}, fmt.Errorf("%w: the snapshot store has no snapshot yet", errNoSnapshot)
@@ -48,6 +56,9 @@ func (r *restorer) restoreNewest(ctx context.Context, firstSeq uint64) (snapshot
 		var lastErr error
 		relist := false
 		for _, m := range manifests {
+			if missing[m.Seq] >= maxMissing {
+				continue // its data is gone for good: treated as corrupt
+			}
 			if m.Seq+1 < firstSeq {
 				return snapshots.Manifest{}, fmt.Errorf("%w: the newest valid snapshot (seq %d) is older than the log's first entry (seq %d); waiting for a newer snapshot", errNoSnapshot, m.Seq, firstSeq)
 			}
@@ -69,6 +80,15 @@ func (r *restorer) restoreNewest(ctx context.Context, firstSeq uint64) (snapshot
 			case ctx.Err() != nil:
 				return snapshots.Manifest{}, ctx.Err()
 			case errors.Is(err, snapshots.ErrNotFound):
+				// Retention deleting it under us (the manifest goes first), or data missing for good behind a
+				// manifest that stays: after maxMissing tries, the latter counts as corrupt.
+				if missing[m.Seq]++; missing[m.Seq] >= maxMissing {
+					r.log.Error("snapshot data missing behind its manifest; treating it as corrupt, trying an older one",
+						zap.Uint64("snapshot_seq", m.Seq), zap.Error(err))
+					r.metrics.Errors.WithLabelValues("restore", "corrupt").Inc()
+					lastErr = err
+					continue
+				}
 				r.log.Warn("snapshot disappeared during download, re-reading manifests", zap.Uint64("snapshot_seq", m.Seq))
 				relist = true
 			case errors.Is(err, snapshots.ErrCorrupt):

@@ -5,7 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -155,6 +159,75 @@ func TestRestorer_SnapshotDeletedMidDownload(t *testing.T) {
 		}
 		if len(rs.deleted) != 2 {
 			t.Fatalf("deleted %v, want both snapshots", rs.deleted)
+		}
+	})
+}
+
+// A snapshot whose data object is missing for good behind a manifest that stays, or is not a regular file (a FIFO
+// planted in a file:// store, whose open would block forever), counts as corrupt after a bounded retry: the restorer
+// falls back to the older snapshot. When no manifest is valid at all, the error says so.
+func TestRestorer_BadDataFallsBack(t *testing.T) {
+	const stream = "BAD"
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	log := testlog.New(t)
+	setup := func(t *testing.T) (*restorer, string) {
+		t.Helper()
+		root := t.TempDir()
+		st, err := snapshots.Open("file://"+root, snapshots.S3Config{}, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Init(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+		repo := snapshots.NewRepo(st, stream, log)
+		for _, src := range []keysSource{{seq: 10, n: 100}, {seq: 20, n: 200}} {
+			if _, err := repo.Create(ctx, src, "test"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return &restorer{repo: repo, dataDir: t.TempDir(), log: log, metrics: metrics.New("follower"),
+			state: &stateTracker{}}, filepath.Join(root, stream, fmt.Sprintf("%020d", 20))
+	}
+	for _, tc := range []struct {
+		name      string
+		breakData func(t *testing.T, dir string)
+	}{
+		{"Missing", func(t *testing.T, dir string) {
+			if err := os.Remove(filepath.Join(dir, "data")); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"FIFO", func(t *testing.T, dir string) {
+			data := filepath.Join(dir, "data")
+			if err := os.Remove(data); err != nil {
+				t.Fatal(err)
+			}
+			if err := syscall.Mkfifo(data, 0o644); err != nil {
+				t.Skipf("mkfifo: %v", err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, dir := setup(t)
+			tc.breakData(t, dir)
+			m, err := r.restoreNewest(ctx, 1)
+			if err != nil || m.Seq != 10 {
+				t.Fatalf("restoreNewest = seq %d, %v; want the older snapshot (seq 10)", m.Seq, err)
+			}
+		})
+	}
+	t.Run("NoValidManifest", func(t *testing.T) {
+		r, dir := setup(t)
+		for _, d := range []string{dir, filepath.Join(filepath.Dir(dir), fmt.Sprintf("%020d", 10))} {
+			if err := os.WriteFile(filepath.Join(d, "manifest.json"), []byte(`{"format":1,"bytes":9223372036854775807}`), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err := r.restoreNewest(ctx, 1)
+		if !errors.Is(err, errNoSnapshot) || !strings.Contains(err.Error(), "none is valid") {
+			t.Fatalf("restoreNewest with only invalid manifests = %v, want errNoSnapshot saying none is valid", err)
 		}
 	})
 }

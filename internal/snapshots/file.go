@@ -155,7 +155,9 @@ func (s *fileStore) Get(ctx context.Context, key string) (io.ReadCloser, error) 
 		return nil, fmt.Errorf("snapshots: get %s: %w", key, err)
 	}
 	path := s.path(key)
-	f, err := os.Open(path)
+	// O_NONBLOCK: opening a FIFO (or a device) planted in the store must not block the restore, uninterruptibly,
+	// until a writer appears; anything but a regular file is refused below.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 		return nil, fmt.Errorf("snapshots: get %s: %w", key, ErrNotFound)
 	}
@@ -167,9 +169,13 @@ func (s *fileStore) Get(ctx context.Context, key string) (io.ReadCloser, error) 
 		_ = f.Close()
 		return nil, fmt.Errorf("snapshots: get %s: %w", key, err)
 	}
-	if !fi.Mode().IsRegular() {
+	switch {
+	case fi.IsDir(): // a key prefix, as on S3: no object
 		_ = f.Close()
 		return nil, fmt.Errorf("snapshots: get %s: %w", key, ErrNotFound)
+	case !fi.Mode().IsRegular():
+		_ = f.Close()
+		return nil, fmt.Errorf("snapshots: get %s: %w: not a regular file (%s)", key, ErrCorrupt, fi.Mode().Type())
 	}
 	return &fileObject{f: f, fi: fi, path: path, key: key}, nil
 }

@@ -52,17 +52,26 @@ func (r *Repo) WithCreateCPU(share float64) *Repo {
 // skipped (invalid ones are logged at warn). A manifest deleted between listing and reading is skipped too. A missing
 // store root is ErrNotFound; a root without snapshots is an empty list.
 func (r *Repo) List(ctx context.Context) ([]Manifest, error) {
+	out, _, err := r.ListCounted(ctx)
+	return out, err
+}
+
+// ListCounted is List that also counts the manifests it skipped because they are not valid (unreadable,
+// malformed, out of range, or of another stream), so that a caller finding no valid snapshot can say why.
+func (r *Repo) ListCounted(ctx context.Context) (valid []Manifest, invalid int, err error) {
 	snaps, err := r.scan(ctx)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	var out []Manifest
 	for _, s := range snaps {
-		if s.valid {
-			out = append(out, s.manifest)
+		switch {
+		case s.valid:
+			valid = append(valid, s.manifest)
+		case s.hasManifest:
+			invalid++
 		}
 	}
-	return out, nil
+	return valid, invalid, nil
 }
 
 // snapshotEntry is one "<stream>/<seq>/" directory found in the store.
