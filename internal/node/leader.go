@@ -246,7 +246,15 @@ func (l *Leader) runBackground(ctx context.Context, advertise string) {
 	l.pipe = pipe
 	l.pipeMu.Unlock()
 
-	stopHB, err := l.jc.SubscribeHeartbeats(l.followers.update)
+	stopHB, err := l.jc.SubscribeHeartbeats(func(hb journal.Heartbeat) {
+		// No follower can have applied what this leader has not published: such a heartbeat is forged or from
+		// another log, and must not count as a sync confirmation.
+		if hb.Applied > pipe.published.Load() {
+			l.metrics.Errors.WithLabelValues("leader", "bad_heartbeat").Inc()
+			return
+		}
+		l.followers.update(hb)
+	})
 	if err != nil {
 		l.log.Error("cannot subscribe to follower heartbeats", zap.Error(err))
 	} else {

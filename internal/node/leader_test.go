@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"math"
 	"net/http"
 	"strings"
 	"sync"
@@ -308,5 +309,29 @@ func TestLeader_OwnStragglerIsNotAnotherWriter(t *testing.T) {
 	}
 	if st := waitState(t, url, stateReady, 5*time.Second); st.Error != "" {
 		t.Fatalf("status error %q", st.Error)
+	}
+}
+
+// A heartbeat claiming more than the leader ever published (forged, or from another log) is dropped: it never
+// counts as a sync confirmation.
+func TestLeader_DropsHeartbeatBeyondTheLog(t *testing.T) {
+	l := startLeader(t, t.TempDir(), t.TempDir(), "--sync-followers", "1", "--sync-timeout", "300ms")
+	url := base(l.HTTPAddr())
+	waitState(t, url, stateReady, 20*time.Second)
+	jc := connectJournal(t, l.NATSURL())
+	for range 5 {
+		if err := jc.PublishHeartbeat(journal.Heartbeat{ID: "forged", State: journal.StateReady, Applied: math.MaxUint64,
+			SentAt: time.Now().UTC()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, b, _ := do(t, http.MethodPut, url+"/v1/kv/k", []byte("v"))
+	if code != http.StatusAccepted || !strings.Contains(string(b), `"replicated":0`) {
+		t.Fatalf("write with only a forged follower: %d %s, want 202 replicated 0", code, b)
+	}
+	for _, f := range l.Followers() {
+		if f.ID == "forged" {
+			t.Fatalf("forged follower listed: %+v", f)
+		}
 	}
 }
