@@ -4,10 +4,16 @@ package tests
 
 import (
 	"bytes"
+	"fmt"
+	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestAPI_Contract: the HTTP API's answers on a real leader, as CONTRACT.md lists them: key and value limits,
@@ -138,4 +144,84 @@ func TestAPI_Contract(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestAPI_ListMemoryBounded: a list page stops at its value budget and is encoded as it goes, so that eight
+// concurrent lists of every value (10,000 allowed per page, 512 KiB each) raise the leader's RSS by less than 100 MB.
+func TestAPI_ListMemoryBounded(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{})
+	leader := c.startLeader()
+	lc := leader.api()
+	value := bytes.Repeat([]byte("v"), 512<<10)
+	for i := range 80 { // 40 MB of values
+		lc.put(t, "big/"+strconv.Itoa(i), value)
+	}
+	pid := leader.current().Pid()
+	base := rssBytes(t, pid)
+	var peak atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		tk := time.NewTicker(5 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tk.C:
+				if r := rssBytesNoFail(pid); r > peak.Load() {
+					peak.Store(r)
+				}
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 5 {
+				resp, err := c.hc.Get(leader.URL() + "/v1/kv?values=true&limit=10000")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				n, _ := io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+				if resp.StatusCode != http.StatusOK || n < 4<<20 {
+					t.Errorf("list: %d, %d bytes", resp.StatusCode, n)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(done)
+	if grew := peak.Load() - base; grew > 100<<20 {
+		t.Fatalf("RSS grew by %d MB during 8 concurrent lists of every value, want under 100 MB", grew>>20)
+	}
+	t.Logf("RSS %d MB before, peak %d MB during the lists", base>>20, peak.Load()>>20)
+}
+
+// rssBytes reads a process's resident set size from /proc.
+func rssBytes(t *testing.T, pid int) int64 {
+	t.Helper()
+	r := rssBytesNoFail(pid)
+	if r <= 0 {
+		t.Fatalf("no VmRSS for pid %d", pid)
+	}
+	return r
+}
+
+func rssBytesNoFail(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }

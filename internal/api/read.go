@@ -1,7 +1,10 @@
 package api
 
 import (
+	"bufio"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -18,26 +21,23 @@ const (
 	strongBackoffMax = 250 * time.Millisecond
 )
 
+// MaxListValueBytes is how many bytes of values one list page carries at most (the page ends after the item that
+// reaches it, so at least one item comes back).
+const MaxListValueBytes = 4 << 20
+
+// listChunk and listValueChunk are how many items a list reads from its view at a time, without and with values:
+// with values, one chunk holds at most 4 values of 512 KiB.
+const (
+	listChunk      = 1000
+	listValueChunk = 4
+)
+
 // Read kinds, the "kind" label of the read latency metric.
 const (
 	kindGet    = "get"
 	kindList   = "list"
 	kindDigest = "digest"
 )
-
-// listItem is one item of a list answer; Value is present only with values=true.
-type listItem struct {
-	Key     string  `json:"key"`
-	Version uint64  `json:"version"`
-	Value   *[]byte `json:"value,omitempty"`
-}
-
-// listBody is the JSON answer of a list.
-type listBody struct {
-	Items []listItem `json:"items"`
-	Next  string     `json:"next"`
-	Seq   uint64     `json:"seq"`
-}
 
 // digestBody is the JSON answer of /v1/digest.
 type digestBody struct {
@@ -74,7 +74,9 @@ func (h *handler) serveGet(w *responseWriter, r *http.Request, escapedKey string
 	}
 }
 
-// serveList answers GET /v1/kv.
+// serveList answers GET /v1/kv. The page is read from the view in chunks and encoded as it goes, so that a list
+// never holds more than one chunk of values: a page stops at opts.limit items or once its values reach
+// MaxListValueBytes (always at least one item), and next says where the following page starts.
 func (h *handler) serveList(w *responseWriter, r *http.Request) {
 	defer h.observeRead(kindList, w, time.Now())
 	var opts listOptions
@@ -86,23 +88,82 @@ func (h *handler) serveList(w *responseWriter, r *http.Request) {
 		return
 	}
 	defer h.closeView(view)
-	items, next, err := view.List(opts.prefix, opts.after, opts.limit, opts.values)
+	chunk := listChunk
+	if opts.values {
+		chunk = listValueChunk
+	}
+	// The first chunk is read before anything is written, so that a failure still gets its error answer.
+	items, next, err := view.List(opts.prefix, opts.after, min(chunk, opts.limit), opts.values)
 	if err != nil {
 		h.writeFailure(w, r, kindList, err)
 		return
 	}
-	body := listBody{Items: make([]listItem, len(items)), Next: string(next), Seq: view.Seq()}
-	for i := range items {
-		it := &items[i]
-		body.Items[i] = listItem{Key: string(it.Key), Version: it.Version}
-		if opts.values {
-			if it.Value == nil {
-				it.Value = []byte{} // encode "" rather than null
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 32<<10)
+	_, _ = bw.WriteString(`{"items":[`)
+	emitted, valueBytes := 0, 0
+	for {
+		for i := range items {
+			it := &items[i]
+			if emitted > 0 {
+				_ = bw.WriteByte(',')
 			}
-			body.Items[i].Value = &it.Value
+			if opts.values {
+				valueBytes += len(it.Value)
+			}
+			writeListItem(bw, it, opts.values)
+			emitted++
+			if emitted >= opts.limit || valueBytes >= MaxListValueBytes {
+				if i < len(items)-1 || next != nil {
+					next = it.Key
+				}
+				items = nil
+				break
+			}
+		}
+		if items == nil || next == nil {
+			break
+		}
+		after := next
+		items, next, err = view.List(opts.prefix, after, min(chunk, opts.limit-emitted), opts.values)
+		if err != nil {
+			// The answer is under way: all that is left is to cut it, so the client sees a broken body, not a page.
+			h.log.Error("list failed mid-answer", zap.Error(err))
+			panic(http.ErrAbortHandler)
+		}
+		if len(items) == 0 {
+			next = nil
+			break
 		}
 	}
-	writeJSON(w, http.StatusOK, body)
+	tail, _ := json.Marshal(struct {
+		Next string `json:"next"`
+		Seq  uint64 `json:"seq"`
+	}{Next: string(next), Seq: view.Seq()})
+	_, _ = bw.WriteString("],")
+	_, _ = bw.Write(tail[1:]) // `"next":...,"seq":N}` without its opening brace
+	_ = bw.WriteByte('\n')
+	_ = bw.Flush()
+}
+
+// writeListItem encodes one item as encoding/json would encode {key, version, value []byte} (the value in standard base64), streaming
+// the value's base64 instead of building it in memory.
+func writeListItem(bw *bufio.Writer, it *Item, values bool) {
+	key, _ := json.Marshal(string(it.Key)) // a string: cannot fail
+	_, _ = bw.WriteString(`{"key":`)
+	_, _ = bw.Write(key)
+	_, _ = bw.WriteString(`,"version":`)
+	_, _ = bw.WriteString(strconv.FormatUint(it.Version, 10))
+	if values {
+		_, _ = bw.WriteString(`,"value":"`)
+		enc := base64.NewEncoder(base64.StdEncoding, bw)
+		_, _ = enc.Write(it.Value)
+		_ = enc.Close()
+		_ = bw.WriteByte('"')
+	}
+	_ = bw.WriteByte('}')
+	it.Value = nil // done with it: let the collector have it before the chunk ends
 }
 
 // serveDigest answers GET /v1/digest from one view.

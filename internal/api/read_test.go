@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -408,4 +410,66 @@ func TestHandler_LeaderReadsPassBarrier(t *testing.T) {
 		rec := do(newLeader(t, node, &fakeWriter{}, nil), http.MethodGet, "/v1/kv/a", nil)
 		checkAnswer(t, rec, http.StatusOK, "")
 	})
+}
+
+// A list page stops once its values reach MaxListValueBytes (so one request of 10,000 maximal values does not build
+// gigabytes), and a page larger than one chunk of the view is stitched from several reads; paging on from next
+// returns every key once, in order.
+func TestHandler_ListBudget(t *testing.T) {
+	big := strings.Repeat("v", 512<<10)
+	for _, tc := range []struct {
+		name       string
+		keys       int
+		value      string
+		query      string
+		wantFirst  int // items on the first page
+		wantValues bool
+	}{
+		{"ValueBudget", 40, big, "values=true&limit=10000", MaxListValueBytes / len(big), true},
+		{"ManyChunks", 2500, "x", "limit=2200", 2200, false},
+		{"ManyChunksValues", 100, "x", "values=true&limit=90", 90, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			node := newFakeNode(7)
+			for i := range tc.keys {
+				node.put(fmt.Sprintf("k%05d", i), tc.value, 1)
+			}
+			h := newLeader(t, node, &fakeWriter{}, nil)
+			var got []string
+			after := ""
+			for pages := 0; ; pages++ {
+				if pages > tc.keys {
+					t.Fatal("pagination does not end")
+				}
+				rec := do(h, http.MethodGet, "/v1/kv?"+tc.query+"&after="+after, nil)
+				checkAnswer(t, rec, http.StatusOK, "")
+				var page listPage
+				decode(t, rec, &page)
+				if pages == 0 && len(page.Items) != tc.wantFirst {
+					t.Fatalf("first page: %d items, want %d", len(page.Items), tc.wantFirst)
+				}
+				for _, it := range page.Items {
+					if tc.wantValues {
+						if it.Value == nil {
+							t.Fatalf("item %s: no value", it.Key)
+						}
+						if v, err := base64.StdEncoding.DecodeString(*it.Value); err != nil || string(v) != tc.value {
+							t.Fatalf("item %s: value of %d bytes (%v)", it.Key, len(v), err)
+						}
+					}
+					got = append(got, it.Key)
+				}
+				if *page.Next == "" {
+					break
+				}
+				if *page.Next != page.Items[len(page.Items)-1].Key {
+					t.Fatalf("next %q, want the page's last key %q", *page.Next, page.Items[len(page.Items)-1].Key)
+				}
+				after = *page.Next
+			}
+			if len(got) != tc.keys || !sort.StringsAreSorted(got) || len(slices.Compact(slices.Clone(got))) != tc.keys {
+				t.Fatalf("paged through %d keys (sorted %v), want %d distinct", len(got), sort.StringsAreSorted(got), tc.keys)
+			}
+		})
+	}
 }
