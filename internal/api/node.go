@@ -87,14 +87,16 @@ type Node interface {
 	StrongTarget(ctx context.Context) (uint64, error)
 }
 
-// ReadBarrier makes the leader's reads linearizable. AwaitReadable returns nil once the node's store holds every write the
-// log may have committed when Wait was called (acknowledged or not), so that a view opened afterwards misses
-// nothing that any node has served or any client has been told. It returns an error wrapping ErrNotLeader when this
-// node must not answer reads as the leader (fenced, or another leader holds the lease), ErrUnavailable while it
-// cannot tell yet (starting, replaying the log, resynchronising after a failed publish; the handler retries until
-// the read's timeout), or ctx's error. Safe for concurrent use.
+// ReadBarrier makes the leader's reads linearizable. AwaitReadable(ctx, key) returns nil once the node's store holds
+// every write to key that the log may have committed when it was called (acknowledged or not), so that a view
+// opened afterwards misses no such write that any node has served or any client has been told; with a nil key, every
+// write to any key (lists and digests). Linearizability is a property of each key on its own, so a read of one key
+// waits only for writes of that key. It returns an error wrapping ErrNotLeader when this node must not answer reads
+// as the leader (fenced, or another leader holds the lease), ErrUnavailable while it cannot tell yet (starting,
+// replaying the log, resynchronising after a failed publish; the handler retries until the read's timeout), or
+// ctx's error. Safe for concurrent use.
 type ReadBarrier interface {
-	AwaitReadable(ctx context.Context) error
+	AwaitReadable(ctx context.Context, key []byte) error
 }
 
 // WriteRequest is one validated write: Key passed apply.ValidateKey and Value (nil for a delete) is at most

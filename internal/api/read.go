@@ -54,7 +54,7 @@ func (h *handler) serveGet(w *responseWriter, r *http.Request, escapedKey string
 		writeError(w, http.StatusBadRequest, CodeInvalidKey, msgInvalidKey)
 		return
 	}
-	view, ok := h.openView(w, r, nil)
+	view, ok := h.openView(w, r, key, nil)
 	if !ok {
 		return
 	}
@@ -80,7 +80,7 @@ func (h *handler) serveGet(w *responseWriter, r *http.Request, escapedKey string
 func (h *handler) serveList(w *responseWriter, r *http.Request) {
 	defer h.observeRead(kindList, w, time.Now())
 	var opts listOptions
-	view, ok := h.openView(w, r, func(q url.Values) (err error) {
+	view, ok := h.openView(w, r, nil, func(q url.Values) (err error) {
 		opts, err = parseListOptions(q)
 		return err
 	})
@@ -169,7 +169,7 @@ func writeListItem(bw *bufio.Writer, it *Item, values bool) {
 // serveDigest answers GET /v1/digest from one view.
 func (h *handler) serveDigest(w *responseWriter, r *http.Request) {
 	defer h.observeRead(kindDigest, w, time.Now())
-	view, ok := h.openView(w, r, nil)
+	view, ok := h.openView(w, r, nil, nil)
 	if !ok {
 		return
 	}
@@ -183,9 +183,9 @@ func (h *handler) serveDigest(w *responseWriter, r *http.Request) {
 }
 
 // openView parses the read's query (the consistency parameters, and the rest with extra when not nil), waits for
-// the consistency asked for, and opens a view whose sequence becomes the answer's Replikv-Seq. On failure it has
-// answered and returns false.
-func (h *handler) openView(w http.ResponseWriter, r *http.Request, extra func(url.Values) error) (View, bool) {
+// the consistency asked for (on a leader, at its read barrier for key, or for every key when key is nil), and opens
+// a view whose sequence becomes the answer's Replikv-Seq. On failure it has answered and returns false.
+func (h *handler) openView(w http.ResponseWriter, r *http.Request, key []byte, extra func(url.Values) error) (View, bool) {
 	q, err := parseQuery(r.URL.RawQuery)
 	var opts readOptions
 	if err == nil {
@@ -199,7 +199,7 @@ func (h *handler) openView(w http.ResponseWriter, r *http.Request, extra func(ur
 		return nil, false
 	}
 	if opts.waits() || h.cfg.Barrier != nil {
-		if err := h.waitConsistent(r.Context(), opts); err != nil {
+		if err := h.waitConsistent(r.Context(), key, opts); err != nil {
 			h.writeFailure(w, r, "wait", err)
 			return nil, false
 		}
@@ -220,16 +220,17 @@ func (h *handler) closeView(v View) {
 	}
 }
 
-// waitConsistent waits, for at most opts.timeout, until the node has applied the strong target and opts.minSeq. It
-// returns an error wrapping context.DeadlineExceeded on timeout (504).
+// waitConsistent waits, for at most opts.timeout, at the leader's read barrier (for key; nil = every key), then until
+// the node has applied the strong target and opts.minSeq. It returns an error wrapping context.DeadlineExceeded on
+// timeout (504).
 //
 // A failing StrongTarget (a follower cut off from NATS) is retried with a capped backoff until the timeout rather
 // than answered 503 at once: the follower may be reconnecting, and the client asked to wait that long.
-func (h *handler) waitConsistent(ctx context.Context, opts readOptions) error {
+func (h *handler) waitConsistent(ctx context.Context, key []byte, opts readOptions) error {
 	ctx, cancel := context.WithTimeout(ctx, opts.timeout)
 	defer cancel()
 	if h.cfg.Barrier != nil {
-		if err := h.passBarrier(ctx); err != nil {
+		if err := h.passBarrier(ctx, key); err != nil {
 			return err
 		}
 	}
@@ -252,8 +253,8 @@ func (h *handler) waitConsistent(ctx context.Context, opts readOptions) error {
 
 // passBarrier waits at the leader's read barrier, retrying while the leader cannot tell yet (ErrUnavailable) until
 // ctx ends. A leader that must not serve reads (ErrNotLeader) is answered at once.
-func (h *handler) passBarrier(ctx context.Context) error {
-	return retryUntil(ctx, func() error { return h.cfg.Barrier.AwaitReadable(ctx) },
+func (h *handler) passBarrier(ctx context.Context, key []byte) error {
+	return retryUntil(ctx, func() error { return h.cfg.Barrier.AwaitReadable(ctx, key) },
 		func(err error) bool { return errors.Is(err, ErrUnavailable) },
 		func(err error) { h.log.Warn("leader read: not linearizable yet until timeout", zap.Error(err)) })
 }

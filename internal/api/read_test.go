@@ -359,11 +359,13 @@ type fakeBarrier struct {
 	errs    []error
 	calls   int
 	blocked bool
+	key     []byte // the last key asked for
 }
 
-func (b *fakeBarrier) AwaitReadable(ctx context.Context) error {
+func (b *fakeBarrier) AwaitReadable(ctx context.Context, key []byte) error {
 	b.mu.Lock()
 	b.calls++
+	b.key = key
 	blocked := b.blocked
 	var err error
 	if len(b.errs) > 0 {
@@ -387,6 +389,9 @@ func TestHandler_LeaderReadsPassBarrier(t *testing.T) {
 			checkAnswer(t, rec, http.StatusOK, "")
 			if b.calls != 3 {
 				t.Fatalf("barrier called %d times, want 3 (two unavailable answers retried)", b.calls)
+			}
+			if wantKey := strings.HasPrefix(path, "/v1/kv/"); wantKey != (string(b.key) == "a") || (!wantKey && b.key != nil) {
+				t.Fatalf("barrier asked for key %q on %s", b.key, path)
 			}
 		})
 	}

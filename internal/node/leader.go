@@ -400,10 +400,10 @@ func (l *Leader) pipeline() *pipeline {
 // applied is all a strong read needs.
 func (l *Leader) StrongTarget(context.Context) (uint64, error) { return l.Applied(), nil }
 
-// AwaitReadable implements api.ReadBarrier: reads wait until the store holds every write this leader may have sent
-// to the log when they arrived. Before the leader has recovered from the log no read is answered (ErrUnavailable,
+// AwaitReadable implements api.ReadBarrier: a read waits until the store holds every write of its key (of every key,
+// for lists and digests) this leader may have sent to the log when it arrived. Before the leader has recovered from the log no read is answered (ErrUnavailable,
 // retried by the handler until the read's timeout); a leader that does not hold the lease answers not_leader.
-func (l *Leader) AwaitReadable(ctx context.Context) error {
+func (l *Leader) AwaitReadable(ctx context.Context, key []byte) error {
 	p := l.pipeline()
 	if p == nil {
 		state, why := l.state.get()
@@ -413,7 +413,7 @@ func (l *Leader) AwaitReadable(ctx context.Context) error {
 		return fmt.Errorf("node: leader is %s, not serving reads until it has replayed the log: %w", state,
 			api.ErrUnavailable)
 	}
-	return p.waitReadable(ctx)
+	return p.waitReadable(ctx, key)
 }
 
 // Write implements api.Writer.

@@ -115,6 +115,7 @@ func TestLeader_ReadSeesCommittedUnackedWrite(t *testing.T) {
 	l := startLeader(t, t.TempDir(), t.TempDir())
 	url := base(l.HTTPAddr())
 	waitState(t, url, stateReady, 20*time.Second)
+	put(t, url, "other", "o")
 	_, v1 := put(t, url, "k", "old")
 	jc := connectJournal(t, l.NATSURL())
 
@@ -122,6 +123,11 @@ func TestLeader_ReadSeesCommittedUnackedWrite(t *testing.T) {
 	w := async(t, http.MethodPut, url+"/v1/kv/k", []byte("new"))
 	<-g.held
 	logHolds(t, jc, v1+1)
+
+	// A read of a key with no write in flight does not wait for k's.
+	if code, b, _ := do(t, http.MethodGet, url+"/v1/kv/other?timeout=2s", nil); code != http.StatusOK || string(b) != "o" {
+		t.Fatalf("GET of a key without a write in flight, while k's ack is held: %d %q", code, b)
+	}
 
 	for _, path := range []string{"/v1/kv/k", "/v1/kv?values=true", "/v1/digest"} {
 		r := async(t, http.MethodGet, url+path, nil)

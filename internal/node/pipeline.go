@@ -111,6 +111,9 @@ type pipeline struct {
 	// sequence when a resync has applied the log up to there. So every entry the log holds from this leader is at
 	// or below it, at any time.
 	published atomic.Uint64
+	// keys maps each key with a write in flight to its newest one's sequence, so that a read of one key waits only
+	// for writes of that key (see waitReadable).
+	keys *keySeqs
 	// ackHook, when set (by tests only), is called by the committer before it waits for each ack: it can hold acks
 	// back, or fail one as if it was lost (the entry stays in the log).
 	ackHook atomic.Pointer[func(seq uint64) error]
@@ -133,6 +136,7 @@ func newPipeline(log *zap.Logger, jc *journal.Conn, db *store.DB, notify *seqNot
 		inflight: make(chan *pending, maxInflight),
 		brokenCh: make(chan struct{}, 1),
 		overlay:  make(map[string]overlayEntry),
+		keys:     newKeySeqs(),
 	}
 }
 
@@ -205,12 +209,18 @@ func (p *pipeline) runWriter(ctx context.Context) {
 	}
 }
 
-// waitReadable returns once the store holds every entry the log may have committed from this leader when it was
-// called: everything up to the sequence published then, or, when a resync lowered published meanwhile, up to the
-// log's end the resync applied. While the chain is broken it waits for the resync. A fenced pipeline answers
-// not_leader.
-func (p *pipeline) waitReadable(ctx context.Context) error {
+// waitReadable returns once the store holds every entry of key (every entry, for a nil key) that the log may have
+// committed from this leader when it was called: up to the sequence of key's newest write in flight then (or the
+// sequence published then, for a nil key), or, when a resync lowered published meanwhile, up to the log's end the
+// resync applied. While the chain is broken it waits for the resync. A fenced pipeline answers not_leader.
+//
+// A read of one key waits for writes of that key only: linearizability holds per key (it is local), and the writer
+// records a key's write in keys before the entry leaves, and the committer drops it only after applying it.
+func (p *pipeline) waitReadable(ctx context.Context, key []byte) error {
 	target := p.published.Load()
+	if key != nil {
+		target = min(target, p.keys.get(key))
+	}
 	return p.notify.WaitFor(ctx, func() (uint64, error) {
 		if p.fenced.Load() {
 			return 0, p.fencedErr()
@@ -288,9 +298,11 @@ func (p *pipeline) handle(ctx context.Context, r *writeReq) {
 	id := p.msgID + strconv.FormatUint(seq, 10)
 	// Raised before the entry leaves: a follower may apply and serve it before the ack comes back.
 	p.published.Store(seq)
+	prevSeq := p.keys.set(r.key, seq)
 	ack, err := p.jc.PublishChained(ctx, data, seq-1, p.prevID, id)
 	if err != nil {
 		// Nothing was sent for this write, so the chain of expected sequences is intact.
+		p.keys.restore(r.key, seq, prevSeq)
 		p.published.Store(seq - 1)
 		p.notify.Kick()
 		r.done <- writeResult{err: fmt.Errorf("node: publish: %w", wrapUnavailable(err))}
@@ -415,6 +427,7 @@ func (p *pipeline) resync(ctx context.Context) error {
 		return err
 	}
 	clear(p.overlay)
+	p.keys.clear()
 	p.fifo = p.fifo[:0]
 	p.next = info.LastSeq + 1
 	p.prevID = "" // a new chain starts from the log's last sequence
@@ -464,6 +477,7 @@ func (p *pipeline) runCommitter(ctx context.Context) {
 		} else {
 			p.notify.Advance(last)
 			for _, b := range batch {
+				p.keys.applied(b.req.key, b.seq)
 				b.req.done <- writeResult{seq: b.seq}
 			}
 		}
