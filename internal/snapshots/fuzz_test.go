@@ -198,8 +198,8 @@ func FuzzRepo_Restore(f *testing.F) {
 	})
 }
 
-// A manifest claiming math.MaxInt64 bytes once overflowed the restore's byte limit and panicked every new follower;
-// such a manifest is now corrupt, and the byte limit cannot overflow whatever the limit.
+// A manifest claiming math.MaxInt64 bytes is corrupt, and the restore's byte limit cannot overflow whatever the limit
+// (limit + 1 would, and slicing with it panics every follower that restores the snapshot).
 func TestRestore_HugeManifestBytes(t *testing.T) {
 	m := validManifest()
 	m.Bytes = math.MaxInt64

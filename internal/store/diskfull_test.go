@@ -162,8 +162,8 @@ func TestDB_Apply_DiskFull(t *testing.T) {
 	checkPrefix(t, db)
 }
 
-// Opening a store on a full disk fails at once with ErrDiskFull, before pebble starts (a restarted follower used to
-// spin and log in pebble's flush retries); once space returns it opens with its data.
+// Opening a store on a full disk fails at once with ErrDiskFull, before pebble starts (whose flush of the replayed WAL
+// would retry without end, spinning and logging); once space returns it opens with its data.
 func TestOpen_DiskFull(t *testing.T) {
 	mnt := mountTmpfs(t, "48m")
 	dir := filepath.Join(mnt, "store")
