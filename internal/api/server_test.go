@@ -221,31 +221,30 @@ func TestServer_SlowBodies(t *testing.T) {
 	})
 	t.Run("BufferCap", func(t *testing.T) {
 		w := &fakeWriter{}
-		s, _ := startServer(t, newLeader(t, newFakeNode(3), w, func(c *Config) {
+		h := newLeader(t, newFakeNode(3), w, func(c *Config) {
 			c.BodyBuffer = apply.MaxValueLen + apply.MaxValueLen/2
-		}))
+		})
+		s, _ := startServer(t, h)
 		slowBody(t, s.Addr(), apply.MaxValueLen)
-		// The slow body holds its reservation; poll until the server has read its headers.
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			resp, err := putRaw(s.Addr(), strings.Repeat("x", apply.MaxValueLen))
-			if err != nil {
-				t.Fatal(err)
-			}
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusServiceUnavailable {
-				if resp.Header.Get("Retry-After") == "" {
-					t.Fatal("503 without Retry-After")
-				}
-				break
-			}
+		// Wait until the server has read the slow request's headers and reserved its body.
+		budget := h.(*handler).bodies
+		for deadline := time.Now().Add(10 * time.Second); budget.inUse() != apply.MaxValueLen; {
 			if time.Now().After(deadline) {
-				t.Fatalf("a write past the body buffer answered %d", resp.StatusCode)
+				t.Fatalf("the slow body holds %d bytes of the budget, want %d", budget.inUse(), apply.MaxValueLen)
 			}
-			time.Sleep(10 * time.Millisecond)
+			time.Sleep(5 * time.Millisecond)
+		}
+		resp, err := putRaw(s.Addr(), strings.Repeat("x", apply.MaxValueLen))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("a write past the body buffer: %d (Retry-After %q), want 503 with Retry-After",
+				resp.StatusCode, resp.Header.Get("Retry-After"))
 		}
 		// Small bodies still fit beside the held one.
-		resp, err := putRaw(s.Addr(), "small")
+		resp, err = putRaw(s.Addr(), "small")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -229,3 +229,10 @@ func (b *byteBudget) give(n int64) {
 	b.held -= n
 	b.mu.Unlock()
 }
+
+// inUse returns the bytes held now.
+func (b *byteBudget) inUse() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.held
+}

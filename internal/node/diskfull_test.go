@@ -248,7 +248,11 @@ func TestLeader_DiskFullEmbedded(t *testing.T) {
 	back := time.Now()
 	recovered := false
 	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline) && !recovered; {
+		start := time.Now()
 		code, _, _ := do(t, http.MethodPut, url+"/v1/kv/after", []byte("1"))
+		if d := time.Since(start); d > 10*time.Second {
+			t.Fatalf("a write took %s to answer %d while the leader recovers", d, code)
+		}
 		recovered = code == http.StatusOK
 	}
 	if recovered {

@@ -350,7 +350,10 @@ func (p *pipeline) recover(ctx context.Context) {
 		loggedAt time.Time
 	)
 	for {
-		err := p.resync(ctx)
+		err := p.resyncAnswering(ctx)
+		if ctx.Err() != nil {
+			return
+		}
 		if errors.Is(err, errDiverged) {
 			p.log.Error("the store does not fit the log; refusing writes", zap.Error(err))
 			p.fence(err)
@@ -378,6 +381,23 @@ func (p *pipeline) recover(ctx context.Context) {
 			backoff = diskFullBackoff // each attempt reads the log again: no need to hurry while the disk is full
 		}
 	}
+}
+
+// resyncAnswering runs resync in a goroutine of its own while the writer goes on answering new writes (503, or 507
+// on a full disk): a replay can take seconds, and no write may wait in the queue for it. The writer's state that
+// resync changes is not touched meanwhile: waitOrReject only answers.
+func (p *pipeline) resyncAnswering(ctx context.Context) error {
+	var err error
+	done := make(chan struct{})
+	p.wg.Add(1) // owned like the writer and committer: stop waits for it
+	go func() {
+		defer p.wg.Done()
+		defer close(done)
+		err = p.resync(ctx)
+	}()
+	waitOrReject(ctx, p, done)
+	<-done // resync honours ctx: when ctx ended, this returns soon
+	return err
 }
 
 // pausedErr is the answer to a write that arrives while the chain is broken: 507 disk_full when the store has no
