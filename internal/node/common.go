@@ -228,3 +228,20 @@ func (n *local) reopenStore() error {
 	n.state.setSnapshotSeq(db.SnapshotSeq())
 	return nil
 }
+
+// repeatLimiter decides when a failure that keeps recurring is worth logging again: at once when its text changes,
+// else at most once per every. Owned by one goroutine.
+type repeatLimiter struct {
+	every time.Duration
+	last  string
+	at    time.Time
+}
+
+// due reports whether err should be logged now, and if so records it as logged.
+func (r *repeatLimiter) due(err error) bool {
+	if msg := err.Error(); msg != r.last || time.Since(r.at) >= r.every {
+		r.last, r.at = msg, time.Now()
+		return true
+	}
+	return false
+}

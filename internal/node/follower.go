@@ -121,10 +121,7 @@ func (f *Follower) Close() error {
 func (f *Follower) run(ctx context.Context) {
 	backoff := time.Second
 	rebootstrap := false
-	var (
-		logged   string // the error last logged, and when: a lasting failure is logged every followerLogEvery
-		loggedAt time.Time
-	)
+	limit := repeatLimiter{every: followerLogEvery}
 	for ctx.Err() == nil {
 		progressed, err := f.syncOnce(ctx, rebootstrap)
 		rebootstrap = false
@@ -158,9 +155,8 @@ func (f *Follower) run(ctx context.Context) {
 			f.metrics.Errors.WithLabelValues("follower", "disk_full").Inc()
 		}
 		f.state.set(stateFailed, err)
-		if time.Since(loggedAt) >= followerLogEvery || err.Error() != logged {
+		if limit.due(err) {
 			f.log.Error("follower not in sync; retrying", zap.Error(err), zap.Duration("retry_in", backoff))
-			logged, loggedAt = err.Error(), time.Now()
 		}
 		t := time.NewTimer(backoff)
 		select {

@@ -345,10 +345,7 @@ func (p *pipeline) recover(ctx context.Context) {
 		return
 	}
 	backoff := 10 * time.Millisecond
-	var (
-		logged   string // the error last logged, and when: a lasting failure is logged every resyncLogEvery
-		loggedAt time.Time
-	)
+	limit := repeatLimiter{every: resyncLogEvery}
 	for {
 		err := p.resyncAnswering(ctx)
 		if ctx.Err() != nil {
@@ -366,9 +363,8 @@ func (p *pipeline) recover(ctx context.Context) {
 			return
 		}
 		p.breakErr.Store(&err)
-		if time.Since(loggedAt) >= resyncLogEvery || err.Error() != logged {
+		if limit.due(err) {
 			p.log.Warn("cannot resynchronise with the log yet", zap.Error(err), zap.Duration("retry_in", backoff))
-			logged, loggedAt = err.Error(), time.Now()
 		}
 		t := time.NewTimer(backoff)
 		ok := waitOrReject(ctx, p, t.C)
