@@ -401,30 +401,36 @@ func (l *Leader) pipeline() *pipeline {
 func (l *Leader) StrongTarget(context.Context) (uint64, error) { return l.Applied(), nil }
 
 // AwaitReadable implements api.ReadBarrier: a read waits until the store holds every write of its key (of every key,
-// for lists and digests) this leader may have sent to the log when it arrived. Before the leader has recovered from the log no read is answered (ErrUnavailable,
-// retried by the handler until the read's timeout); a leader that does not hold the lease answers not_leader.
+// for lists and digests) this leader may have sent to the log when it arrived. Before the leader has recovered from
+// the log no read is answered (ErrUnavailable, retried by the handler until the read's timeout); a leader that does
+// not hold the lease answers not_leader.
 func (l *Leader) AwaitReadable(ctx context.Context, key []byte) error {
-	p := l.pipeline()
-	if p == nil {
-		state, why := l.state.get()
-		if state == stateDegraded {
-			return fmt.Errorf("node: %w: %s", api.ErrNotLeader, why)
-		}
-		return fmt.Errorf("node: leader is %s, not serving reads until it has replayed the log: %w", state,
-			api.ErrUnavailable)
+	p, err := l.activePipeline("reads")
+	if err != nil {
+		return err
 	}
 	return p.waitReadable(ctx, key)
 }
 
+// activePipeline returns the write pipeline, or why the leader serves no what (reads, writes) yet: not_leader when it
+// is degraded (another leader holds the lease, or the store does not fit the log), else unavailable (starting or
+// replaying the log).
+func (l *Leader) activePipeline(what string) (*pipeline, error) {
+	if p := l.pipeline(); p != nil {
+		return p, nil
+	}
+	state, why := l.state.get()
+	if state == stateDegraded {
+		return nil, fmt.Errorf("node: %w: %s", api.ErrNotLeader, why)
+	}
+	return nil, fmt.Errorf("node: leader is %s, no %s until it has replayed the log: %w", state, what, api.ErrUnavailable)
+}
+
 // Write implements api.Writer.
 func (l *Leader) Write(ctx context.Context, req api.WriteRequest) (api.WriteResult, error) {
-	p := l.pipeline()
-	if p == nil {
-		state, why := l.state.get()
-		if state == stateDegraded {
-			return api.WriteResult{}, fmt.Errorf("node: %w: %s", api.ErrNotLeader, why)
-		}
-		return api.WriteResult{}, fmt.Errorf("node: leader is %s: %w", state, api.ErrUnavailable)
+	p, err := l.activePipeline("writes")
+	if err != nil {
+		return api.WriteResult{}, err
 	}
 	seq, err := p.submit(ctx, &writeReq{op: req.Op, key: req.Key, value: req.Value, cond: req.Cond})
 	if err != nil {
