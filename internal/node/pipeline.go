@@ -30,6 +30,8 @@ const (
 	resyncMaxBackoff = 250 * time.Millisecond
 	// resyncReplayTimeout bounds the replay of a resync: at most the writes that were in flight (maxInflight).
 	resyncReplayTimeout = 30 * time.Second
+	// replayIdleTimeout is how long a replay waits for its next entry before it gives up (the caller retries).
+	replayIdleTimeout = 2 * time.Second
 	// diskFullBackoff is the pause between resync attempts while the store's disk is full.
 	diskFullBackoff = time.Second
 	// resyncLogEvery is how often a resync that keeps failing with the same error is logged.
@@ -662,11 +664,18 @@ func replayLog(ctx context.Context, jc *journal.Conn, db *store.DB, notify *seqN
 	defer sub.Stop()
 	a := &applier{db: db}
 	batch := make([]journal.Msg, 0, maxCommitBatch)
+	// A subscription made while the stream has no leader (a JetStream cluster electing one) may deliver nothing until
+	// it is made again: give up after replayIdleTimeout without an entry, so that the caller retries at once.
+	idle := time.NewTimer(replayIdleTimeout)
+	defer idle.Stop()
 	for db.Applied() < last {
 		batch = batch[:0]
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-idle.C:
+			return fmt.Errorf("node: replay: no entry for %s at seq %d: %w", replayIdleTimeout, db.Applied()+1,
+				api.ErrUnavailable)
 		case m, ok := <-sub.C():
 			if !ok {
 				return fmt.Errorf("node: replay stopped at seq %d: %w", db.Applied(), sub.Err())
@@ -679,6 +688,7 @@ func replayLog(ctx context.Context, jc *journal.Conn, db *store.DB, notify *seqN
 		for n > 0 && batch[n-1].Seq > last {
 			n--
 		}
+		idle.Reset(replayIdleTimeout)
 		seq, err := a.apply(batch[:n])
 		notify.Advance(seq)
 		if err != nil {
