@@ -104,6 +104,8 @@ type rebinder interface{ rebind() }
 type session struct {
 	nc *nats.Conn
 	js jetstream.JetStream
+	// gen is the in-process server's Embedded.Restarts when the session was dialed.
+	gen int
 
 	leaseKV jetstream.KeyValue // cached lease bucket handle, nil until found; guarded by Conn.mu
 }
@@ -125,6 +127,8 @@ type Conn struct {
 
 	// dial makes a new session with the options of Connect.
 	dial func() (*session, error)
+	// inProcess is Config.InProcess.
+	inProcess *Embedded
 	// health records the connection's state for Health; kick wakes supervise when nats.go closed a connection.
 	health health
 	kick   chan struct{}
@@ -173,12 +177,17 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 			jetstream.WithRetryAttempts(0),
 			jetstream.WithStallWait(stallWait),
 		},
-		closed:   make(chan struct{}),
-		children: make(map[stopper]struct{}),
+		closed:    make(chan struct{}),
+		children:  make(map[stopper]struct{}),
+		inProcess: cfg.InProcess,
 	}
 	c.health.init(log, time.Now())
 	opts := c.natsOptions(cfg)
 	c.dial = func() (*session, error) {
+		var gen int
+		if cfg.InProcess != nil {
+			gen = cfg.InProcess.Restarts()
+		}
 		nc, err := nats.Connect(cfg.URL, opts...)
 		if err != nil {
 			return nil, err
@@ -192,7 +201,7 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 			nc.Close()
 			return nil, err
 		}
-		return &session{nc: nc, js: js}, nil
+		return &session{nc: nc, js: js, gen: gen}, nil
 	}
 	s, err := c.dial()
 	if err != nil {
@@ -218,7 +227,7 @@ func (c *Conn) natsOptions(cfg Config) []nats.Option {
 		opts = append(opts, nats.ClientCert(cfg.CertFile, cfg.KeyFile))
 	}
 	if cfg.InProcess != nil {
-		opts = append(opts, nats.InProcessServer(cfg.InProcess.srv))
+		opts = append(opts, nats.InProcessServer(cfg.InProcess))
 	}
 	return append(opts,
 		nats.Name(cfg.Name),

@@ -220,19 +220,25 @@ func (c *Conn) supervise() {
 		s := c.session()
 		switch {
 		case s.nc.IsClosed():
-			c.redial(s)
+			c.health.closedForGood(s.nc.LastError())
+			c.redial()
+		case c.inProcess != nil && c.inProcess.Restarts() != s.gen:
+			// A reconnection to an in-process server that restarted can come back with requests that are never
+			// answered; a new connection has no such state.
+			c.log.Info("the embedded nats server restarted; dialing a new connection to it")
+			s.nc.Close()
+			c.redial()
 		case !s.nc.IsConnected():
 			c.health.polled(s.nc.LastError())
 		}
 	}
 }
 
-// redial dials a new session to replace old, which nats.go closed, with capped exponential backoff until it
+// redial dials a new session to replace the current one, which is closed, with capped exponential backoff until it
 // succeeds or c closes; then it moves the children that live on the connection over to the new session. A dial
 // with RetryOnFailedConnect succeeds as soon as the options are valid, even with NATS down: the new connection
 // then keeps reconnecting by itself. Only a bad option (an unreadable credentials file) makes it fail.
-func (c *Conn) redial(old *session) {
-	c.health.closedForGood(old.nc.LastError())
+func (c *Conn) redial() {
 	backoff := reconnectWait
 	timer := time.NewTimer(0)
 	defer timer.Stop()

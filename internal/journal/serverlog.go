@@ -11,6 +11,8 @@ import (
 type serverLogger struct {
 	log   *zap.SugaredLogger
 	fatal chan string // buffered 1; only the first fatal message is kept
+	// writeFailed, when not nil, receives (without blocking) an error message that says a store failed a write.
+	writeFailed chan<- string
 }
 
 func newServerLogger(log *zap.Logger) *serverLogger {
@@ -19,9 +21,18 @@ func newServerLogger(log *zap.Logger) *serverLogger {
 
 func (l *serverLogger) Noticef(format string, v ...any) { l.log.Infof(format, v...) }
 func (l *serverLogger) Warnf(format string, v ...any)   { l.log.Warnf(format, v...) }
-func (l *serverLogger) Errorf(format string, v ...any)  { l.log.Errorf(format, v...) }
-func (l *serverLogger) Debugf(format string, v ...any)  { l.log.Debugf(format, v...) }
-func (l *serverLogger) Tracef(format string, v ...any)  { l.log.Debugf(format, v...) }
+func (l *serverLogger) Errorf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	l.log.Error(msg)
+	if l.writeFailed != nil && isWriteFailure(msg) {
+		select {
+		case l.writeFailed <- msg:
+		default:
+		}
+	}
+}
+func (l *serverLogger) Debugf(format string, v ...any) { l.log.Debugf(format, v...) }
+func (l *serverLogger) Tracef(format string, v ...any) { l.log.Debugf(format, v...) }
 
 func (l *serverLogger) Fatalf(format string, v ...any) {
 	msg := fmt.Sprintf(format, v...)

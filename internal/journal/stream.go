@@ -50,7 +50,20 @@ func logStreamConfig(name string, replicas int, tags []string) jetstream.StreamC
 // difference; a longer duplicate window (a stream created by an earlier version) is shortened, and a failure to do
 // so is only logged. Other failures: ErrUnavailable, ErrClosed.
 func (c *Conn) EnsureStream(ctx context.Context) (Info, error) {
+	return c.ensureStream(ctx, true)
+}
+
+// RequireStream is EnsureStream for a log that must exist already (a store holds entries from it): a missing
+// stream is ErrNoStream, never created, so that a log the server failed to recover is not replaced by an empty one.
+func (c *Conn) RequireStream(ctx context.Context) (Info, error) {
+	return c.ensureStream(ctx, false)
+}
+
+func (c *Conn) ensureStream(ctx context.Context, create bool) (Info, error) {
 	stream, err := c.jetStream().Stream(ctx, c.stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) && !create {
+		return Info{}, fmt.Errorf("journal: require stream %s: %w", c.stream, ErrNoStream)
+	}
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		stream, err = c.jetStream().CreateStream(ctx, logStreamConfig(c.stream, c.replicas, c.streamTags))
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -16,46 +15,8 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/replikv/replikv/internal/apply"
+	"github.com/replikv/replikv/internal/testutil/smalldisk"
 )
-
-// mountTmpfs mounts a tmpfs of size (mount's syntax, "48m") on a fresh directory and unmounts it when the test ends
-// (lazily if something still holds it). It skips the test where mounting is not allowed.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "mnt")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs to fill (needs root and CAP_SYS_ADMIN): %v: %s", err, bytes.TrimSpace(out))
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Logf("umount %s: %v: %s; unmounting lazily", dir, err, bytes.TrimSpace(out))
-			_ = exec.Command("umount", "-l", dir).Run()
-		}
-	})
-	return dir
-}
-
-// writeFiller writes a file of n bytes, or until the disk is full if n < 0.
-func writeFiller(t *testing.T, path string, n int64) {
-	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 1<<20)
-	for written := int64(0); n < 0 || written < n; written += int64(len(buf)) {
-		if _, err := f.Write(buf); err != nil {
-			if n < 0 && isDiskFull(err) {
-				return
-			}
-			t.Fatalf("write filler: %v", err)
-		}
-	}
-}
 
 // bigPut is the seq'th key of the disk-full tests with a 512 KiB value (the contract's largest) that does not
 // compress, so the data takes its size on disk.
@@ -92,9 +53,9 @@ func checkPrefix(t *testing.T, db *DB) {
 // applied, instead of a pebble panic; once space returns, Apply takes the same batch again, and the store reopens
 // holding exactly the applied prefix.
 func TestDB_Apply_DiskFull(t *testing.T) {
-	mnt := mountTmpfs(t, "48m")
+	mnt := smalldisk.Mount(t, 48<<20)
 	filler := filepath.Join(mnt, "filler")
-	writeFiller(t, filler, 16<<20)
+	smalldisk.WriteFiller(t, filler, 16<<20)
 	core, logs := observer.New(zapcore.InfoLevel)
 	dir := filepath.Join(mnt, "store")
 	db, err := Open(dir, Options{Logger: zap.New(core), CacheBytes: 8 << 20})
@@ -165,7 +126,7 @@ func TestDB_Apply_DiskFull(t *testing.T) {
 // Opening a store on a full disk fails at once with ErrDiskFull, before pebble starts (whose flush of the replayed WAL
 // would retry without end, spinning and logging); once space returns it opens with its data.
 func TestOpen_DiskFull(t *testing.T) {
-	mnt := mountTmpfs(t, "48m")
+	mnt := smalldisk.Mount(t, 48<<20)
 	dir := filepath.Join(mnt, "store")
 	db, err := Open(dir, Options{CacheBytes: 8 << 20})
 	if err != nil {
@@ -178,7 +139,7 @@ func TestOpen_DiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	filler := filepath.Join(mnt, "filler")
-	writeFiller(t, filler, -1)
+	smalldisk.WriteFiller(t, filler, -1)
 
 	for _, d := range []string{dir, filepath.Join(mnt, "new")} {
 		core, logs := observer.New(zapcore.DebugLevel)
@@ -216,8 +177,8 @@ func TestOpen_DiskFull(t *testing.T) {
 // A restore that fills the disk fails with ErrDiskFull and Abort removes what it wrote; NewLoader on a full disk fails
 // at once.
 func TestLoader_DiskFull(t *testing.T) {
-	mnt := mountTmpfs(t, "48m")
-	writeFiller(t, filepath.Join(mnt, "filler"), 16<<20)
+	mnt := smalldisk.Mount(t, 48<<20)
+	smalldisk.WriteFiller(t, filepath.Join(mnt, "filler"), 16<<20)
 	dir := filepath.Join(mnt, "restore")
 	l, err := NewLoader(dir, Options{CacheBytes: 8 << 20})
 	if err != nil {
@@ -242,7 +203,7 @@ func TestLoader_DiskFull(t *testing.T) {
 		t.Fatalf("restore dir after Abort: %v, want it removed", err)
 	}
 
-	writeFiller(t, filepath.Join(mnt, "filler2"), -1)
+	smalldisk.WriteFiller(t, filepath.Join(mnt, "filler2"), -1)
 	if _, err := NewLoader(dir, Options{}); !errors.Is(err, ErrDiskFull) {
 		t.Fatalf("NewLoader on a full disk = %v, want ErrDiskFull", err)
 	}
@@ -252,9 +213,9 @@ func TestLoader_DiskFull(t *testing.T) {
 // engine failure through Apply and Err (instead of pebble's panic killing the process), Close abandons the engine
 // without hanging, and after space returns the store opens again holding a consistent prefix.
 func TestDB_Apply_DiskFull_EngineFails(t *testing.T) {
-	mnt := mountTmpfs(t, "48m")
+	mnt := smalldisk.Mount(t, 48<<20)
 	filler := filepath.Join(mnt, "filler")
-	writeFiller(t, filler, 16<<20)
+	smalldisk.WriteFiller(t, filler, 16<<20)
 	dir := filepath.Join(mnt, "store")
 	opts := Options{CacheBytes: 8 << 20, DiskReserveBytes: 4 << 10}
 	db, err := Open(dir, opts)
