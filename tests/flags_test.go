@@ -42,6 +42,13 @@ func TestFlags_Invalid(t *testing.T) {
 			[]string{"ready-lag", "REPLIKV_READY_LAG"}},
 		{"LeaderEnvBadSyncTimeout", leader, []string{"REPLIKV_SYNC_TIMEOUT=abc"}, nil,
 			[]string{"sync-timeout", "REPLIKV_SYNC_TIMEOUT"}},
+		// A password in a bad URL is redacted in the error (the harness fails the test if it shows).
+		{"LeaderNATSURLSchemeWithPassword", leader, nil, []string{"--nats-url=http://alice:SecretPW2@127.0.0.1:4222"},
+			[]string{"nats-url"}},
+		{"FollowerNATSURLSchemeWithPassword", follower, nil, []string{"--nats-url=http://alice:SecretPW2@127.0.0.1:4222"},
+			[]string{"nats-url"}},
+		{"FollowerEnvNATSURLWithPassword", follower, []string{"REPLIKV_NATS_URL=ftp://bob:EnvSecretPW3@127.0.0.1:4222"}, nil,
+			[]string{"nats-url", "REPLIKV_NATS_URL"}},
 		{"LeaderEnvHTTPAddrNonsense", leader, []string{"REPLIKV_HTTP_ADDR=nonsense"}, []string{"--data-dir=" + t.TempDir()},
 			[]string{"http-addr", "REPLIKV_HTTP_ADDR"}},
 	}

@@ -63,6 +63,9 @@ func newProc(t *testing.T, name, bin string, args, env []string, hc *http.Client
 	p.logPath = filepath.Join(p.workDir, name+".log")
 	t.Cleanup(func() {
 		p.killQuietly()
+		if p.current() != nil {
+			checkLogNoSecrets(t, p.logPath, secretsOf(p.args, p.env))
+		}
 		if t.Failed() {
 			t.Logf("--- tail of %s output (%s) ---\n%s", p.name, p.logPath, tailFile(p.logPath, 60))
 		}
@@ -81,7 +84,7 @@ func (p *proc) start(wantNATS bool) {
 	p.runs++
 	run := p.runs
 	p.mu.Unlock()
-	fmt.Fprintf(f, "=== run %d: %s %s\n", run, filepath.Base(p.bin), strings.Join(p.args, " "))
+	fmt.Fprintf(f, "=== run %d: %s %s\n", run, filepath.Base(p.bin), redactArgs(p.args, secretsOf(p.args, p.env)))
 	cmd := exec.Command(p.bin, p.args...)
 	cmd.Dir = p.workDir
 	cmd.Env = p.env
@@ -215,13 +218,14 @@ func runToExit(t *testing.T, bin string, env []string, timeout time.Duration, ar
 	cmd.Env = env
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
-		t.Fatalf("%s %v: still running after %v (want an exit at start); output:\n%s",
-			filepath.Base(bin), args, timeout, out)
+		t.Fatalf("%s %s: still running after %v (want an exit at start); output:\n%s",
+			filepath.Base(bin), redactArgs(args, secretsOf(args, env)), timeout, out)
 	}
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) {
 		t.Fatalf("%s %v: %v", filepath.Base(bin), args, err)
 	}
+	checkNoSecrets(t, filepath.Base(bin)+"'s output", string(out), secretsOf(args, env))
 	return cmd.ProcessState.ExitCode(), string(out)
 }
 
