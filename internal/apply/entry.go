@@ -1,7 +1,9 @@
 package apply
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"strconv"
 )
@@ -17,38 +19,127 @@ const (
 	OpPut Op = 1
 	// OpDelete removes a key. A delete entry carries no value.
 	OpDelete Op = 2
+	// OpCheckpoint carries checkpoint information (see Checkpoint) and changes no key: applying it only advances the
+	// applied sequence, so the state digest is the same before and after it.
+	OpCheckpoint Op = 3
 )
 
-// String returns "put", "delete", or "op(N)" for an unknown value, for logs and errors.
+// String returns "put", "delete", "checkpoint", or "op(N)" for an unknown value, for logs and errors.
 func (o Op) String() string {
 	switch o {
 	case OpPut:
 		return "put"
 	case OpDelete:
 		return "delete"
+	case OpCheckpoint:
+		return "checkpoint"
 	}
 	return "op(" + strconv.Itoa(int(o)) + ")"
 }
 
+// CheckpointKind is the kind of an OpCheckpoint entry.
+type CheckpointKind uint8
+
+const (
+	// CheckpointMark makes the entry's own log sequence S a checkpoint: every node cuts its apply batch right after
+	// it, so that its store is at exactly S for a moment, and may take a store view there. The leader snapshots that
+	// view; followers compute their state digest on theirs.
+	CheckpointMark CheckpointKind = 1
+	// CheckpointResult carries the leader's live key count and state digest at the sequence of an earlier mark.
+	CheckpointResult CheckpointKind = 2
+)
+
+// String returns "mark", "result", or "kind(N)" for an unknown value, for logs and errors.
+func (k CheckpointKind) String() string {
+	switch k {
+	case CheckpointMark:
+		return "mark"
+	case CheckpointResult:
+		return "result"
+	}
+	return "kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// DigestSize is the length of a raw state digest (a SHA-256).
+const DigestSize = sha256.Size
+
+// Checkpoint is the content of an OpCheckpoint entry. A mark carries only its Kind (the other fields are zero). A
+// result says that the store at log sequence Seq (the sequence of a mark entry, before the result's own) holds Keys
+// live keys and has the state digest Digest (the raw bytes of Digest.Sum's hex).
+type Checkpoint struct {
+	Kind   CheckpointKind
+	Seq    uint64
+	Keys   uint64
+	Digest [DigestSize]byte
+}
+
+// DigestHex returns Digest as lowercase hex, as Digest.Sum and GET /v1/digest spell it.
+func (c Checkpoint) DigestHex() string { return hex.EncodeToString(c.Digest[:]) }
+
+// NewCheckpointResult returns the result of the checkpoint at seq for a state of keys live keys and the state digest
+// digest (64 lowercase hex digits, as Digest.Sum returns it). The error wraps ErrMalformed when seq is 0 or digest is
+// not such a digest.
+func NewCheckpointResult(seq, keys uint64, digest string) (Checkpoint, error) {
+	c := Checkpoint{Kind: CheckpointResult, Seq: seq, Keys: keys}
+	if seq == 0 {
+		return Checkpoint{}, fmt.Errorf("apply: checkpoint result: %w: seq 0", ErrMalformed)
+	}
+	if len(digest) != 2*DigestSize {
+		return Checkpoint{}, fmt.Errorf("apply: checkpoint result: %w: digest of %d hex digits, want %d", ErrMalformed,
+			len(digest), 2*DigestSize)
+	}
+	if _, err := hex.Decode(c.Digest[:], []byte(digest)); err != nil || hex.EncodeToString(c.Digest[:]) != digest {
+		return Checkpoint{}, fmt.Errorf("apply: checkpoint result: %w: digest is not %d lowercase hex digits", ErrMalformed, 2*DigestSize)
+	}
+	return c, nil
+}
+
 // Entry is one log entry. Entries are unconditional: the leader decides preconditions before publishing, so applying
-// an entry never fails for reasons of state. Value is nil for OpDelete.
+// an entry never fails for reasons of state. Value is nil for OpDelete. Checkpoint is used by OpCheckpoint only,
+// whose Key and Value are nil.
 type Entry struct {
-	Op    Op
-	Key   []byte
-	Value []byte
+	Op         Op
+	Key        []byte
+	Value      []byte
+	Checkpoint Checkpoint
+}
+
+// Mutates reports whether applying e changes a key (a put or a delete); ToMutation accepts only such entries.
+func (e Entry) Mutates() bool { return e.Op == OpPut || e.Op == OpDelete }
+
+// CheckAt checks what the encoding cannot: the rules that depend on the entry's own log sequence seq. A checkpoint
+// result must be for an earlier sequence. The error wraps ErrMalformed; such an entry never becomes valid.
+func (e Entry) CheckAt(seq uint64) error {
+	if e.Op == OpCheckpoint && e.Checkpoint.Kind == CheckpointResult && e.Checkpoint.Seq >= seq {
+		return fmt.Errorf("apply: entry %d: %w: checkpoint result for seq %d, not before it", seq, ErrMalformed,
+			e.Checkpoint.Seq)
+	}
+	return nil
 }
 
 // AppendEntry appends the v1 encoding of e to dst and returns the extended slice:
 //
 //	byte 0: format version (1)
 //	byte 1: op
-//	uvarint(len(key)) key
-//	put only: uvarint(len(value)) value
+//	put, delete:  uvarint(len(key)) key
+//	put only:     uvarint(len(value)) value
+//	checkpoint:   byte kind (1 mark, 2 result)
+//	result only:  uvarint(seq) uvarint(keys) digest (32 bytes)
 //
 // It does not validate e; the caller validates keys and values before it builds entries. A delete's Value is not
-// written.
+// written, nor a checkpoint's Key and Value, nor a mark's other checkpoint fields.
 func AppendEntry(dst []byte, e Entry) []byte {
 	dst = append(dst, formatV1, byte(e.Op))
+	if e.Op == OpCheckpoint {
+		c := e.Checkpoint
+		dst = append(dst, byte(c.Kind))
+		if c.Kind != CheckpointResult {
+			return dst
+		}
+		dst = binary.AppendUvarint(dst, c.Seq)
+		dst = binary.AppendUvarint(dst, c.Keys)
+		return append(dst, c.Digest[:]...)
+	}
 	dst = binary.AppendUvarint(dst, uint64(len(e.Key)))
 	dst = append(dst, e.Key...)
 	if e.Op == OpDelete {
@@ -60,8 +151,9 @@ func AppendEntry(dst []byte, e Entry) []byte {
 
 // DecodeEntry decodes one entry. It is strict, so that every accepted input re-encodes to the same bytes: it checks
 // the version byte, the op, canonical length prefixes within the limits and within b, the key rules, that a delete
-// carries no value and that no bytes trail. Errors wrap ErrUnsupportedVersion, ErrMalformed, ErrInvalidKey or
-// ErrValueTooLarge.
+// carries no value, a checkpoint's kind and fields (a result's seq at least 1) and that no bytes trail. Errors wrap
+// ErrUnsupportedVersion, ErrMalformed, ErrInvalidKey or ErrValueTooLarge. Rules that depend on the entry's own
+// sequence are Entry.CheckAt's.
 //
 // The result aliases b (zero copy): the caller must not modify b while it uses the entry. DecodeEntry never panics
 // and allocates only for errors.
@@ -76,6 +168,9 @@ func DecodeEntry(b []byte) (Entry, error) {
 		return Entry{}, fmt.Errorf("apply: decode entry: %w: no op", ErrMalformed)
 	}
 	e := Entry{Op: Op(b[1])}
+	if e.Op == OpCheckpoint {
+		return decodeCheckpoint(b[2:])
+	}
 	if e.Op != OpPut && e.Op != OpDelete {
 		return Entry{}, fmt.Errorf("apply: decode entry: %w: unknown %s", ErrMalformed, e.Op)
 	}
@@ -116,6 +211,45 @@ func DecodeEntry(b []byte) (Entry, error) {
 		return Entry{}, fmt.Errorf("apply: decode entry: %w: %d trailing bytes", ErrMalformed, uint64(len(rest))-valLen)
 	}
 	e.Value = rest[:valLen:valLen]
+	return e, nil
+}
+
+// decodeCheckpoint decodes the rest of an OpCheckpoint entry (after the op byte).
+func decodeCheckpoint(rest []byte) (Entry, error) {
+	if len(rest) == 0 {
+		return Entry{}, fmt.Errorf("apply: decode entry: %w: checkpoint without a kind", ErrMalformed)
+	}
+	e := Entry{Op: OpCheckpoint, Checkpoint: Checkpoint{Kind: CheckpointKind(rest[0])}}
+	rest = rest[1:]
+	switch e.Checkpoint.Kind {
+	case CheckpointMark:
+		if len(rest) != 0 {
+			return Entry{}, fmt.Errorf("apply: decode entry: %w: %d bytes after a checkpoint mark", ErrMalformed, len(rest))
+		}
+		return e, nil
+	case CheckpointResult:
+	default:
+		return Entry{}, fmt.Errorf("apply: decode entry: %w: unknown checkpoint %s", ErrMalformed, e.Checkpoint.Kind)
+	}
+	seq, n, err := decodeLen(rest, "checkpoint seq")
+	if err != nil {
+		return Entry{}, err
+	}
+	if seq == 0 {
+		return Entry{}, fmt.Errorf("apply: decode entry: %w: checkpoint result for seq 0", ErrMalformed)
+	}
+	rest = rest[n:]
+	keys, n, err := decodeLen(rest, "checkpoint keys")
+	if err != nil {
+		return Entry{}, err
+	}
+	rest = rest[n:]
+	if len(rest) != DigestSize {
+		return Entry{}, fmt.Errorf("apply: decode entry: %w: checkpoint digest of %d bytes, want %d", ErrMalformed,
+			len(rest), DigestSize)
+	}
+	e.Checkpoint.Seq, e.Checkpoint.Keys = seq, keys
+	copy(e.Checkpoint.Digest[:], rest)
 	return e, nil
 }
 

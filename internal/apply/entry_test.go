@@ -4,8 +4,20 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+)
+
+// testDigest is a state digest for checkpoint entries: SHA-256 of nothing (the empty store's digest).
+var (
+	testDigestHex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+	testDigest    = func() (d [DigestSize]byte) {
+		if _, err := hex.Decode(d[:], []byte(testDigestHex)); err != nil {
+			panic(err)
+		}
+		return d
+	}()
 )
 
 func TestAppendEntry(t *testing.T) {
@@ -19,6 +31,11 @@ func TestAppendEntry(t *testing.T) {
 		{"Delete", Entry{Op: OpDelete, Key: []byte("k")}, "0102" + "01" + "6b"},
 		{"DeleteIgnoresValue", Entry{Op: OpDelete, Key: []byte("k"), Value: []byte("x")}, "0102016b"},
 		{"LongKey", Entry{Op: OpDelete, Key: bytes.Repeat([]byte("a"), 200)}, "0102" + "c801" + strings.Repeat("61", 200)},
+		{"CheckpointMark", Entry{Op: OpCheckpoint, Checkpoint: Checkpoint{Kind: CheckpointMark}}, "010301"},
+		{"CheckpointMarkIgnoresFields", Entry{Op: OpCheckpoint, Key: []byte("k"), Value: []byte("v"),
+			Checkpoint: Checkpoint{Kind: CheckpointMark, Seq: 7, Keys: 3, Digest: testDigest}}, "010301"},
+		{"CheckpointResult", Entry{Op: OpCheckpoint, Checkpoint: Checkpoint{Kind: CheckpointResult, Seq: 300, Keys: 2,
+			Digest: testDigest}}, "010302" + "ac02" + "02" + testDigestHex},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -57,7 +74,20 @@ func TestDecodeEntry(t *testing.T) {
 		{"VersionTwo", []byte("\x02\x01\x01k\x00"), Entry{}, ErrUnsupportedVersion},
 		{"VersionOnly", []byte("\x01"), Entry{}, ErrMalformed},
 		{"OpZero", []byte("\x01\x00\x01k"), Entry{}, ErrMalformed},
-		{"OpUnknown", []byte("\x01\x03\x01k"), Entry{}, ErrMalformed},
+		{"OpUnknown", []byte("\x01\x04\x01k"), Entry{}, ErrMalformed},
+		{"CheckpointMark", []byte("\x01\x03\x01"), Entry{Op: OpCheckpoint, Checkpoint: Checkpoint{Kind: CheckpointMark}}, nil},
+		{"CheckpointResult", append([]byte("\x01\x03\x02\x05\x00"), testDigest[:]...),
+			Entry{Op: OpCheckpoint, Checkpoint: Checkpoint{Kind: CheckpointResult, Seq: 5, Digest: testDigest}}, nil},
+		{"CheckpointNoKind", []byte("\x01\x03"), Entry{}, ErrMalformed},
+		{"CheckpointKindZero", []byte("\x01\x03\x00"), Entry{}, ErrMalformed},
+		{"CheckpointKindUnknown", []byte("\x01\x03\x03"), Entry{}, ErrMalformed},
+		{"CheckpointMarkTrailing", []byte("\x01\x03\x01\x00"), Entry{}, ErrMalformed},
+		{"CheckpointResultSeqZero", append([]byte("\x01\x03\x02\x00\x00"), testDigest[:]...), Entry{}, ErrMalformed},
+		{"CheckpointResultSeqNonCanonical", append([]byte("\x01\x03\x02\x85\x00\x00"), testDigest[:]...), Entry{}, ErrMalformed},
+		{"CheckpointResultKeysNonCanonical", append([]byte("\x01\x03\x02\x05\x80\x00"), testDigest[:]...), Entry{}, ErrMalformed},
+		{"CheckpointResultNoKeys", []byte("\x01\x03\x02\x05"), Entry{}, ErrMalformed},
+		{"CheckpointResultDigestShort", append([]byte("\x01\x03\x02\x05\x00"), testDigest[:31]...), Entry{}, ErrMalformed},
+		{"CheckpointResultDigestLong", append(append([]byte("\x01\x03\x02\x05\x00"), testDigest[:]...), 0), Entry{}, ErrMalformed},
 		{"NoKeyLen", []byte("\x01\x01"), Entry{}, ErrMalformed},
 		{"KeyLenOverflow", []byte("\x01\x01\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"), Entry{}, ErrMalformed},
 		{"KeyLenNonCanonical", []byte("\x01\x02\x81\x00k"), Entry{}, ErrMalformed},
@@ -89,7 +119,7 @@ func TestDecodeEntry(t *testing.T) {
 				t.Fatalf("DecodeEntry: %v", err)
 			}
 			if got.Op != tt.want.Op || !bytes.Equal(got.Key, tt.want.Key) || !bytes.Equal(got.Value, tt.want.Value) ||
-				(got.Value == nil) != (tt.want.Value == nil) {
+				(got.Value == nil) != (tt.want.Value == nil) || got.Checkpoint != tt.want.Checkpoint {
 				t.Fatalf("DecodeEntry = %+v, want %+v", got, tt.want)
 			}
 		})
@@ -120,15 +150,17 @@ func TestEntry_RoundTrip(t *testing.T) {
 		{Op: OpPut, Key: []byte("a/b/c"), Value: bytes.Repeat([]byte{0, 1, 0xff}, 1000)},
 		{Op: OpPut, Key: []byte(strings.Repeat("é", MaxKeyLen/2)), Value: make([]byte, MaxValueLen)},
 		{Op: OpDelete, Key: []byte("gone")},
+		{Op: OpCheckpoint, Checkpoint: Checkpoint{Kind: CheckpointMark}},
+		{Op: OpCheckpoint, Checkpoint: Checkpoint{Kind: CheckpointResult, Seq: 1<<63 + 5, Keys: 1 << 40, Digest: testDigest}},
 	}
-	for _, e := range tests {
-		t.Run(e.Op.String()+"/"+string(e.Key[:1]), func(t *testing.T) {
+	for i, e := range tests {
+		t.Run(fmt.Sprintf("%s/%d", e.Op, i), func(t *testing.T) {
 			b := AppendEntry(nil, e)
 			got, err := DecodeEntry(b)
 			if err != nil {
 				t.Fatalf("DecodeEntry: %v", err)
 			}
-			if got.Op != e.Op || !bytes.Equal(got.Key, e.Key) || !bytes.Equal(got.Value, e.Value) {
+			if got.Op != e.Op || !bytes.Equal(got.Key, e.Key) || !bytes.Equal(got.Value, e.Value) || got.Checkpoint != e.Checkpoint {
 				t.Fatalf("round trip changed the entry")
 			}
 			if again := AppendEntry(nil, got); !bytes.Equal(again, b) {
@@ -142,7 +174,7 @@ func TestOp_String(t *testing.T) {
 	tests := []struct {
 		op   Op
 		want string
-	}{{OpPut, "put"}, {OpDelete, "delete"}, {0, "op(0)"}, {9, "op(9)"}}
+	}{{OpPut, "put"}, {OpDelete, "delete"}, {OpCheckpoint, "checkpoint"}, {0, "op(0)"}, {9, "op(9)"}}
 	for _, tt := range tests {
 		if got := tt.op.String(); got != tt.want {
 			t.Errorf("Op(%d).String() = %q, want %q", uint8(tt.op), got, tt.want)
@@ -156,6 +188,8 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Add([]byte("\x01\x01\x03\xe2\x82\xac\x00"))
 	f.Add([]byte("\x01\x02\x81\x00k"))
 	f.Add([]byte("\x02\x01\x01k\x00"))
+	f.Add([]byte("\x01\x03\x01"))
+	f.Add(AppendEntry(nil, Entry{Op: OpCheckpoint, Checkpoint: Checkpoint{Kind: CheckpointResult, Seq: 9, Keys: 4, Digest: testDigest}}))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := DecodeEntry(b)
@@ -169,11 +203,24 @@ func FuzzDecodeEntry(f *testing.F) {
 		if again := AppendEntry(nil, e); !bytes.Equal(again, b) {
 			t.Fatalf("re-encoding %x gave %x", b, again)
 		}
+		if !e.Mutates() {
+			if e.Op != OpCheckpoint || e.Key != nil || e.Value != nil {
+				t.Fatalf("decoded %s with a key or value: %x", e.Op, b)
+			}
+			if k := e.Checkpoint.Kind; k == CheckpointMark && e.Checkpoint != (Checkpoint{Kind: k}) ||
+				k == CheckpointResult && e.Checkpoint.Seq == 0 || k != CheckpointMark && k != CheckpointResult {
+				t.Fatalf("decoded a bad checkpoint %+v from %x", e.Checkpoint, b)
+			}
+			return
+		}
 		if ValidateKey(e.Key) != nil || ValidateValue(e.Value) != nil {
 			t.Fatalf("decoded an entry that fails validation: %x", b)
 		}
 		if e.Op == OpDelete && e.Value != nil {
 			t.Fatalf("delete decoded with a value")
+		}
+		if e.Checkpoint != (Checkpoint{}) {
+			t.Fatalf("%s decoded with checkpoint fields", e.Op)
 		}
 	})
 }
@@ -195,6 +242,63 @@ func BenchmarkDecodeEntry(b *testing.B) {
 	for b.Loop() {
 		if _, err := DecodeEntry(buf); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+func TestNewCheckpointResult(t *testing.T) {
+	c, err := NewCheckpointResult(7, 2, testDigestHex)
+	if err != nil || c != (Checkpoint{Kind: CheckpointResult, Seq: 7, Keys: 2, Digest: testDigest}) || c.DigestHex() != testDigestHex {
+		t.Fatalf("NewCheckpointResult = %+v, %v", c, err)
+	}
+	for _, tc := range []struct {
+		name   string
+		seq    uint64
+		digest string
+	}{
+		{"SeqZero", 0, testDigestHex},
+		{"Short", 7, testDigestHex[:62]},
+		{"Long", 7, testDigestHex + "00"},
+		{"Upper", 7, strings.ToUpper(testDigestHex)},
+		{"NotHex", 7, strings.Repeat("x", 64)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := NewCheckpointResult(tc.seq, 1, tc.digest); !errors.Is(err, ErrMalformed) {
+				t.Fatalf("NewCheckpointResult = %v, want ErrMalformed", err)
+			}
+		})
+	}
+}
+
+func TestEntry_CheckAt(t *testing.T) {
+	result := func(seq uint64) Entry {
+		return Entry{Op: OpCheckpoint, Checkpoint: Checkpoint{Kind: CheckpointResult, Seq: seq}}
+	}
+	for _, tc := range []struct {
+		name string
+		e    Entry
+		seq  uint64
+		ok   bool
+	}{
+		{"Put", Entry{Op: OpPut, Key: []byte("k")}, 1, true},
+		{"Mark", Entry{Op: OpCheckpoint, Checkpoint: Checkpoint{Kind: CheckpointMark}}, 1, true},
+		{"ResultForEarlier", result(4), 5, true},
+		{"ResultForItself", result(5), 5, false},
+		{"ResultForLater", result(6), 5, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.e.CheckAt(tc.seq)
+			if tc.ok != (err == nil) || err != nil && !errors.Is(err, ErrMalformed) {
+				t.Fatalf("CheckAt(%d) = %v, want ok %v (else ErrMalformed)", tc.seq, err, tc.ok)
+			}
+		})
+	}
+}
+
+func TestEntry_Mutates(t *testing.T) {
+	for op, want := range map[Op]bool{OpPut: true, OpDelete: true, OpCheckpoint: false, 0: false} {
+		if got := (Entry{Op: op}).Mutates(); got != want {
+			t.Errorf("%s: Mutates = %v, want %v", op, got, want)
 		}
 	}
 }

@@ -9,8 +9,8 @@ type Mutation struct {
 	Delete  bool
 }
 
-// ToMutation turns the entry at log sequence seq into the mutation it makes. It copies nothing: the mutation aliases
-// the entry's slices.
+// ToMutation turns the entry at log sequence seq into the mutation it makes. e must be a put or a delete (see
+// Entry.Mutates): a checkpoint makes none. It copies nothing: the mutation aliases the entry's slices.
 func ToMutation(seq uint64, e Entry) Mutation {
 	if e.Op == OpDelete {
 		return Mutation{Key: e.Key, Version: seq, Delete: true}

@@ -38,6 +38,14 @@ type Metrics struct {
 	// StoreWriteStalls is how long each write stall of the local store lasted (pebble delaying writes while its
 	// flushes or compactions fall behind).
 	StoreWriteStalls prometheus.Histogram
+	// CheckpointsVerified counts checkpoints at which this node's state digest was found equal to the leader's
+	// (followers).
+	CheckpointsVerified prometheus.Counter
+	// CheckpointMismatches counts checkpoints at which this node's state digest or key count differed from the
+	// leader's (followers).
+	CheckpointMismatches prometheus.Counter
+	// CheckpointVerifiedSeq is the log sequence of the last checkpoint verified equal to the leader's (followers).
+	CheckpointVerifiedSeq prometheus.Gauge
 }
 
 // New builds a fresh registry with every collector registered.
@@ -71,9 +79,16 @@ func New(role string) *Metrics {
 		StoreWriteStalls: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "replikv_store_write_stall_seconds",
 			Help:    "Duration of the local store's write stalls (flushes or compactions falling behind).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 9), ConstLabels: constLabels}),
+		CheckpointsVerified: prometheus.NewCounter(prometheus.CounterOpts{Name: "replikv_checkpoint_verified_total",
+			Help: "Checkpoints at which the local state digest equalled the leader's.", ConstLabels: constLabels}),
+		CheckpointMismatches: prometheus.NewCounter(prometheus.CounterOpts{Name: "replikv_checkpoint_mismatch_total",
+			Help: "Checkpoints at which the local state digest or key count differed from the leader's.", ConstLabels: constLabels}),
+		CheckpointVerifiedSeq: prometheus.NewGauge(prometheus.GaugeOpts{Name: "replikv_checkpoint_verified_seq",
+			Help: "Log sequence of the last checkpoint verified equal to the leader's.", ConstLabels: constLabels}),
 	}
 	reg.MustRegister(m.AppliedSeq, m.LogLastSeq, m.Lag, m.SnapshotSeq, m.WriteDuration, m.ReadDuration,
-		m.RestoreBytes, m.SnapshotDuration, m.Followers, m.Errors, m.StoreWriteStalls)
+		m.RestoreBytes, m.SnapshotDuration, m.Followers, m.Errors, m.StoreWriteStalls, m.CheckpointsVerified,
+		m.CheckpointMismatches, m.CheckpointVerifiedSeq)
 	return m
 }
 

@@ -50,6 +50,18 @@ var errUploadStopped = errors.New("snapshots: create: upload stopped")
 // MarkedSource): a snapshot of another history of the log, which is replaced. A source at seq 0 returns ErrEmptyLog.
 // On failure nothing is visible (an uploaded data object without a manifest is an orphan that Prune removes later).
 func (r *Repo) Create(ctx context.Context, src Source, leader string) (Manifest, error) {
+	return r.CreateVouched(ctx, src, leader, nil)
+}
+
+// Vouch is called by CreateVouched once the data object is stored and before the manifest is written, with the
+// manifest as it will be written (CheckpointSeq aside). It returns the log sequence of the entry that vouches for the
+// manifest's Keys and Digest at its Seq (see Manifest.CheckpointSeq). An error fails the snapshot.
+type Vouch func(ctx context.Context, draft Manifest) (checkpointSeq uint64, err error)
+
+// CreateVouched is Create with vouch (nil: none) called between the data object and the manifest, so that a
+// manifest is visible only once the log vouches for its digest, and names where. vouch is not called when Create
+// returns an existing manifest.
+func (r *Repo) CreateVouched(ctx context.Context, src Source, leader string, vouch Vouch) (Manifest, error) {
 	seq := src.Seq()
 	if seq == 0 {
 		return Manifest{}, fmt.Errorf("snapshots: create: %w", ErrEmptyLog)
@@ -115,6 +127,16 @@ func (r *Repo) Create(ctx context.Context, src Source, leader string) (Manifest,
 	}
 	if hasMark {
 		m.EntryMark = hex.EncodeToString(mark[:])
+	}
+	if vouch != nil {
+		cp, err := vouch(ctx, m)
+		if err != nil {
+			return Manifest{}, fmt.Errorf("snapshots: create %d: vouch: %w", seq, err)
+		}
+		m.CheckpointSeq = cp
+	}
+	if err := m.validate(); err != nil {
+		return Manifest{}, fmt.Errorf("snapshots: create %d: %w", seq, err)
 	}
 	body, err := m.encode()
 	if err != nil {

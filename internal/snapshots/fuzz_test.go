@@ -46,6 +46,8 @@ func FuzzDecodeManifest(f *testing.F) {
 	f.Add(valid)
 	f.Add([]byte(`{"format":1,"stream":"S","seq":1,"keys":0,"bytes":1,"sha256":"` + hexA + `","digest":"` + hexB +
 		`","created_at":"2026-01-02T03:04:05.999999999+07:00","leader":""}`))
+	f.Add([]byte(`{"format":1,"stream":"S","seq":1,"keys":0,"bytes":1,"sha256":"` + hexA + `","digest":"` + hexB +
+		`","created_at":"2026-01-02T03:04:05Z","leader":"l","entry_mark":"` + hexA[:32] + `","checkpoint_seq":2}`))
 	f.Add([]byte(`{"format":2}`))
 	f.Add([]byte(`null`))
 	f.Add([]byte(`{}{}`))

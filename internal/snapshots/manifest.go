@@ -51,6 +51,11 @@ type Manifest struct {
 	// store did not know it. It tells a snapshot of another history of the log (one deleted and recreated since) from
 	// a snapshot of this one. Optional: manifests written before it existed have none.
 	EntryMark string `json:"entry_mark,omitempty"`
+	// CheckpointSeq is the log sequence of the checkpoint result entry that vouches for Keys and Digest at Seq (an
+	// apply.CheckpointResult for Seq, published by the leader before it wrote this manifest), or 0 when there is
+	// none. It is a pointer, not a proof: a reader checks that the log's entry there says the same. Optional:
+	// manifests written before it existed have none.
+	CheckpointSeq uint64 `json:"checkpoint_seq,omitempty"`
 }
 
 // Mark returns the decoded EntryMark, and false when the manifest has none.
@@ -66,7 +71,8 @@ func (m Manifest) Mark() (apply.Mark, bool) {
 }
 
 // DecodeManifest parses and checks manifest.json strictly: at most 64 KiB, one JSON object and nothing after it,
-// format 1, a valid stream name, seq > 0, bytes > 0, 64 lowercase hex digits for sha256 and digest, a created_at.
+// format 1, a valid stream name, seq > 0, bytes > 0, 64 lowercase hex digits for sha256 and digest, a created_at,
+// and, when present, an entry_mark of 32 lowercase hex digits and a checkpoint_seq after seq.
 // Unknown fields are ignored (they may be added without a format change). Any failure wraps ErrCorrupt.
 func DecodeManifest(b []byte) (Manifest, error) {
 	if len(b) > maxManifestSize {
@@ -127,6 +133,8 @@ func (m Manifest) validate() error {
 		problem = "created_at missing"
 	case m.EntryMark != "" && !isHex(m.EntryMark, 2*apply.MarkSize):
 		problem = fmt.Sprintf("entry_mark is not %d lowercase hex digits", 2*apply.MarkSize)
+	case m.CheckpointSeq != 0 && (m.CheckpointSeq <= m.Seq || m.CheckpointSeq > math.MaxInt64):
+		problem = fmt.Sprintf("checkpoint_seq %d, want after seq %d", m.CheckpointSeq, m.Seq)
 	default:
 		return nil
 	}

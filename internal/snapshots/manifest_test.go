@@ -79,6 +79,10 @@ func TestDecodeManifest(t *testing.T) {
 		{"ShortEntryMark", mutate(func(m *Manifest) { m.EntryMark = hexA[:31] }), false},
 		{"LongEntryMark", mutate(func(m *Manifest) { m.EntryMark = hexA[:34] }), false},
 		{"UpperEntryMark", mutate(func(m *Manifest) { m.EntryMark = strings.ToUpper(hexB[:32]) }), false},
+		{"CheckpointSeq", mutate(func(m *Manifest) { m.CheckpointSeq = m.Seq + 1 }), true},
+		{"CheckpointSeqAtSeq", mutate(func(m *Manifest) { m.CheckpointSeq = m.Seq }), false},
+		{"CheckpointSeqBefore", mutate(func(m *Manifest) { m.CheckpointSeq = m.Seq - 1 }), false},
+		{"CheckpointSeqHuge", mutate(func(m *Manifest) { m.CheckpointSeq = 1 << 63 }), false},
 		{"WrongType", []byte(strings.Replace(string(valid), `"seq": 42`, `"seq": "42"`, 1)), false},
 	}
 	for _, tt := range tests {

@@ -115,6 +115,44 @@ func runRepoSuite(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 	})
 
+	t.Run("Vouched", func(t *testing.T) {
+		// The vouch runs after the data and before the manifest: it sees the manifest to be, and what it returns is
+		// the manifest's checkpoint_seq. A failed vouch leaves no snapshot.
+		r, _ := newRepo(t)
+		src := &genSource{seq: 30, n: 100, valueLen: 10}
+		keys, digest := digestOf(src)
+		var seen Manifest
+		m, err := r.CreateVouched(ctx, src, "leader-1", func(ctx context.Context, draft Manifest) (uint64, error) {
+			seen = draft
+			if list, err := r.List(ctx); err != nil || len(list) != 0 {
+				t.Errorf("manifest visible before the vouch: %+v, %v", list, err)
+			}
+			return 32, nil
+		})
+		if err != nil || m.CheckpointSeq != 32 || seen.Seq != 30 || seen.Keys != keys || seen.Digest != digest ||
+			seen.CheckpointSeq != 0 {
+			t.Fatalf("CreateVouched = %+v, %v after a vouch of %+v; want checkpoint_seq 32, %d keys, digest %s", m, err,
+				seen, keys, digest)
+		}
+		if list, err := r.List(ctx); err != nil || len(list) != 1 || list[0].CheckpointSeq != 32 {
+			t.Fatalf("List = %+v, %v; want the manifest with checkpoint_seq 32", list, err)
+		}
+		errVouch := errors.New("log unreachable")
+		_, err = r.CreateVouched(ctx, &genSource{seq: 40, n: 10, valueLen: 10}, "leader-1",
+			func(context.Context, Manifest) (uint64, error) { return 0, errVouch })
+		if !errors.Is(err, errVouch) {
+			t.Fatalf("CreateVouched with a failing vouch = %v, want its error", err)
+		}
+		_, err = r.CreateVouched(ctx, &genSource{seq: 50, n: 10, valueLen: 10}, "leader-1",
+			func(context.Context, Manifest) (uint64, error) { return 50, nil })
+		if !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("CreateVouched vouched at its own seq = %v, want ErrCorrupt", err)
+		}
+		if list, err := r.List(ctx); err != nil || len(list) != 1 || list[0].Seq != 30 {
+			t.Fatalf("List = %+v, %v; want only the vouched snapshot 30", list, err)
+		}
+	})
+
 	t.Run("Seq0", func(t *testing.T) {
 		r, _ := newRepo(t)
 		if _, err := r.Create(ctx, &sliceSource{seq: 0}, "l"); !errors.Is(err, ErrEmptyLog) {
