@@ -28,6 +28,9 @@
 #                         built here; any other value is used as given (compose
 #                         pulls it if it is not present)
 #   COMPOSE               override the compose command (e.g. "docker-compose")
+#   COMPOSE_EXTRA_FILES   compose files added after docker-compose.yml,
+#                         colon-separated, relative to the repository root
+#                         (e.g. docker-compose.tls.yml for HTTPS)
 # Each of these may also be set in .env (next to docker-compose.yml); the
 # environment wins. Other variables (LEADER_PORT, S3_ACCESS_KEY, ...) are read
 # by docker-compose.yml itself, from the environment or from .env.
@@ -64,6 +67,7 @@ dotenv_default REPLIKV_IMAGE replikv:local
 dotenv_default NATS_IMAGE replikv-nats:local
 dotenv_default S3_IMAGE replikv-s3:local
 dotenv_default LEADER_PORT 8080
+dotenv_default COMPOSE_EXTRA_FILES ""
 : "${UP_TIMEOUT:=300}"
 
 # compose_cmd prints the compose command: Compose v2 (`docker compose`) when
@@ -81,11 +85,21 @@ compose_cmd() {
 }
 
 compose() {
-	local cmd
+	local cmd f
+	local files=(--file "$ROOT/docker-compose.yml")
 	cmd="$(compose_cmd)"
+	if [[ -n "$COMPOSE_EXTRA_FILES" ]]; then
+		local extra
+		IFS=: read -r -a extra <<<"$COMPOSE_EXTRA_FILES"
+		for f in "${extra[@]}"; do
+			[[ -n "$f" ]] || continue
+			[[ "$f" == /* ]] || f="$ROOT/$f"
+			files+=(--file "$f")
+		done
+	fi
 	# shellcheck disable=SC2086 # the command is one or two words
 	$cmd --project-name "$COMPOSE_PROJECT_NAME" --project-directory "$ROOT" \
-		--file "$ROOT/docker-compose.yml" "$@"
+		"${files[@]}" "$@"
 }
 
 # stage_context prepares deploy/build/<name>: the Dockerfile, an empty data

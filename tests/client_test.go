@@ -165,6 +165,8 @@ type manifestDoc struct {
 	Digest    string `json:"digest"`
 	CreatedAt string `json:"created_at"`
 	Leader    string `json:"leader"`
+	// CheckpointSeq is the log entry of the snapshot's checkpoint result, the leader's last entry right after it.
+	CheckpointSeq uint64 `json:"checkpoint_seq"`
 }
 
 type followerDoc struct {
@@ -216,7 +218,8 @@ func (c *client) put(t *testing.T, key string, value []byte) writeDoc {
 func (c *client) snapshot(t *testing.T) manifestDoc {
 	t.Helper()
 	m := decode[manifestDoc](t, c.must(t, http.MethodPost, "/v1/snapshots", nil, nil, http.StatusCreated))
-	if m.Format != 1 || m.Seq == 0 || m.Stream == "" || len(m.SHA256) != 64 || len(m.Digest) != 64 || m.Bytes <= 0 {
+	if m.Format != 1 || m.Seq == 0 || m.Stream == "" || len(m.SHA256) != 64 || len(m.Digest) != 64 || m.Bytes <= 0 ||
+		m.CheckpointSeq <= m.Seq {
 		t.Fatalf("POST /v1/snapshots: implausible manifest %+v", m)
 	}
 	if _, err := time.Parse(time.RFC3339, m.CreatedAt); err != nil {

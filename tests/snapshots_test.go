@@ -80,8 +80,8 @@ func TestOnboarding_AfterCompaction(t *testing.T) {
 	for i := range 3 {
 		writeBatch(t, lc, fmt.Sprintf("round%d/", i), 200)
 		m := lc.snapshot(t)
-		d := lc.digest(t) // no writes in flight: the snapshot is the current state
-		if m.Seq != d.Seq || m.Digest != d.Digest || m.Keys != d.Keys {
+		d := lc.digest(t) // no writes in flight: the snapshot is the current state, its checkpoint result the last entry
+		if m.CheckpointSeq != d.Seq || m.Digest != d.Digest || m.Keys != d.Keys {
 			t.Fatalf("snapshot %+v does not match the leader's state %+v", m, d)
 		}
 		ms = append(ms, m)

@@ -21,6 +21,9 @@ func TestNewHandler(t *testing.T) {
 		{name: "NegativeTimeout", cfg: Config{Node: node, Writer: &NoopWriter{}, WriteTimeout: -1}},
 		{name: "ReadAboveMax", cfg: Config{Node: node, Writer: &NoopWriter{}, ReadTimeout: time.Minute,
 			MaxReadTimeout: time.Second}},
+		{name: "ReadToken", cfg: Config{Node: node, Writer: &NoopWriter{}, AuthToken: "a", ReadToken: "r"}, ok: true},
+		{name: "ReadTokenWithoutAuthToken", cfg: Config{Node: node, Writer: &NoopWriter{}, ReadToken: "r"}},
+		{name: "ReadTokenIsAuthToken", cfg: Config{Node: node, Writer: &NoopWriter{}, AuthToken: "a", ReadToken: "a"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

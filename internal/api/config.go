@@ -50,9 +50,13 @@ type Config struct {
 	Snapshots Snapshotter
 	// Followers serves /v1/followers (leader only). Nil answers 404 "leader-only endpoint".
 	Followers FollowerLister
-	// AuthToken, when not empty, is required as "Authorization: Bearer <token>" on every /v1/ request. It is never
-	// logged.
+	// AuthToken, when not empty, is required as "Authorization: Bearer <token>" on every /v1/ request (ReadToken
+	// will do for reads). It allows every request. It is never logged.
 	AuthToken string
+	// ReadToken, when not empty, is a second bearer token that allows only GET and HEAD requests under /v1/ (reads
+	// of keys, lists, the digest, the status, the snapshot and follower lists); any other method answers 403
+	// forbidden with it. It needs AuthToken and must differ from it. It is never logged.
+	ReadToken string
 	// Metrics receives read and write latencies and serves /metrics. Nil disables both (/metrics answers 404).
 	Metrics *metrics.Metrics
 	// Logger is the handler's logger; nil means zap.NewNop().
@@ -85,6 +89,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Writer == nil && c.Redirector == nil {
 		return c, fmt.Errorf("api: %w: Writer (leader) or Redirector (follower) is required", errConfig)
+	}
+	if c.ReadToken != "" && (c.AuthToken == "" || c.ReadToken == c.AuthToken) {
+		return c, fmt.Errorf("api: %w: ReadToken needs an AuthToken that differs from it", errConfig)
 	}
 	if c.ReadTimeout < 0 || c.MaxReadTimeout < 0 || c.WriteTimeout < 0 {
 		return c, fmt.Errorf("api: %w: negative timeout", errConfig)

@@ -45,6 +45,7 @@ const (
 	CodeNotFound           = "not_found"
 	CodePreconditionFailed = "precondition_failed"
 	CodeUnauthorized       = "unauthorized"
+	CodeForbidden          = "forbidden"
 	CodeNotLeader          = "not_leader"
 	CodeNoLeader           = "no_leader"
 	CodeUnavailable        = "unavailable"

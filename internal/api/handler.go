@@ -39,6 +39,7 @@ type handler struct {
 	node      Node
 	log       *zap.Logger
 	tokenHash [sha256.Size]byte // SHA-256 of cfg.AuthToken, so the comparison does not leak its length
+	readHash  [sha256.Size]byte // SHA-256 of cfg.ReadToken, likewise
 	bodies    *byteBudget       // request body bytes held at once, at most cfg.BodyBuffer
 }
 
@@ -54,6 +55,9 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		bodies: &byteBudget{limit: cfg.BodyBuffer}}
 	if cfg.AuthToken != "" {
 		h.tokenHash = sha256.Sum256([]byte(cfg.AuthToken))
+	}
+	if cfg.ReadToken != "" {
+		h.readHash = sha256.Sum256([]byte(cfg.ReadToken))
 	}
 	return h, nil
 }
@@ -85,10 +89,16 @@ func (h *handler) route(w *responseWriter, r *http.Request) {
 			h.cfg.Metrics.Handler().ServeHTTP(w, r)
 		}
 	case path == pathV1 || strings.HasPrefix(path, pathV1Prefix):
-		if !h.authorized(r) {
+		switch h.access(r) {
+		case accessNone:
 			w.Header().Set("WWW-Authenticate", "Bearer")
 			writeError(w, http.StatusUnauthorized, CodeUnauthorized, "missing or wrong bearer token")
 			return
+		case accessRead:
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				writeError(w, http.StatusForbidden, CodeForbidden, "the read token allows only GET and HEAD")
+				return
+			}
 		}
 		h.routeV1(w, r, path)
 	default:
@@ -129,18 +139,36 @@ func (h *handler) routeV1(w *responseWriter, r *http.Request, path string) {
 	}
 }
 
-// authorized reports whether r carries the configured bearer token (always true without one). The scheme is
-// case-insensitive; the token is compared in constant time.
-func (h *handler) authorized(r *http.Request) bool {
+// access is what a request's bearer token allows under /v1/.
+type access int
+
+const (
+	accessNone access = iota // no token, or a wrong one: 401
+	accessRead               // the read token: GET and HEAD only, else 403
+	accessAll                // the auth token, or no auth configured
+)
+
+// access reports what r's bearer token allows (everything when no token is configured). The scheme is
+// case-insensitive; the token is compared with both configured tokens in constant time, whichever matches.
+func (h *handler) access(r *http.Request) access {
 	if h.cfg.AuthToken == "" {
-		return true
+		return accessAll
 	}
 	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
+		return accessNone
 	}
 	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	return subtle.ConstantTimeCompare(got[:], h.tokenHash[:]) == 1
+	// Both comparisons run whatever the first one found, so the time does not tell which token was close.
+	all := subtle.ConstantTimeCompare(got[:], h.tokenHash[:]) == 1
+	read := subtle.ConstantTimeCompare(got[:], h.readHash[:]) == 1 && h.cfg.ReadToken != ""
+	switch {
+	case all:
+		return accessAll
+	case read:
+		return accessRead
+	}
+	return accessNone
 }
 
 // allowMethod answers 405 with an Allow header and reports false unless r's method is in allow.

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -19,17 +20,32 @@ const (
 	serverIdleTimeout       = 2 * time.Minute
 )
 
-// Server is an HTTP server bound to a listener. Listen binds, Serve serves until Shutdown; Shutdown drains.
+// Server is an HTTP server bound to a listener. Listen (or ListenTLS) binds, Serve serves until Shutdown; Shutdown
+// drains.
 type Server struct {
 	srv *http.Server
 	ln  net.Listener
 	log *zap.Logger
+	tls bool
 }
 
 // Listen binds addr ("host:port"; port 0 picks a free port) and prepares to serve h; nothing is served before
 // Serve. log (nil = no logs) receives the server's own errors (bad TLS, handler panics) at warn level, as given: the
 // caller names the component. The caller must call Shutdown (even if Serve was never called) to release the listener.
 func Listen(addr string, h http.Handler, log *zap.Logger) (*Server, error) {
+	return listen(addr, h, nil, log)
+}
+
+// ListenTLS is Listen for HTTPS: every connection is a TLS server connection with tc (HTTP/1.1 only; tc must offer
+// "http/1.1" or no protocol by ALPN). The TLS handshake counts towards the header read timeout.
+func ListenTLS(addr string, h http.Handler, tc *tls.Config, log *zap.Logger) (*Server, error) {
+	if tc == nil {
+		return nil, fmt.Errorf("api: listen %s: no TLS configuration", addr)
+	}
+	return listen(addr, h, tc, log)
+}
+
+func listen(addr string, h http.Handler, tc *tls.Config, log *zap.Logger) (*Server, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -44,16 +60,28 @@ func Listen(addr string, h http.Handler, log *zap.Logger) (*Server, error) {
 	}
 	srv := &http.Server{
 		Handler:           h,
+		TLSConfig:         tc,
 		ReadHeaderTimeout: serverReadHeaderTimeout,
 		IdleTimeout:       serverIdleTimeout,
 		ErrorLog:          errLog,
 	}
-	return &Server{srv: srv, ln: ln, log: log}, nil
+	if tc != nil {
+		ln = tls.NewListener(ln, tc)
+	}
+	return &Server{srv: srv, ln: ln, log: log, tls: tc != nil}, nil
 }
 
 // Addr is the bound address ("127.0.0.1:34567"), with the real port when addr asked for port 0.
 func (s *Server) Addr() string {
 	return s.ln.Addr().String()
+}
+
+// URL is the base URL of the bound address: "https://" + Addr() when the server speaks TLS, else "http://" + Addr().
+func (s *Server) URL() string {
+	if s.tls {
+		return "https://" + s.Addr()
+	}
+	return "http://" + s.Addr()
 }
 
 // Serve serves requests until Shutdown and blocks meanwhile. It returns nil after Shutdown (also when Shutdown came

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/replikv/replikv/internal/config"
+	"github.com/replikv/replikv/internal/tlsconf"
 )
 
 // Exit codes.
@@ -58,7 +59,7 @@ func Run[C Node](ctx context.Context, args []string, getenv func(string) string,
 		return err
 	}
 	if probe {
-		return Healthcheck(ctx, cfg.Shared().HTTPAddr)
+		return Healthcheck(ctx, cfg.Shared())
 	}
 	log, err := NewLogger(cfg.Shared().LogLevel, stderr)
 	if err != nil {
@@ -129,23 +130,38 @@ func ExitCode(err error, stderr io.Writer) int {
 	}
 }
 
-// Healthcheck probes http://127.0.0.1:<port of httpAddr>/readyz and returns nil on 200. Scratch container images
+// Healthcheck probes http://127.0.0.1:<port of c.HTTPAddr>/readyz and returns nil on 200. Scratch container images
 // have no curl, so the binaries carry this probe as the "healthcheck" subcommand.
-func Healthcheck(ctx context.Context, httpAddr string) error {
+//
+// With c.TLSCert the probe speaks HTTPS and accepts only a server that presents the node's own certificate (the
+// leaf of c.TLSCert, whatever names it holds: the probe connects by a loopback address); with c.TLSClientCA (mutual
+// TLS) it presents that certificate as its client certificate, which must then be signed by one of those CAs and
+// allow client authentication.
+func Healthcheck(ctx context.Context, c config.Common) error {
+	httpAddr := c.HTTPAddr
 	host, port, err := net.SplitHostPort(httpAddr)
 	if err != nil {
 		return fmt.Errorf("healthcheck: %w: --http-addr %q: %w", config.ErrUsage, httpAddr, err)
+	}
+	scheme, client := "http", http.DefaultClient
+	if c.TLSCert != "" {
+		tc, err := tlsconf.ProbeConfig(c.TLSFiles())
+		if err != nil {
+			return fmt.Errorf("healthcheck: %w", err)
+		}
+		scheme = "https"
+		client = &http.Client{Transport: &http.Transport{TLSClientConfig: tc, DisableKeepAlives: true}}
 	}
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/readyz", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+net.JoinHostPort(host, port)+"/readyz", nil)
 	if err != nil {
 		return fmt.Errorf("healthcheck: %w", err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("healthcheck: %w", err)
 	}

@@ -3,9 +3,11 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -15,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/replikv/replikv/internal/config"
+	"github.com/replikv/replikv/internal/testutil/testca"
 )
 
 type fakeCfg struct{ common config.Common }
@@ -89,6 +92,59 @@ func TestRun_Healthcheck(t *testing.T) {
 	if err := Run(context.Background(), []string{"healthcheck"}, nil, io.Discard, parseAs(cfg, nil, &saw), noRun); err == nil || !strings.Contains(err.Error(), "503") {
 		t.Fatalf("not ready: Run = %v", err)
 	}
+}
+
+func TestHealthcheck_TLS(t *testing.T) {
+	tf := testca.WriteFiles(t)
+	start := func(t *testing.T, leaf testca.Leaf, mutual bool) string {
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/readyz" {
+				http.NotFound(w, r)
+			}
+		}))
+		srv.TLS = &tls.Config{Certificates: []tls.Certificate{leaf.TLS(t)}}
+		if mutual {
+			srv.TLS.ClientAuth, srv.TLS.ClientCAs = tls.RequireAndVerifyClientCert, tf.CA.Pool()
+		}
+		srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+		return strings.TrimPrefix(srv.URL, "https://")
+	}
+	common := func(addr string, mutual bool) config.Common {
+		c := config.Common{HTTPAddr: addr, TLSCert: tf.CertFile, TLSKey: tf.KeyFile}
+		if mutual {
+			c.TLSClientCA = tf.CAFile
+		}
+		return c
+	}
+	t.Run("OwnCertificate", func(t *testing.T) {
+		if err := Healthcheck(context.Background(), common(start(t, tf.Leaf, false), false)); err != nil {
+			t.Fatalf("Healthcheck = %v", err)
+		}
+	})
+	t.Run("AnotherCertificate", func(t *testing.T) {
+		// Same CA, but not the node's own certificate: not this node.
+		if err := Healthcheck(context.Background(), common(start(t, tf.CA.Issue(t), false), false)); err == nil {
+			t.Fatal("the probe accepted a server with another certificate")
+		}
+	})
+	t.Run("Mutual", func(t *testing.T) {
+		addr := start(t, tf.Leaf, true)
+		if err := Healthcheck(context.Background(), common(addr, true)); err != nil {
+			t.Fatalf("Healthcheck = %v", err)
+		}
+		if err := Healthcheck(context.Background(), common(addr, false)); err == nil {
+			t.Fatal("the probe without a client certificate passed mutual TLS")
+		}
+	})
+	t.Run("PlainHTTPServer", func(t *testing.T) {
+		srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+		t.Cleanup(srv.Close)
+		if err := Healthcheck(context.Background(), common(strings.TrimPrefix(srv.URL, "http://"), false)); err == nil {
+			t.Fatal("an HTTPS probe passed against a plain HTTP server")
+		}
+	})
 }
 
 func TestExitCode(t *testing.T) {

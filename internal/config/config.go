@@ -21,6 +21,7 @@ import (
 
 	"github.com/replikv/replikv/internal/apply"
 	"github.com/replikv/replikv/internal/journal"
+	"github.com/replikv/replikv/internal/tlsconf"
 )
 
 // ErrUsage marks an invalid command line or environment value. The binaries exit with code 2 on it.
@@ -57,8 +58,24 @@ type Common struct {
 	S3Region string
 	// NATSCreds, NATSCA, NATSCert and NATSKey are files for NATS authentication and TLS (see journal.Config).
 	NATSCreds, NATSCA, NATSCert, NATSKey string
-	// AuthToken, when set, is required as a Bearer token on every /v1/ request. Never logged.
+	// NATSUser and NATSPassword are this node's NATS user name and password (both or neither; empty = none): what it
+	// logs in with, to an external NATS or to the leader's embedded server. On the leader with the embedded server,
+	// setting them turns the embedded server's authentication on, with this user as the leader (see
+	// journal.LeaderPermissions). Never together with credentials in NATSURL or with NATSCreds. The password is never
+	// logged.
+	NATSUser, NATSPassword string
+	// AuthToken, when set, is required as a Bearer token on every /v1/ request (ReadToken will do for reads); it
+	// allows every request. Never logged.
 	AuthToken string
+	// ReadToken, when set (only with AuthToken, and different from it), is a Bearer token that allows only GET and
+	// HEAD requests under /v1/. Never logged.
+	ReadToken string
+	// TLSCert and TLSKey are the PEM certificate (leaf first, then intermediates) and private key of the HTTP API:
+	// set, the API speaks HTTPS only, and picks up new files without a restart. Both or neither; empty = plain HTTP.
+	TLSCert, TLSKey string
+	// TLSClientCA, when set (only with TLSCert), is a PEM bundle of CAs: every client of the API must present a
+	// certificate one of them signed (mutual TLS). Reloaded like TLSCert.
+	TLSClientCA string
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
 	// AWS credentials, read from the AWS_* environment only (never from flags). Never logged.
@@ -77,7 +94,8 @@ type Leader struct {
 	NATSSyncInterval time.Duration
 	// NATSSyncAlways makes the embedded JetStream fsync every write before acknowledging it.
 	NATSSyncAlways bool
-	// AdvertiseURL is the URL followers send writers to; empty means http:// + the bound HTTP address.
+	// AdvertiseURL is the URL followers send writers to; empty means http:// (https:// with TLSCert) + the bound HTTP
+	// address.
 	AdvertiseURL string
 	// SnapshotInterval is how often a snapshot is taken if the log moved; 0 means only on demand.
 	SnapshotInterval time.Duration
@@ -99,6 +117,11 @@ type Leader struct {
 	SyncTimeout time.Duration
 	// StreamReplicas is the replica count used when the stream is created (1 for a single server, 3 for a cluster).
 	StreamReplicas int
+	// NATSFollowerUser and NATSFollowerPassword are the user the embedded server admits followers as, with the
+	// follower permissions (journal.FollowerPermissions). Both or neither; only with the embedded server (no NATSURL)
+	// and NATSUser, and a name other than NATSUser's. Empty with NATSUser set means no follower can connect. The
+	// password is never logged.
+	NATSFollowerUser, NATSFollowerPassword string
 }
 
 // Follower is the follower's configuration.
@@ -184,7 +207,13 @@ func (p *parser) common(c *Common, role string, defaultHTTP, defaultNATS string,
 		natsHelp += "; empty runs an embedded NATS server"
 	}
 	fs.StringVar(&c.NATSURL, "nats-url", defaultNATS, natsHelp)
-	fs.StringVar(&c.NATSCreds, "nats-creds", "", "NATS user credentials file (.creds); user/password or token auth go in --nats-url")
+	fs.StringVar(&c.NATSCreds, "nats-creds", "", "NATS user credentials file (.creds); user/password or token auth go in --nats-url, or in --nats-user and --nats-password")
+	natsUserHelp := "this node's NATS user name (with --nats-password)"
+	if role == "leader" {
+		natsUserHelp += "; with the embedded NATS server, turns its authentication on, this user being the leader"
+	}
+	fs.StringVar(&c.NATSUser, "nats-user", "", natsUserHelp)
+	fs.StringVar(&c.NATSPassword, "nats-password", "", "the password of --nats-user (prefer the environment variable: a command line is visible to other users)")
 	fs.StringVar(&c.NATSCA, "nats-ca", "", "PEM file of CAs trusted for tls:// NATS servers; empty = system roots")
 	fs.StringVar(&c.NATSCert, "nats-cert", "", "PEM client certificate for NATS mutual TLS (with --nats-key)")
 	fs.StringVar(&c.NATSKey, "nats-key", "", "PEM client key for NATS mutual TLS (with --nats-cert)")
@@ -197,7 +226,11 @@ func (p *parser) common(c *Common, role string, defaultHTTP, defaultNATS string,
 	fs.StringVar(&c.S3Endpoint, "s3-endpoint", "", "host:port of an S3-compatible server; empty = AWS")
 	fs.BoolVar(&c.S3Insecure, "s3-insecure", false, "plain HTTP to the S3 endpoint")
 	fs.StringVar(&c.S3Region, "s3-region", "us-east-1", "S3 region")
-	fs.StringVar(&c.AuthToken, "auth-token", "", "when set, every /v1/ request needs Authorization: Bearer <token>")
+	fs.StringVar(&c.AuthToken, "auth-token", "", "when set, every /v1/ request needs Authorization: Bearer <token> (or --read-token for reads)")
+	fs.StringVar(&c.ReadToken, "read-token", "", "a bearer token that allows only GET and HEAD under /v1/ (needs --auth-token)")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) of the HTTP API: set, the API speaks HTTPS only (with --tls-key); reloaded when the file changes")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&c.TLSClientCA, "tls-client-ca", "", "PEM bundle of CAs: HTTPS clients must present a certificate one of them signed (mutual TLS; needs --tls-cert)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 
 	p.check(func() error {
@@ -226,6 +259,7 @@ func (p *parser) common(c *Common, role string, defaultHTTP, defaultNATS string,
 		return checkNATSURLs("--nats-url", c.NATSURL)
 	})
 	p.check(func() error { return CheckStream(c.Stream) })
+	p.check(func() error { return checkNATSUser(c) })
 	p.check(func() error {
 		if (c.NATSCert == "") != (c.NATSKey == "") {
 			return errors.New("--nats-cert and --nats-key must be given together")
@@ -241,6 +275,19 @@ func (p *parser) common(c *Common, role string, defaultHTTP, defaultNATS string,
 		}
 		return nil
 	})
+	p.check(func() error {
+		if c.ReadToken == "" {
+			return nil
+		}
+		if c.AuthToken == "" {
+			return errors.New("--read-token needs --auth-token (without it every request may write)")
+		}
+		if c.ReadToken == c.AuthToken {
+			return errors.New("--read-token must differ from --auth-token")
+		}
+		return nil
+	})
+	p.check(func() error { return checkTLS(c) })
 	p.check(func() error { return checkSnapshotsURL(c.Snapshots) })
 	p.check(func() error {
 		if c.S3Endpoint == "" {
@@ -269,6 +316,105 @@ func (p *parser) common(c *Common, role string, defaultHTTP, defaultNATS string,
 	})
 }
 
+// checkNATSUser checks --nats-user and --nats-password: both or neither, and the node's only NATS credentials. Its
+// errors never contain the password.
+func checkNATSUser(c *Common) error {
+	if c.NATSUser == "" && c.NATSPassword == "" {
+		return nil
+	}
+	if c.NATSUser == "" {
+		return errors.New("--nats-password needs --nats-user")
+	}
+	if err := journal.ValidateUserName(c.NATSUser); err != nil {
+		return fmt.Errorf("--nats-user: %w", err)
+	}
+	if c.NATSPassword == "" {
+		return errors.New("--nats-user needs --nats-password")
+	}
+	if c.NATSCreds != "" {
+		return errors.New("--nats-user and --nats-creds are two kinds of NATS credentials: give one")
+	}
+	for _, part := range strings.Split(c.NATSURL, ",") {
+		if u, err := url.Parse(strings.TrimSpace(part)); err == nil && u.User != nil {
+			return fmt.Errorf("--nats-user: --nats-url %q has credentials of its own: give them once",
+				RedactURL(strings.TrimSpace(part)))
+		}
+	}
+	return nil
+}
+
+// checkNATSFollowerUser checks the leader's --nats-follower-user and --nats-follower-password. Its errors never
+// contain a password.
+func checkNATSFollowerUser(c *Leader) error {
+	if c.NATSFollowerUser == "" && c.NATSFollowerPassword == "" {
+		return nil
+	}
+	if c.NATSFollowerUser == "" {
+		return errors.New("--nats-follower-password needs --nats-follower-user")
+	}
+	if err := journal.ValidateUserName(c.NATSFollowerUser); err != nil {
+		return fmt.Errorf("--nats-follower-user: %w", err)
+	}
+	if c.NATSFollowerPassword == "" {
+		return errors.New("--nats-follower-user needs --nats-follower-password")
+	}
+	if c.NATSURL != "" {
+		return errors.New("--nats-follower-user: only with the embedded NATS server (without --nats-url); an external " +
+			"NATS server's users are its own configuration (docs/deployment.md)")
+	}
+	if c.NATSUser == "" {
+		return errors.New("--nats-follower-user needs --nats-user and --nats-password (the leader's own user, which " +
+			"turns the embedded server's authentication on)")
+	}
+	if c.NATSFollowerUser == c.NATSUser {
+		return errors.New("--nats-follower-user must differ from --nats-user (the two users have different permissions)")
+	}
+	return nil
+}
+
+// EmbeddedNATSUsers returns the users of the leader's embedded NATS server: none (no authentication) without
+// --nats-user; else the leader's user with the leader's permissions and, with --nats-follower-user, the followers'
+// user with the followers' permissions.
+func (c Leader) EmbeddedNATSUsers() []journal.User {
+	if c.NATSUser == "" {
+		return nil
+	}
+	users := []journal.User{{Name: c.NATSUser, Password: c.NATSPassword, Permissions: journal.LeaderPermissions(c.Stream)}}
+	if c.NATSFollowerUser != "" {
+		users = append(users, journal.User{Name: c.NATSFollowerUser, Password: c.NATSFollowerPassword,
+			Permissions: journal.FollowerPermissions(c.Stream)})
+	}
+	return users
+}
+
+// checkTLS checks the HTTP API's TLS flags and loads their files once, so that a missing or unusable file stops the
+// binary at start with a message naming the flag.
+func checkTLS(c *Common) error {
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("--tls-cert and --tls-key must be given together")
+	}
+	if c.TLSClientCA != "" && c.TLSCert == "" {
+		return errors.New("--tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS first)")
+	}
+	if c.TLSCert == "" {
+		return nil
+	}
+	if _, err := tlsconf.LoadKeyPair(c.TLSCert, c.TLSKey); err != nil {
+		return fmt.Errorf("--tls-cert, --tls-key: %w", err)
+	}
+	if c.TLSClientCA != "" {
+		if _, err := tlsconf.LoadCAs(c.TLSClientCA); err != nil {
+			return fmt.Errorf("--tls-client-ca: %w", err)
+		}
+	}
+	return nil
+}
+
+// TLSFiles returns the HTTP API's TLS files; CertFile is empty when the API speaks plain HTTP.
+func (c Common) TLSFiles() tlsconf.Files {
+	return tlsconf.Files{CertFile: c.TLSCert, KeyFile: c.TLSKey, ClientCAFile: c.TLSClientCA}
+}
+
 // ParseLeader parses the leader's flags and environment. Errors wrap ErrUsage (exit 2) or are ErrHelp (exit 0).
 func ParseLeader(args []string, getenv func(string) string, stderr io.Writer) (Leader, error) {
 	var c Leader
@@ -278,7 +424,7 @@ func ParseLeader(args []string, getenv func(string) string, stderr io.Writer) (L
 	fs.StringVar(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "client address of the embedded NATS server (only without --nats-url); port 0 picks a free port")
 	syncFlag := &natsSync{}
 	fs.Var(syncFlag, "nats-sync-interval", "embedded JetStream fsync: 'default' (server default, 2m: acknowledged writes may not be on disk yet), 'always' (fsync every write), or a duration")
-	fs.StringVar(&c.AdvertiseURL, "advertise-url", "", "the URL followers send writers to; default http:// + the bound HTTP address")
+	fs.StringVar(&c.AdvertiseURL, "advertise-url", "", "the URL followers send writers to; default http:// (https:// with --tls-cert) + the bound HTTP address")
 	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", 5*time.Minute, "take a snapshot this often if the log moved; 0 = only on demand")
 	fs.IntVar(&c.SnapshotKeep, "snapshot-keep", 3, "snapshots kept in the store; never fewer than 2")
 	fs.Float64Var(&c.SnapshotCPU, "snapshot-cpu", 0.1, "share of one CPU core a snapshot may use, in (0, 1]; 1 = unpaced (fastest)")
@@ -288,6 +434,9 @@ func ParseLeader(args []string, getenv func(string) string, stderr io.Writer) (L
 	fs.Func("catchup-mirror-tags", "comma-separated JetStream placement tags for the catch-up mirror when it is created (a cluster puts it on servers that have every tag); needs --catchup-mirror", tagsFlag(&c.CatchUpMirrorTags))
 	fs.IntVar(&c.StreamReplicas, "stream-replicas", 1, "replicas of the stream when it is created (3 on a clustered JetStream)")
 	fs.Func("stream-tags", "comma-separated JetStream placement tags for the stream and the lease bucket when they are created (a cluster puts them on servers that have every tag)", tagsFlag(&c.StreamTags))
+	fs.StringVar(&c.NATSFollowerUser, "nats-follower-user", "", "the user the embedded NATS server admits followers as, with read-only access to the log (with --nats-follower-password; needs --nats-user, only without --nats-url)")
+	fs.StringVar(&c.NATSFollowerPassword, "nats-follower-password", "", "the password of --nats-follower-user (prefer the environment variable)")
+	p.check(func() error { return checkNATSFollowerUser(&c) })
 	p.check(func() error { return checkHostPort("--nats-listen", c.NATSListen) })
 	p.check(func() error {
 		c.NATSSyncInterval, c.NATSSyncAlways = syncFlag.interval, syncFlag.always
@@ -377,8 +526,8 @@ func ParseFollower(args []string, getenv func(string) string, stderr io.Writer) 
 		if c.ID == "" {
 			c.ID = DefaultFollowerID(c.DataDir)
 		}
-		if len(c.ID) > 256 || strings.ContainsAny(c.ID, " \t\r\n\x00") {
-			return fmt.Errorf("--id: %q must be 1 to 256 bytes without spaces", c.ID)
+		if err := journal.ValidateNodeID(c.ID); err != nil {
+			return fmt.Errorf("--id: must be 1 to 256 bytes of printable characters without spaces: %w", err)
 		}
 		return nil
 	})

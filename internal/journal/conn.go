@@ -50,8 +50,15 @@ type Config struct {
 	// Logger receives connection events; nil discards them.
 	Logger *zap.Logger
 	// CredsFile is a NATS user credentials (.creds: JWT + NKey seed) file; empty means none. User/password and
-	// token auth go in the URL (nats://user:pass@host:4222), which is never logged.
+	// token auth go in the URL (nats://user:pass@host:4222), which is never logged, or in User and Password.
 	CredsFile string
+	// User and Password, when User is set, are the NATS user name and password the connection logs in with (to the
+	// embedded server with authentication on, or to an external one). Both or neither. The password is never
+	// logged nor put in an error.
+	User, Password string
+	// OnMalformedHeartbeat, when not nil, is called for each heartbeat that SubscribeHeartbeats drops because it does
+	// not decode (DecodeHeartbeat), on the subscription's goroutine; it must not block.
+	OnMalformedHeartbeat func(error)
 	// CAFile is a PEM bundle of CAs trusted for tls:// servers; empty means the system roots.
 	CAFile string
 	// CertFile and KeyFile are a PEM client certificate and key for servers that require mutual TLS.
@@ -79,6 +86,14 @@ func (cfg *Config) validate() error {
 	}
 	if err := ValidateTags(cfg.MirrorTags); err != nil {
 		return fmt.Errorf("journal: catch-up mirror tags: %w", err)
+	}
+	if cfg.User != "" || cfg.Password != "" {
+		if err := ValidateUserName(cfg.User); err != nil {
+			return fmt.Errorf("journal: nats user: %w", err)
+		}
+		if cfg.Password == "" {
+			return fmt.Errorf("%w: nats user %q without a password", ErrMalformed, cfg.User)
+		}
 	}
 	if cfg.Name == "" {
 		cfg.Name = defaultConnName
@@ -129,6 +144,8 @@ type Conn struct {
 	dial func() (*session, error)
 	// inProcess is Config.InProcess.
 	inProcess *Embedded
+	// onMalformedHeartbeat is Config.OnMalformedHeartbeat.
+	onMalformedHeartbeat func(error)
 	// health records the connection's state for Health; kick wakes supervise when nats.go closed a connection.
 	health health
 	kick   chan struct{}
@@ -180,6 +197,8 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 		closed:    make(chan struct{}),
 		children:  make(map[stopper]struct{}),
 		inProcess: cfg.InProcess,
+
+		onMalformedHeartbeat: cfg.OnMalformedHeartbeat,
 	}
 	c.health.init(log, time.Now())
 	opts := c.natsOptions(cfg)
@@ -219,6 +238,9 @@ func (c *Conn) natsOptions(cfg Config) []nats.Option {
 	var opts []nats.Option
 	if cfg.CredsFile != "" {
 		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+	}
+	if cfg.User != "" {
+		opts = append(opts, nats.UserInfo(cfg.User, cfg.Password))
 	}
 	if cfg.CAFile != "" {
 		opts = append(opts, nats.RootCAs(cfg.CAFile))

@@ -6,5 +6,6 @@
 // wrapped with %w so that errors.Is works and the NATS cause stays visible in the message.
 //
 // Subjects: the log is "replikv.<stream>.log", heartbeats go to "replikv.<stream>.heartbeat", and the leader lease
-// lives in the KV bucket "<stream>_leader" under the key "leader".
+// lives in the KV bucket "<stream>_leader" under the key "leader". LeaderPermissions and FollowerPermissions list the
+// subjects each role's NATS user needs (the embedded server gives them to its users, EmbeddedConfig.Users).
 package journal

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,6 +47,11 @@ type EmbeddedConfig struct {
 	RecoverFree int64
 	// Logger receives the server's log; nil discards it.
 	Logger *zap.Logger
+	// Users, when not empty, turns authentication on: every client, the in-process connection included, must log in
+	// as one of them (user name and password), and may then use only the subjects of that user's Permissions
+	// (LeaderPermissions, FollowerPermissions). Empty means no authentication: anyone who reaches Listen may publish
+	// and subscribe to anything, the log included.
+	Users []User
 }
 
 // Embedded is a running in-process NATS server with JetStream (file storage). Close stops it.
@@ -98,6 +104,9 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	if port == 0 {
 		port = server.RANDOM_PORT // nats-server reads 0 as "default port 4222"
 	}
+	if err := validateUsers(cfg.Users); err != nil {
+		return nil, fmt.Errorf("journal: start embedded: %w", err)
+	}
 	e := &Embedded{
 		opts: server.Options{
 			Host:         host,
@@ -107,6 +116,7 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 			SyncInterval: cfg.SyncInterval,
 			SyncAlways:   cfg.SyncAlways,
 			NoSigs:       true,
+			Users:        serverUsers(cfg.Users),
 		},
 		log:         log,
 		recoverFree: cfg.RecoverFree,
@@ -125,7 +135,12 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	if a, ok := srv.Addr().(*net.TCPAddr); ok {
 		e.opts.Port = a.Port
 	}
-	log.Info("embedded nats server ready", zap.String(fieldURL, srv.ClientURL()))
+	log.Info("embedded nats server ready", zap.String(fieldURL, srv.ClientURL()), zap.Bool("auth", len(cfg.Users) > 0),
+		zap.Strings("users", userNames(cfg.Users)))
+	if ip := net.ParseIP(host); len(cfg.Users) == 0 && (ip == nil || !ip.IsLoopback()) && host != "localhost" {
+		log.Warn("the embedded nats server has no authentication and listens beyond loopback: whoever reaches it can "+
+			"write the replication log", zap.String("listen", cfg.Listen))
+	}
 	go e.supervise()
 	return e, nil
 }
@@ -275,6 +290,32 @@ func (e *Embedded) Close() {
 			srv.WaitForShutdown()
 		}
 	})
+}
+
+// serverUsers converts users into nats-server's users (nil for none). The server clones them when it starts, so
+// a restart can use the same ones.
+func serverUsers(users []User) []*server.User {
+	var out []*server.User
+	for _, u := range users {
+		out = append(out, &server.User{
+			Username: u.Name,
+			Password: u.Password,
+			Permissions: &server.Permissions{
+				Publish:   &server.SubjectPermission{Allow: slices.Clone(u.Permissions.Publish)},
+				Subscribe: &server.SubjectPermission{Allow: slices.Clone(u.Permissions.Subscribe)},
+			},
+		})
+	}
+	return out
+}
+
+// userNames lists the names of users, for logs (never their passwords).
+func userNames(users []User) []string {
+	names := make([]string, 0, len(users))
+	for _, u := range users {
+		names = append(names, u.Name)
+	}
+	return names
 }
 
 // freeBytes returns the space an unprivileged writer may still use on dir's file system.

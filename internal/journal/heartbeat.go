@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
@@ -15,6 +18,22 @@ import (
 
 // maxHeartbeatSize caps an encoded heartbeat; anything larger is rejected without parsing.
 const maxHeartbeatSize = 4 << 10
+
+// ValidateNodeID checks a follower id, as --id and heartbeats carry it: 1..256 bytes of valid UTF-8, every character
+// printable and none a space (so that it shows as one word in logs and in the leader's follower list). It returns an
+// error wrapping ErrMalformed otherwise.
+func ValidateNodeID(id string) error {
+	if err := validateID(id); err != nil {
+		return err
+	}
+	if !utf8.ValidString(id) {
+		return fmt.Errorf("%w: id %q is not valid UTF-8", ErrMalformed, id)
+	}
+	if strings.ContainsFunc(id, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }) {
+		return fmt.Errorf("%w: id %q has a space or an unprintable character", ErrMalformed, id)
+	}
+	return nil
+}
 
 // The follower states a heartbeat may carry (the same words as the status object's state).
 const (
@@ -28,7 +47,7 @@ const (
 
 // Heartbeat is what a follower periodically reports to the leader: its state and how far it has applied the log.
 type Heartbeat struct {
-	// ID is the follower's id (1..256 bytes).
+	// ID is the follower's id (see ValidateNodeID).
 	ID string `json:"id"`
 	// State is one of the State* constants.
 	State string `json:"state"`
@@ -41,7 +60,7 @@ type Heartbeat struct {
 }
 
 func (h Heartbeat) validate() error {
-	if err := validateID(h.ID); err != nil {
+	if err := ValidateNodeID(h.ID); err != nil {
 		return err
 	}
 	switch h.State {
@@ -51,7 +70,8 @@ func (h Heartbeat) validate() error {
 	return fmt.Errorf("%w: unknown state %q", ErrMalformed, h.State)
 }
 
-// EncodeHeartbeat validates h (id 1..256 bytes, known state) and encodes it as JSON. Errors wrap ErrMalformed.
+// EncodeHeartbeat validates h (an id ValidateNodeID accepts, a known state) and encodes it as JSON. Errors wrap
+// ErrMalformed.
 func EncodeHeartbeat(h Heartbeat) ([]byte, error) {
 	if err := h.validate(); err != nil {
 		return nil, fmt.Errorf("journal: encode heartbeat: %w", err)
@@ -67,7 +87,7 @@ func EncodeHeartbeat(h Heartbeat) ([]byte, error) {
 }
 
 // DecodeHeartbeat parses one heartbeat strictly: at most 4 KiB, a single JSON object with no unknown fields and
-// nothing after it, id 1..256 bytes, a known state. Every failure wraps ErrMalformed.
+// nothing after it, an id ValidateNodeID accepts, a known state. Every failure wraps ErrMalformed.
 func DecodeHeartbeat(b []byte) (Heartbeat, error) {
 	if len(b) > maxHeartbeatSize {
 		return Heartbeat{}, fmt.Errorf("journal: decode heartbeat: %w: %d bytes", ErrMalformed, len(b))
@@ -112,11 +132,12 @@ type heartbeatSub struct {
 	once    sync.Once
 }
 
-// SubscribeHeartbeats calls fn for each valid heartbeat on replikv.<stream>.heartbeat; malformed ones are dropped
-// and logged at debug level. fn runs on one goroutine at a time, must not block for long and must not call stop.
-// stop unsubscribes and waits for a running fn; fn is never called after it returns. stop is idempotent, and
-// Conn.Close calls it too. The subscription survives reconnections, and moves to the new connection when the Conn
-// replaces one (see Health.Redials). Errors: ErrUnavailable, ErrClosed.
+// SubscribeHeartbeats calls fn for each valid heartbeat on replikv.<stream>.heartbeat; malformed ones are dropped,
+// logged at debug level and passed to Config.OnMalformedHeartbeat. fn runs on one goroutine at a time, must not
+// block for long and must not call stop. stop unsubscribes and waits for a running fn (or OnMalformedHeartbeat);
+// neither is called after it returns. stop is idempotent, and Conn.Close calls it too. The subscription survives
+// reconnections, and moves to the new connection when the Conn replaces one (see Health.Redials). Errors:
+// ErrUnavailable, ErrClosed.
 func (c *Conn) SubscribeHeartbeats(fn func(Heartbeat)) (stop func(), err error) {
 	if c.isClosed() {
 		return nil, fmt.Errorf("journal: subscribe heartbeats: %w", ErrClosed)
@@ -126,6 +147,13 @@ func (c *Conn) SubscribeHeartbeats(fn func(Heartbeat)) (stop func(), err error) 
 		h, err := DecodeHeartbeat(m.Data)
 		if err != nil {
 			c.log.Debug("dropped malformed heartbeat", zap.Int("bytes", len(m.Data)), zap.Error(err))
+			if c.onMalformedHeartbeat != nil {
+				hs.mu.RLock()
+				defer hs.mu.RUnlock()
+				if !hs.stopped {
+					c.onMalformedHeartbeat(err)
+				}
+			}
 			return
 		}
 		hs.mu.RLock()

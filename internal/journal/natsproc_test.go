@@ -2,9 +2,11 @@ package journal
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 
 	"strconv"
 	"sync"
@@ -62,6 +64,10 @@ type natsProc struct {
 	cmd  *exec.Cmd
 	log  *bytes.Buffer
 	done chan struct{}
+	// conf, when not empty, is a configuration file the server runs with instead of the command line's user and
+	// password (see startNATSProcConf); env is added to its environment.
+	conf string
+	env  []string
 }
 
 // startNATSProc starts a server on a free port with user u and password pass; it is killed at cleanup.
@@ -86,14 +92,48 @@ func startNATSProc(t testing.TB, pass string) *natsProc {
 	return p
 }
 
+// startNATSProcConf starts a server on a free port with JetStream and the configuration conf added to its
+// configuration file (listen address and store directory are set), with env added to its environment; it is killed
+// at cleanup.
+func startNATSProcConf(t testing.TB, conf string, env ...string) *natsProc {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p := &natsProc{t: t, bin: natsServerBinary(t), port: port, dir: t.TempDir(), env: env}
+	p.conf = filepath.Join(t.TempDir(), "nats-server.conf")
+	full := fmt.Sprintf("listen: %q\njetstream {\n  store_dir: %q\n}\n%s", p.addr(), p.dir, conf)
+	if err := os.WriteFile(p.conf, []byte(full), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.stop()
+		if t.Failed() {
+			t.Logf("nats-server output (tail):\n%s", tail(p.log.Bytes(), 4000))
+		}
+	})
+	p.start("")
+	return p
+}
+
 // start runs the server with password pass and waits until it accepts TCP connections.
 func (p *natsProc) start(pass string) {
 	p.t.Helper()
 	if p.log == nil {
 		p.log = &bytes.Buffer{} // one log across restarts; only one process writes it at a time
 	}
-	p.cmd = exec.Command(p.bin, "-a", "127.0.0.1", "-p", strconv.Itoa(p.port), "--user", "u", "--pass", pass,
-		"-js", "-sd", p.dir)
+	if p.conf != "" {
+		p.cmd = exec.Command(p.bin, "-c", p.conf)
+		p.cmd.Env = append(os.Environ(), p.env...)
+	} else {
+		p.cmd = exec.Command(p.bin, "-a", "127.0.0.1", "-p", strconv.Itoa(p.port), "--user", "u", "--pass", pass,
+			"-js", "-sd", p.dir)
+	}
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatalf("start nats-server: %v", err)

@@ -15,12 +15,24 @@ type serverLogger struct {
 	writeFailed chan<- string
 }
 
+// plaintextPasswordsWarning is the format of the warning nats-server logs at start when its users' passwords are not
+// bcrypt hashes.
+const plaintextPasswordsWarning = "Plaintext passwords detected, use nkeys or bcrypt"
+
 func newServerLogger(log *zap.Logger) *serverLogger {
 	return &serverLogger{log: log.Sugar(), fatal: make(chan string, 1)}
 }
 
 func (l *serverLogger) Noticef(format string, v ...any) { l.log.Infof(format, v...) }
-func (l *serverLogger) Warnf(format string, v ...any)   { l.log.Warnf(format, v...) }
+func (l *serverLogger) Warnf(format string, v ...any) {
+	if format == plaintextPasswordsWarning {
+		// The embedded server's users are the leader's own flags, held in its memory only: there is no file to
+		// hash them in, and bcrypt would cost every connection's login a hash.
+		l.log.Debugf(format, v...)
+		return
+	}
+	l.log.Warnf(format, v...)
+}
 func (l *serverLogger) Errorf(format string, v ...any) {
 	msg := fmt.Sprintf(format, v...)
 	l.log.Error(msg)

@@ -147,10 +147,15 @@ func infoFromState(st jetstream.StreamState) Info {
 	return info
 }
 
-// Info returns the current state of the log stream. Errors: ErrNoStream, ErrUnavailable, ErrClosed.
+// Info returns the current state of the log stream. Errors: ErrNoStream, ErrUnavailable (while the connection is down,
+// with why, as Health says: ErrAuth too when the server refuses the credentials), ErrClosed.
 func (c *Conn) Info(ctx context.Context) (Info, error) {
 	stream, err := c.jetStream().Stream(ctx, c.stream)
 	if err != nil {
+		if h := c.Health(); !h.Connected && ctx.Err() == nil && classify(err) == ErrUnavailable {
+			// "outbound buffer limit exceeded" says nothing of why: the connection's failure does.
+			return Info{}, fmt.Errorf("journal: info: %w", h.Err)
+		}
 		return Info{}, wrapErr("info", err)
 	}
 	return infoFromState(stream.CachedInfo().State), nil

@@ -26,16 +26,35 @@ func (e *gapError) Error() string {
 type applier struct {
 	db   *store.DB
 	muts []apply.Mutation
+	// checkpoint, when set, is called with each checkpoint entry (apply.OpCheckpoint) and its sequence, right after
+	// the batch that ends with it is committed and before any later entry is applied: the store's applied sequence is
+	// then exactly seq, so a view taken in the call is the state at seq. It runs on the applier's goroutine and must
+	// not block.
+	checkpoint func(seq uint64, cp apply.Checkpoint)
 }
 
-// apply classifies and applies msgs (in stream order). Entries at or below the applied sequence are skipped. On a
-// gap or a bad entry it first commits the entries before it, then returns *gapError or an errBadEntry error.
-// It returns the applied sequence after the call.
+// apply classifies and applies msgs (in stream order). Entries at or below the applied sequence are skipped. A
+// checkpoint entry ends a store batch (see applier.checkpoint). On a gap or a bad entry it first commits the entries
+// before it, then returns *gapError or an errBadEntry error. It returns the applied sequence after the call.
 func (a *applier) apply(msgs []journal.Msg) (uint64, error) {
 	applied := a.db.Applied()
+	committed := applied
 	last := applied
 	var lastMsg *journal.Msg
 	a.muts = a.muts[:0]
+	defer func() { clear(a.muts) }() // drop references to message buffers, whatever happened
+	commit := func() error {
+		if last == committed {
+			return nil
+		}
+		if err := a.db.Apply(last, a.muts, apply.EntryMark(last, lastMsg.ID, lastMsg.Data)); err != nil {
+			return fmt.Errorf("node: apply up to seq %d: %w", last, err)
+		}
+		committed = last
+		clear(a.muts)
+		a.muts = a.muts[:0]
+		return nil
+	}
 	var stop error
 loop:
 	for i, m := range msgs {
@@ -47,20 +66,30 @@ loop:
 			break loop
 		default:
 			e, err := apply.DecodeEntry(m.Data)
+			if err == nil {
+				err = e.CheckAt(m.Seq)
+			}
 			if err != nil {
 				stop = fmt.Errorf("%w: seq %d: %w", errBadEntry, m.Seq, err)
 				break loop
 			}
-			a.muts = append(a.muts, apply.ToMutation(m.Seq, e))
 			last, lastMsg = m.Seq, &msgs[i]
+			if e.Mutates() {
+				a.muts = append(a.muts, apply.ToMutation(m.Seq, e))
+				continue
+			}
+			// A checkpoint: the store must be at exactly its sequence for a moment, whatever follows in msgs.
+			if err := commit(); err != nil {
+				return committed, err
+			}
+			if a.checkpoint != nil {
+				a.checkpoint(m.Seq, e.Checkpoint)
+			}
 		}
 	}
-	if last > applied {
-		if err := a.db.Apply(last, a.muts, apply.EntryMark(last, lastMsg.ID, lastMsg.Data)); err != nil {
-			return applied, fmt.Errorf("node: apply up to seq %d: %w", last, err)
-		}
+	if err := commit(); err != nil {
+		return committed, err
 	}
-	clear(a.muts) // drop references to message buffers
 	return last, stop
 }
 

@@ -10,28 +10,46 @@ import (
 )
 
 // FuzzApplier sends a fuzzed log entry through the apply loop's applier, between two good entries: nothing may panic;
-// a bad entry stops the batch with errBadEntry after committing the entry before it, and is never skipped (the
-// applied sequence stops right before it); a good one is applied and readable.
+// a bad entry (one that does not decode, or breaks a rule of its sequence: apply.Entry.CheckAt) stops the batch with
+// errBadEntry after committing the entry before it, and is never skipped (the applied sequence stops right before
+// it); a good one is applied and readable, and a checkpoint is handed to the applier's hook at its sequence with the
+// store at exactly that sequence.
 func FuzzApplier(f *testing.F) {
 	f.Add(apply.AppendEntry(nil, apply.Entry{Op: apply.OpPut, Key: []byte("k"), Value: []byte("v")}))
 	f.Add(apply.AppendEntry(nil, apply.Entry{Op: apply.OpDelete, Key: []byte("k")}))
 	f.Add([]byte{})
 	f.Add([]byte{0xff, 0x00, 0x01})
+	f.Add(apply.AppendEntry(nil, apply.Entry{Op: apply.OpCheckpoint, Checkpoint: apply.Checkpoint{Kind: apply.CheckpointMark}}))
+	f.Add(apply.AppendEntry(nil, apply.Entry{Op: apply.OpCheckpoint,
+		Checkpoint: apply.Checkpoint{Kind: apply.CheckpointResult, Seq: 1, Keys: 1, Digest: [apply.DigestSize]byte{1}}}))
+	f.Add(apply.AppendEntry(nil, apply.Entry{Op: apply.OpCheckpoint,
+		Checkpoint: apply.Checkpoint{Kind: apply.CheckpointResult, Seq: 1 << 40}})) // for a later seq: bad
+	f.Add([]byte{0x01, 0x03, 0x07}) // unknown checkpoint kind
 	db, err := store.Open(f.TempDir(), store.Options{})
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { _ = db.Close() })
-	a := &applier{db: db}
+	var hooked []uint64
+	a := &applier{db: db, checkpoint: func(seq uint64, _ apply.Checkpoint) {
+		if db.Applied() != seq {
+			panic("checkpoint hook called with the store at another sequence")
+		}
+		hooked = append(hooked, seq)
+	}}
 	good := apply.AppendEntry(nil, apply.Entry{Op: apply.OpPut, Key: []byte("good"), Value: []byte("1")})
 	f.Fuzz(func(t *testing.T, data []byte) {
+		hooked = hooked[:0]
 		base := db.Applied()
 		msgs := []journal.Msg{
 			{Seq: base + 1, Data: good, ID: "g1"},
 			{Seq: base + 2, Data: data, ID: "fuzz"},
 		}
 		seq, err := a.apply(msgs)
-		_, decodeErr := apply.DecodeEntry(data)
+		e, decodeErr := apply.DecodeEntry(data)
+		if decodeErr == nil {
+			decodeErr = e.CheckAt(base + 2)
+		}
 		switch {
 		case decodeErr != nil:
 			if !errors.Is(err, errBadEntry) || seq != base+1 || db.Applied() != base+1 {
@@ -42,6 +60,10 @@ func FuzzApplier(f *testing.F) {
 		}
 		if _, _, err := db.Get([]byte("good")); err != nil {
 			t.Fatalf("the entry before the fuzzed one: %v", err)
+		}
+		if checkpoint := decodeErr == nil && e.Op == apply.OpCheckpoint; checkpoint != (len(hooked) == 1) ||
+			checkpoint && hooked[0] != base+2 {
+			t.Fatalf("checkpoint hook calls %v for a %s entry at %d", hooked, e.Op, base+2)
 		}
 	})
 }

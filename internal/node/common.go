@@ -18,12 +18,14 @@ import (
 	"github.com/replikv/replikv/internal/metrics"
 	"github.com/replikv/replikv/internal/snapshots"
 	"github.com/replikv/replikv/internal/store"
+	"github.com/replikv/replikv/internal/tlsconf"
 )
 
 // Log field names used across the package.
 const (
 	fieldSeq  = "seq"
 	fieldAddr = "addr"
+	fieldURL  = "url"
 )
 
 // openSnapshots opens the configured snapshot store (without touching the network) and its repo.
@@ -38,17 +40,30 @@ func openSnapshots(c config.Common, log *zap.Logger) (snapshots.Store, *snapshot
 	return st, snapshots.NewRepo(st, c.Stream, log.With(zap.String("component", "snapshots"))), nil
 }
 
-// serveHTTP starts the API server and logs the bound address ("http listening", addr) for operators and tests.
-func serveHTTP(addr string, h api.Config, log *zap.Logger) (*api.Server, <-chan error, error) {
+// serveHTTP starts the API server on c.HTTPAddr, with HTTPS when c has a TLS certificate, and logs the bound address
+// ("http listening", addr) for operators and tests. It sets h's tokens from c.
+func serveHTTP(c config.Common, h api.Config, log *zap.Logger) (*api.Server, <-chan error, error) {
+	h.AuthToken, h.ReadToken = c.AuthToken, c.ReadToken
 	handler, err := api.NewHandler(h)
 	if err != nil {
 		return nil, nil, fmt.Errorf("node: http handler: %w", err)
 	}
-	srv, err := api.Listen(addr, handler, log.With(zap.String("component", "http")))
-	if err != nil {
-		return nil, nil, fmt.Errorf("node: listen on %s: %w", addr, err)
+	httpLog := log.With(zap.String("component", "http"))
+	var srv *api.Server
+	if files := c.TLSFiles(); files.CertFile != "" {
+		// The reloader owns no goroutine: it looks at the files during handshakes.
+		reloader, rerr := tlsconf.NewReloader(files, httpLog)
+		if rerr != nil {
+			return nil, nil, fmt.Errorf("node: https: %w", rerr)
+		}
+		srv, err = api.ListenTLS(c.HTTPAddr, handler, reloader.ServerConfig(), httpLog)
+	} else {
+		srv, err = api.Listen(c.HTTPAddr, handler, httpLog)
 	}
-	log.Info("http listening", zap.String(fieldAddr, srv.Addr()))
+	if err != nil {
+		return nil, nil, fmt.Errorf("node: listen on %s: %w", c.HTTPAddr, err)
+	}
+	log.Info("http listening", zap.String(fieldAddr, srv.Addr()), zap.String(fieldURL, srv.URL()))
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(); close(done) }()
 	return srv, done, nil

@@ -1,72 +1,24 @@
 package node
 
 import (
-	"bytes"
 	"crypto/rand"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/replikv/replikv/internal/journal"
+	"github.com/replikv/replikv/internal/testutil/smalldisk"
 )
 
 // A full disk is a fault a node must survive by itself: it answers writes with a clear error, stops claiming to be
 // ready, stays up (healthz, status), logs without flooding, and recovers with nothing acknowledged lost once space
 // returns. These tests put a node's data dir on a small tmpfs (the tests run as root; elsewhere they skip, saying
 // why) and fill it with a filler file that is removed to give the space back.
-
-// mountSmallDisk mounts a tmpfs of size bytes on a fresh directory, unmounted (lazily if busy) when the test ends.
-func mountSmallDisk(t *testing.T, size int64) string {
-	t.Helper()
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+strconv.FormatInt(size, 10), "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs to fill (needs root and CAP_SYS_ADMIN): %v: %s", err, bytes.TrimSpace(out))
-	}
-	t.Cleanup(func() {
-		if err := exec.Command("umount", dir).Run(); err != nil {
-			_ = exec.Command("umount", "-l", dir).Run()
-		}
-	})
-	return dir
-}
-
-// fillDisk writes a filler file that leaves about free bytes on the file system of dir, and returns its path.
-func fillDisk(t *testing.T, dir string, free int64) string {
-	t.Helper()
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		t.Fatal(err)
-	}
-	avail := int64(st.Bavail) * st.Bsize
-	n := avail - free
-	if n <= 0 {
-		t.Fatalf("only %d bytes free on %s, want more than %d", avail, dir, free)
-	}
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 1<<20)
-	for n > 0 {
-		k := min(n, int64(len(buf)))
-		if _, err := f.Write(buf[:k]); err != nil {
-			t.Fatalf("filler: %v", err)
-		}
-		n -= k
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 func bigValue(t *testing.T) []byte {
 	v := make([]byte, 512<<10)
@@ -86,7 +38,7 @@ func readyz(t *testing.T, url string) (int, string) {
 }
 
 func TestLeader_DiskFull(t *testing.T) {
-	mnt := mountSmallDisk(t, 96<<20)
+	mnt := smalldisk.Mount(t, 96<<20)
 	emb, err := journal.StartEmbedded(journal.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +49,7 @@ func TestLeader_DiskFull(t *testing.T) {
 	waitState(t, url, stateReady, 20*time.Second)
 	f := startFollower(t, t.TempDir(), t.TempDir(), emb.ClientURL())
 	furl := base(f.HTTPAddr())
-	filler := fillDisk(t, mnt, 24<<20)
+	filler := smalldisk.LeaveFree(t, mnt, 24<<20)
 
 	// Write until the store's disk is full: then writes answer 507 disk_full, fast, and readiness says why.
 	value := bigValue(t)
@@ -143,14 +95,14 @@ func TestLeader_DiskFull(t *testing.T) {
 }
 
 func TestFollower_DiskFull(t *testing.T) {
-	mnt := mountSmallDisk(t, 96<<20)
+	mnt := smalldisk.Mount(t, 96<<20)
 	l := startLeader(t, t.TempDir(), t.TempDir())
 	url := base(l.HTTPAddr())
 	waitState(t, url, stateReady, 20*time.Second)
 	f := startFollower(t, filepath.Join(mnt, "follower"), t.TempDir(), l.NATSURL())
 	furl := base(f.HTTPAddr())
 	waitState(t, furl, stateReady, 20*time.Second)
-	filler := fillDisk(t, mnt, 24<<20)
+	filler := smalldisk.LeaveFree(t, mnt, 24<<20)
 
 	value := bigValue(t)
 	var why string
@@ -194,18 +146,18 @@ func TestFollower_DiskFull(t *testing.T) {
 }
 
 // The leader's data dir holds its embedded JetStream too: the log's server runs out of room first, or the store
-// does; either way writes answer with an error, readiness says why, and nothing acknowledged is lost. When the store
-// filled first the leader recovers by itself; when the embedded server's stream failed a write, nats-server keeps
-// that stream stopped until the server restarts (the README says so), so the test restarts the leader then.
+// does; either way writes answer with an error, readiness says why, and nothing acknowledged is lost. Once space
+// returns the leader takes writes again by itself: when the embedded server's stream failed a write, the server
+// restarts in place.
 func TestLeader_DiskFullEmbedded(t *testing.T) {
-	mnt := mountSmallDisk(t, 160<<20)
+	mnt := smalldisk.Mount(t, 160<<20)
 	dataDir, snapDir := filepath.Join(mnt, "leader"), t.TempDir()
 	l := startLeader(t, dataDir, snapDir)
 	url := base(l.HTTPAddr())
 	waitState(t, url, stateReady, 20*time.Second)
 	f := startFollower(t, t.TempDir(), t.TempDir(), l.NATSURL())
 	furl := base(f.HTTPAddr())
-	filler := fillDisk(t, mnt, 40<<20)
+	filler := smalldisk.LeaveFree(t, mnt, 40<<20)
 
 	value := bigValue(t)
 	acked := map[string]bool{}
@@ -246,35 +198,18 @@ func TestLeader_DiskFullEmbedded(t *testing.T) {
 		t.Fatal(err)
 	}
 	back := time.Now()
-	recovered := false
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline) && !recovered; {
+	eventually(t, 60*time.Second, func() string {
 		start := time.Now()
-		code, _, _ := do(t, http.MethodPut, url+"/v1/kv/after", []byte("1"))
+		code, b, _ := do(t, http.MethodPut, url+"/v1/kv/after", []byte("1"))
 		if d := time.Since(start); d > 10*time.Second {
 			t.Fatalf("a write took %s to answer %d while the leader recovers", d, code)
 		}
-		recovered = code == http.StatusOK
-	}
-	if recovered {
-		t.Logf("writes accepted again %s after space returned", time.Since(back))
-	} else {
-		if _, why := readyz(t, url); !strings.Contains(why, "replication log") {
-			t.Fatalf("writes still refused 15 s after space returned, and the status does not blame the log: %q", why)
+		if code != http.StatusOK {
+			return fmt.Sprintf("write after space returned: %d %s", code, b)
 		}
-		t.Logf("the embedded server's stream stopped on the full disk (%s); restarting the leader", why)
-		if err := l.Close(); err != nil {
-			t.Fatal(err)
-		}
-		l = startLeader(t, dataDir, snapDir, "--nats-listen", strings.TrimPrefix(l.NATSURL(), "nats://"))
-		url = base(l.HTTPAddr())
-		eventually(t, 60*time.Second, func() string {
-			code, b, _ := do(t, http.MethodPut, url+"/v1/kv/after", []byte("1"))
-			if code != http.StatusOK {
-				return fmt.Sprintf("write after the restart: %d %s", code, b)
-			}
-			return ""
-		})
-	}
+		return ""
+	})
+	t.Logf("writes accepted again %s after space returned", time.Since(back))
 	waitState(t, url, stateReady, 10*time.Second)
 	for key := range acked {
 		if code, _, _ := do(t, http.MethodGet, url+"/v1/kv/"+key, nil); code != http.StatusOK {
@@ -287,7 +222,7 @@ func TestLeader_DiskFullEmbedded(t *testing.T) {
 // A follower started on a disk already too full to open its store stays up: it answers healthz and status (failed,
 // disk full), and opens the store and catches up by itself once space returns.
 func TestFollower_StartsOnFullDisk(t *testing.T) {
-	mnt := mountSmallDisk(t, 96<<20)
+	mnt := smalldisk.Mount(t, 96<<20)
 	l := startLeader(t, t.TempDir(), t.TempDir())
 	url := base(l.HTTPAddr())
 	waitState(t, url, stateReady, 20*time.Second)
@@ -298,7 +233,7 @@ func TestFollower_StartsOnFullDisk(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	filler := fillDisk(t, mnt, 4<<20)
+	filler := smalldisk.LeaveFree(t, mnt, 4<<20)
 	put(t, url, "b", "2")
 
 	f = startFollower(t, dataDir, snapDir, l.NATSURL())
@@ -316,5 +251,93 @@ func TestFollower_StartsOnFullDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitState(t, furl, stateReady, 30*time.Second)
+	digestsEqual(t, url, furl, 30*time.Second)
+}
+
+// When the embedded NATS server's own disk fills, nats-server stops the log's stream: writes answer with an error
+// (the log never confirmed them), readiness says the log is the problem, and once space returns the embedded server
+// restarts in place and the leader takes writes again by itself, with nothing acknowledged lost.
+func TestLeader_EmbeddedLogDiskFull(t *testing.T) {
+	dataDir, snapDir := t.TempDir(), t.TempDir()
+	natsDir := filepath.Join(dataDir, "nats")
+	if err := os.Mkdir(natsDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	mnt := smalldisk.Mount(t, 64<<20)
+	// The embedded server's store is dataDir/nats: put it on the small disk, the leader's store stays roomy.
+	if err := os.Remove(natsDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(mnt, natsDir); err != nil {
+		t.Fatal(err)
+	}
+	l := startLeader(t, dataDir, snapDir)
+	url := base(l.HTTPAddr())
+	waitState(t, url, stateReady, 20*time.Second)
+	f := startFollower(t, t.TempDir(), t.TempDir(), l.NATSURL())
+	furl := base(f.HTTPAddr())
+	filler := smalldisk.LeaveFree(t, mnt, 8<<20)
+
+	value := bigValue(t)
+	acked := map[string]bool{}
+	var refused string
+	for i := 0; i < 100 && refused == ""; i++ {
+		key := "big-" + strconv.Itoa(i)
+		start := time.Now()
+		code, b, _ := do(t, http.MethodPut, url+"/v1/kv/"+key, value)
+		switch {
+		case code == http.StatusOK:
+			acked[key] = true
+		case code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout:
+			if time.Since(start) > 10*time.Second {
+				t.Fatalf("write on the log's full disk took %s", time.Since(start))
+			}
+			refused = fmt.Sprintf("%d %s", code, b)
+		default:
+			t.Fatalf("write %d on the log's filling disk: %d %s", i, code, b)
+		}
+	}
+	if refused == "" {
+		t.Fatal("100 writes of 512 KiB never filled the log's disk")
+	}
+	t.Logf("first refused write: %s", refused)
+	eventually(t, 15*time.Second, func() string {
+		if code, why := readyz(t, url); code != http.StatusServiceUnavailable {
+			return fmt.Sprintf("readyz %d (%q) with the log's disk full", code, why)
+		}
+		return ""
+	})
+	eventually(t, 10*time.Second, func() string {
+		if _, why := readyz(t, url); !strings.Contains(why, "no space left on device") {
+			return fmt.Sprintf("status error %q does not name the log's full disk", why)
+		}
+		return ""
+	})
+	if code, _, _ := do(t, http.MethodGet, url+"/healthz", nil); code != http.StatusOK {
+		t.Fatalf("healthz with the log's disk full: %d", code)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	eventually(t, 60*time.Second, func() string {
+		start := time.Now()
+		code, b, _ := do(t, http.MethodPut, url+"/v1/kv/after", []byte("1"))
+		if d := time.Since(start); d > 10*time.Second {
+			t.Fatalf("a write took %s to answer %d while the leader recovers", d, code)
+		}
+		if code != http.StatusOK {
+			return fmt.Sprintf("write after space returned: %d %s", code, b)
+		}
+		return ""
+	})
+	t.Logf("writes accepted again %s after space returned", time.Since(back))
+	waitState(t, url, stateReady, 10*time.Second)
+	for key := range acked {
+		if code, _, _ := do(t, http.MethodGet, url+"/v1/kv/"+key, nil); code != http.StatusOK {
+			t.Fatalf("acknowledged %s lost: %d", key, code)
+		}
+	}
 	digestsEqual(t, url, furl, 30*time.Second)
 }

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/replikv/replikv/internal/api"
+	"github.com/replikv/replikv/internal/apply"
 	"github.com/replikv/replikv/internal/config"
 	"github.com/replikv/replikv/internal/ctxtime"
 	"github.com/replikv/replikv/internal/journal"
@@ -37,6 +38,11 @@ type Follower struct {
 	jc *journal.Conn
 
 	hbKick chan struct{}
+
+	checkpoints *checkpointVerifier
+	// mismatch is the checkpoint mismatch the follower has not yet re-bootstrapped away from a snapshot the log
+	// vouches for; owned by the run goroutine.
+	mismatch *checkpointMismatchError
 
 	srv       *api.Server
 	served    <-chan error
@@ -65,6 +71,7 @@ func StartFollower(ctx context.Context, cfg config.Follower, log *zap.Logger) (_
 	f := &Follower{cfg: cfg, metrics: metrics.New("follower"), hbKick: make(chan struct{}, 1)}
 	f.log = log.With(zap.String("role", "follower"), zap.String("id", cfg.ID))
 	log = f.log
+	f.checkpoints = newCheckpointVerifier(log, f.metrics)
 	var cleanup []func()
 	defer func() {
 		if err != nil {
@@ -79,22 +86,24 @@ func StartFollower(ctx context.Context, cfg config.Follower, log *zap.Logger) (_
 	}
 	cleanup = append(cleanup, func() { _ = f.holder.swap(nil) })
 	if f.jc, err = journal.Connect(ctx, journal.Config{URL: cfg.NATSURL, Stream: cfg.Stream, Name: "replikv-" + cfg.ID,
-		Logger: log, CredsFile: cfg.NATSCreds, CAFile: cfg.NATSCA, CertFile: cfg.NATSCert, KeyFile: cfg.NATSKey}); err != nil {
+		Logger: log, CredsFile: cfg.NATSCreds, CAFile: cfg.NATSCA, CertFile: cfg.NATSCert, KeyFile: cfg.NATSKey,
+		User: cfg.NATSUser, Password: cfg.NATSPassword}); err != nil {
 		return nil, fmt.Errorf("node: connect to nats: %w", err)
 	}
 	cleanup = append(cleanup, f.jc.Close)
 	f.restorer.jc = f.jc
 
-	f.srv, f.served, err = serveHTTP(cfg.HTTPAddr, api.Config{Node: f, Redirector: f, AuthToken: cfg.AuthToken,
-		Metrics: f.metrics, Logger: log}, log)
+	f.srv, f.served, err = serveHTTP(cfg.Common, api.Config{Node: f, Redirector: f, Metrics: f.metrics, Logger: log},
+		log)
 	if err != nil {
 		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	f.cancel = cancel
-	f.wg.Add(2)
+	f.wg.Add(3)
 	go func() { defer f.wg.Done(); f.run(runCtx) }()
 	go func() { defer f.wg.Done(); f.heartbeats(runCtx) }()
+	go func() { defer f.wg.Done(); f.checkpoints.run(runCtx) }()
 	return f, nil
 }
 
@@ -117,7 +126,9 @@ func (f *Follower) Close() error {
 
 // run is the onboarding state machine's supervisor: it bootstraps and follows, and on failure reports it, backs
 // off and tries again. A gap, or a store whose last marked entry the log does not hold, re-bootstraps at once; a
-// check of the store against the log that could not be made re-bootstraps after the backoff.
+// check of the store against the log that could not be made re-bootstraps after the backoff. A checkpoint mismatch
+// (the state differs from the leader's) reports degraded with both digests and re-bootstraps after the backoff, from
+// a snapshot the log's checkpoints vouch for only, until one succeeds (degraded meanwhile, saying why).
 func (f *Follower) run(ctx context.Context) {
 	backoff := time.Second
 	rebootstrap := false
@@ -146,6 +157,12 @@ func (f *Follower) run(ctx context.Context) {
 			// The check could not be made: re-bootstrap too, but after the backoff, so that a check that keeps
 			// failing (permissions, an unreachable server) does not turn into a loop of restores.
 		}
+		var mm *checkpointMismatchError
+		if errors.As(err, &mm) {
+			f.log.Error("the state differs from the leader's at a checkpoint; re-bootstrapping from a snapshot the log vouches for",
+				zap.Error(err))
+			f.mismatch = mm
+		}
 		if progressed && div == nil {
 			backoff = time.Second
 		}
@@ -154,7 +171,18 @@ func (f *Follower) run(ctx context.Context) {
 			backoff = time.Second
 			f.metrics.Errors.WithLabelValues("follower", "disk_full").Inc()
 		}
-		f.state.set(stateFailed, err)
+		state := stateFailed
+		if f.mismatch != nil {
+			// Degraded until a re-bootstrap from a vouched snapshot succeeds: eventual reads still answer from this
+			// state, which the status says differs from the leader's.
+			state, rebootstrap = stateDegraded, true
+			if mm != nil {
+				err = fmt.Errorf("%w; re-bootstrapping from a snapshot the log vouches for", err)
+			} else {
+				err = fmt.Errorf("%w; re-bootstrap: %w", f.mismatch, err)
+			}
+		}
+		f.state.set(state, err)
 		if limit.due(err) {
 			f.log.Error("follower not in sync; retrying", zap.Error(err), zap.Duration("retry_in", backoff))
 		}
@@ -172,7 +200,7 @@ func (f *Follower) run(ctx context.Context) {
 // syncOnce brings the store to a position the log can continue from (resume, snapshot or replay from 1), then
 // follows the log until an error. progressed reports whether any entry was applied.
 func (f *Follower) syncOnce(ctx context.Context, rebootstrap bool) (progressed bool, err error) {
-	if state, _ := f.state.get(); state != stateFailed {
+	if state, _ := f.state.get(); state != stateFailed && state != stateDegraded {
 		f.state.set(stateStarting, nil)
 	}
 	if err := f.ensureStore(); err != nil {
@@ -201,23 +229,29 @@ func (f *Follower) syncOnce(ctx context.Context, rebootstrap bool) (progressed b
 		rebootstrap = true // empty store: a snapshot if there is one, else the log from seq 1
 	}
 	if rebootstrap {
-		if err := f.bootstrap(ctx, info); err != nil {
+		if err := f.bootstrap(ctx, info, f.mismatch != nil); err != nil {
 			return false, err
 		}
+		f.mismatch = nil
 	}
 	return f.follow(ctx, info)
 }
 
-// bootstrap replaces the store with the newest usable snapshot, or with an empty store when there is none and the
-// log still starts at 1.
-func (f *Follower) bootstrap(ctx context.Context, info journal.Info) error {
+// bootstrap replaces the store with the newest usable snapshot (with vouched, one whose digest a checkpoint in the
+// log vouches for), or with an empty store when there is none and the log still starts at 1.
+func (f *Follower) bootstrap(ctx context.Context, info journal.Info, vouched bool) error {
 	if err := f.snapStore.Init(ctx, false); err != nil && !errors.Is(err, snapshots.ErrNotFound) {
 		return fmt.Errorf("snapshot store %s unreachable: %w", f.snapStore, err)
 	}
+	f.checkpoints.reset() // its views of the store would hold the swap back
 	if err := f.holder.swap(nil); err != nil {
 		return err
 	}
-	m, rerr := f.restorer.restoreNewest(ctx, info.FirstSeq)
+	restore := f.restorer.restoreNewest
+	if vouched {
+		restore = f.restorer.restoreVouched
+	}
+	m, rerr := restore(ctx, info.FirstSeq)
 	if errors.Is(rerr, errNoSnapshot) && info.FirstSeq <= 1 {
 		f.log.Info("no usable snapshot; replaying the log from the start", zap.NamedError("reason", rerr))
 		if err := os.RemoveAll(store.StoreDir(f.dataDir)); err != nil {
@@ -246,7 +280,7 @@ func (f *Follower) follow(ctx context.Context, info journal.Info) (progressed bo
 	if err := f.checkStoreMark(ctx, db); err != nil {
 		return false, err
 	}
-	fs := &followState{a: &applier{db: db}, logLast: info.LastSeq}
+	fs := &followState{a: &applier{db: db, checkpoint: f.atCheckpoint}, logLast: info.LastSeq}
 	f.enterCatchUp(db.Applied(), info.LastSeq)
 	fs.cu = newCatchUpLog(f.log, db.Applied(), info.LastSeq)
 	if applied := db.Applied(); info.LastSeq > applied && info.LastSeq-applied > f.cfg.ReadyLag {
@@ -419,6 +453,8 @@ func (f *Follower) readLog(ctx context.Context, fs *followState, mirror bool) er
 				}
 			}
 			continue
+		case mm := <-f.checkpoints.mismatches:
+			return mm
 		case m, ok := <-sub.C():
 			got = true
 			if !ok {
@@ -476,6 +512,22 @@ func (f *Follower) readLog(ctx context.Context, fs *followState, mirror bool) er
 				return nil
 			}
 		}
+	}
+}
+
+// atCheckpoint is the applier's checkpoint hook: at a mark it hands a view of the store (at exactly the mark's
+// sequence) to the checkpoint verifier, at a result the result.
+func (f *Follower) atCheckpoint(seq uint64, cp apply.Checkpoint) {
+	switch cp.Kind {
+	case apply.CheckpointMark:
+		v, err := f.holder.view(context.Background())
+		if err != nil {
+			f.log.Warn("checkpoint not verified: no view of the store", zap.Uint64(fieldSeq, seq), zap.Error(err))
+			return
+		}
+		f.checkpoints.atMark(seq, v)
+	case apply.CheckpointResult:
+		f.checkpoints.atResult(seq, cp)
 	}
 }
 

@@ -45,6 +45,7 @@ type Leader struct {
 
 	snapMu       sync.Mutex // one snapshot at a time; later requests wait
 	snapInitDone bool
+	snaps        snapshotState
 }
 
 // RunLeader runs a leader until ctx is cancelled, then drains HTTP, stops the pipeline, closes the store and returns
@@ -85,7 +86,7 @@ func StartLeader(ctx context.Context, cfg config.Leader, log *zap.Logger) (_ *Le
 		emb, err := journal.StartEmbedded(journal.EmbeddedConfig{
 			Listen: cfg.NATSListen, StoreDir: filepath.Join(dataDir, "nats"),
 			SyncInterval: cfg.NATSSyncInterval, SyncAlways: cfg.NATSSyncAlways,
-			Logger: log,
+			Logger: log, Users: cfg.EmbeddedNATSUsers(),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("node: embedded nats: %w", err)
@@ -94,7 +95,7 @@ func StartLeader(ctx context.Context, cfg config.Leader, log *zap.Logger) (_ *Le
 		cleanup = append(cleanup, emb.Close)
 		l.natsURL = emb.ClientURL()
 		log.Info("embedded nats listening", zap.String("url", l.natsURL), zap.Bool("sync_always", cfg.NATSSyncAlways),
-			zap.Duration("sync_interval", cfg.NATSSyncInterval))
+			zap.Duration("sync_interval", cfg.NATSSyncInterval), zap.Bool("auth", cfg.NATSUser != ""))
 	}
 
 	if err := l.openLocal(cfg.Common, log, l.metrics); err != nil {
@@ -105,14 +106,15 @@ func StartLeader(ctx context.Context, cfg config.Leader, log *zap.Logger) (_ *Le
 
 	if l.jc, err = journal.Connect(ctx, journal.Config{URL: l.natsURL, Stream: cfg.Stream, Replicas: cfg.StreamReplicas,
 		StreamTags: cfg.StreamTags, MirrorTags: cfg.CatchUpMirrorTags, Name: "replikv-" + l.id, Logger: log, CredsFile: cfg.NATSCreds, CAFile: cfg.NATSCA, CertFile: cfg.NATSCert,
-		KeyFile: cfg.NATSKey, InProcess: l.emb}); err != nil {
+		KeyFile: cfg.NATSKey, InProcess: l.emb, User: cfg.NATSUser, Password: cfg.NATSPassword,
+		OnMalformedHeartbeat: func(error) { l.metrics.Errors.WithLabelValues("leader", "bad_heartbeat").Inc() }}); err != nil {
 		return nil, fmt.Errorf("node: connect to nats: %w", err)
 	}
 	cleanup = append(cleanup, l.jc.Close)
 	l.restorer.jc = l.jc
 
-	l.srv, l.served, err = serveHTTP(cfg.HTTPAddr, api.Config{Node: l, Writer: l, Barrier: l, Snapshots: l, Followers: l,
-		AuthToken: cfg.AuthToken, Metrics: l.metrics, Logger: log,
+	l.srv, l.served, err = serveHTTP(cfg.Common, api.Config{Node: l, Writer: l, Barrier: l, Snapshots: l, Followers: l,
+		Metrics: l.metrics, Logger: log,
 		BodyTimeout: cfg.HTTPBodyTimeout, BodyBuffer: cfg.HTTPBodyBuffer,
 		// A sync write must be able to wait out --sync-timeout and still answer 202, never 504.
 		WriteTimeout: max(api.DefaultWriteTimeout, cfg.SyncTimeout+10*time.Second)}, log)
@@ -121,7 +123,7 @@ func StartLeader(ctx context.Context, cfg config.Leader, log *zap.Logger) (_ *Le
 	}
 	advertise := cfg.AdvertiseURL
 	if advertise == "" {
-		advertise = "http://" + l.srv.Addr()
+		advertise = l.srv.URL() // https:// with --tls-cert
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	l.cancel = cancel
@@ -163,12 +165,13 @@ func (l *Leader) Close() error {
 }
 
 // logSetupFailed returns the retry callback of a step that sets up a stream: the leader reports starting with why
-// (what), or failed when the stream exists with a configuration it cannot use, which only an operator can fix.
+// (what), or failed when the stream exists with a configuration it cannot use, or is missing while the store holds
+// entries from it: only an operator can fix those.
 func (l *Leader) logSetupFailed(what, msg string) func(error, time.Duration) {
 	return func(err error, next time.Duration) {
 		l.state.set(stateStarting, fmt.Errorf("%s: %w", what, err))
 		l.log.Warn(msg, zap.Error(err), zap.Duration("retry_in", next))
-		if errors.Is(err, journal.ErrStreamConfig) {
+		if errors.Is(err, journal.ErrStreamConfig) || errors.Is(err, journal.ErrNoStream) {
 			l.state.set(stateFailed, err)
 		}
 	}
@@ -189,6 +192,16 @@ func (l *Leader) ensureCatchUpMirror(ctx context.Context) error {
 // runBackground brings the leader up (stream, lease, recovery, pipeline) and then runs its loops.
 func (l *Leader) runBackground(ctx context.Context, advertise string) {
 	if err := retry(ctx, 200*time.Millisecond, 5*time.Second, func() error {
+		// A store that holds entries came from an existing log: if that log is missing, creating an empty one
+		// would hide the loss (and on a server that failed to recover it, replace it).
+		if db := l.holder.get(); db != nil && db.Applied() > 0 {
+			_, err := l.jc.RequireStream(ctx)
+			if errors.Is(err, journal.ErrNoStream) {
+				return fmt.Errorf("%w: the store holds entries up to %d, so the leader does not create an empty "+
+					"log; restore the stream or start from an empty data dir", err, db.Applied())
+			}
+			return err
+		}
 		_, err := l.jc.EnsureStream(ctx)
 		return err
 	}, l.logSetupFailed("waiting for the replication log", "stream not ready")); err != nil {
@@ -296,7 +309,7 @@ func (l *Leader) runBackground(ctx context.Context, advertise string) {
 			updateSeqMetrics(l.metrics, l.Applied(), l.logLast())
 			l.followerMetrics()
 		case <-tick:
-			if l.Applied() > l.state.snapshot() {
+			if l.snapshotDue() {
 				if _, err := l.createSnapshot(ctx); err != nil && ctx.Err() == nil {
 					l.log.Error("scheduled snapshot failed", zap.Error(err))
 				}
@@ -382,6 +395,11 @@ func (l *Leader) Status() api.Status {
 	}
 	if h := l.jc.Health(); !h.Connected {
 		why = fmt.Errorf("replication log unreachable: %w", h.Err)
+	}
+	if l.emb != nil {
+		if err := l.emb.StoreFailure(); err != nil {
+			why = fmt.Errorf("replication log stopped: %w", err)
+		}
 	}
 	if why != nil {
 		st.State, st.Error = stateDegraded, why.Error()

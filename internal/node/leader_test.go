@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -337,5 +338,27 @@ func TestLeader_DropsHeartbeatBeyondTheLog(t *testing.T) {
 		if f.ID == "forged" {
 			t.Fatalf("forged follower listed: %+v", f)
 		}
+	}
+}
+
+// A leader whose store holds entries never creates an empty log in place of a missing one: it reports failed and
+// leaves the server without a stream, so a log the server failed to recover is not replaced.
+func TestLeader_MissingLogNotRecreated(t *testing.T) {
+	dataDir, snapDir := t.TempDir(), t.TempDir()
+	natsURL := startSharedNATS(t)
+	l := startLeader(t, dataDir, snapDir, "--nats-url", natsURL)
+	url := base(l.HTTPAddr())
+	waitState(t, url, stateReady, 20*time.Second)
+	put(t, url, "a", "1")
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	empty := startSharedNATS(t)
+	l = startLeader(t, dataDir, snapDir, "--nats-url", empty)
+	st := waitState(t, base(l.HTTPAddr()), stateFailed, 20*time.Second)
+	mustContain(t, st.Error, "does not create an empty log")
+	if _, err := connectJournal(t, empty).Info(t.Context()); !errors.Is(err, journal.ErrNoStream) {
+		t.Fatalf("log stream on the new server: %v, want ErrNoStream", err)
 	}
 }

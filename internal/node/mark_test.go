@@ -280,13 +280,13 @@ func TestSnapshots_OfAnotherLog(t *testing.T) {
 	l, lurl := readyLeader(t, natsURL, t.TempDir(), snaps)
 	putMany(t, lurl, "old", 200)
 	jc := connectJournal(t, natsURL)
-	e, err := jc.Entry(t.Context(), 200) // before the snapshot compacts it away
+	old := snapshotNow(t, lurl)
+	if old.Seq != 201 {
+		t.Fatalf("snapshot at seq %d, want 201 (its checkpoint mark after 200 writes)", old.Seq)
+	}
+	e, err := jc.Entry(t.Context(), old.Seq) // compaction keeps the snapshot's own entry
 	if err != nil {
 		t.Fatal(err)
-	}
-	old := snapshotNow(t, lurl)
-	if old.Seq != 200 {
-		t.Fatalf("snapshot at seq %d, want 200", old.Seq)
 	}
 	if want := apply.EntryMark(e.Seq, e.ID, e.Data); old.EntryMark != hex.EncodeToString(want[:]) {
 		t.Fatalf("manifest entry_mark %q, want the log entry's %x", old.EntryMark, want)

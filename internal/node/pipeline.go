@@ -38,13 +38,68 @@ const (
 	resyncLogEvery = 10 * time.Second
 )
 
-// writeReq is one validated write waiting for the pipeline.
+// writeReq is one validated write waiting for the pipeline, or a checkpoint entry (op apply.OpCheckpoint, cp) the
+// snapshotter publishes.
 type writeReq struct {
 	op    apply.Op
 	key   []byte
 	value []byte
 	cond  apply.Cond
-	done  chan writeResult // buffered(1): the pipeline never blocks answering
+	cp    apply.Checkpoint
+	// view, for a checkpoint mark, receives a store view taken right after the mark is applied and before anything
+	// after it is: the state at exactly the mark's sequence.
+	view *viewSlot
+	done chan writeResult // buffered(1): the pipeline never blocks answering
+}
+
+// viewSlot hands the view the committer opens right after a checkpoint mark is applied to the snapshotter that
+// published the mark. The snapshotter may have given up waiting by then (its context ended): whichever of the two
+// comes second closes the view, so that no view stays open (the store cannot be closed under one).
+type viewSlot struct {
+	open func() (api.View, error)
+
+	mu     sync.Mutex
+	view   api.View
+	err    error
+	gaveUp bool
+}
+
+// fill opens the view (the committer, right after applying the mark).
+func (s *viewSlot) fill() {
+	v, err := s.open()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gaveUp {
+		if v != nil {
+			_ = v.Close()
+		}
+		return
+	}
+	s.view, s.err = v, err
+}
+
+// take returns the view (the snapshotter, once the mark's write succeeded); the caller closes it.
+func (s *viewSlot) take() (api.View, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, err := s.view, s.err
+	s.view, s.gaveUp = nil, true
+	if v == nil && err == nil {
+		err = errors.New("node: no view was taken at the checkpoint")
+	}
+	return v, err
+}
+
+// abandon gives the view up (the snapshotter, when the mark's write failed or it stopped waiting): a view already
+// taken is closed, a later one will be.
+func (s *viewSlot) abandon() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gaveUp = true
+	if s.view != nil {
+		_ = s.view.Close()
+		s.view = nil
+	}
 }
 
 type writeResult struct {
@@ -272,8 +327,9 @@ func (p *pipeline) handle(ctx context.Context, r *writeReq) {
 		r.done <- writeResult{err: fmt.Errorf("node: not connected to NATS: %w", api.ErrUnavailable)}
 		return
 	}
+	checkpoint := r.op == apply.OpCheckpoint // changes no key: nothing to check, nothing in flight for any key
 	// An unconditional PUT cannot fail a check: skip the lookup (a store read) on the hot path.
-	if r.op != apply.OpPut || r.cond.HasIfMatch || r.cond.IfNoneMatch {
+	if !checkpoint && (r.op != apply.OpPut || r.cond.HasIfMatch || r.cond.IfNoneMatch) {
 		cur, inFlight, err := p.current(r.key)
 		if err != nil {
 			r.done <- writeResult{err: err}
@@ -296,15 +352,21 @@ func (p *pipeline) handle(ctx context.Context, r *writeReq) {
 		p.trimOverlay()
 	}
 	seq := p.next
-	data := apply.AppendEntry(make([]byte, 0, len(r.key)+len(r.value)+16), apply.Entry{Op: r.op, Key: r.key, Value: r.value})
+	data := apply.AppendEntry(make([]byte, 0, len(r.key)+len(r.value)+16),
+		apply.Entry{Op: r.op, Key: r.key, Value: r.value, Checkpoint: r.cp})
 	id := p.msgID + strconv.FormatUint(seq, 10)
 	// Raised before the entry leaves: a follower may apply and serve it before the ack comes back.
 	p.published.Store(seq)
-	prevSeq := p.keys.set(r.key, seq)
+	var prevSeq uint64
+	if !checkpoint {
+		prevSeq = p.keys.set(r.key, seq)
+	}
 	ack, err := p.jc.PublishChained(ctx, data, seq-1, p.prevID, id)
 	if err != nil {
 		// Nothing was sent for this write, so the chain of expected sequences is intact.
-		p.keys.restore(r.key, seq, prevSeq)
+		if !checkpoint {
+			p.keys.restore(r.key, seq, prevSeq)
+		}
 		p.published.Store(seq - 1)
 		p.notify.Kick()
 		r.done <- writeResult{err: fmt.Errorf("node: publish: %w", wrapUnavailable(err))}
@@ -312,8 +374,10 @@ func (p *pipeline) handle(ctx context.Context, r *writeReq) {
 	}
 	p.next++
 	p.prevID = id
-	p.overlay[string(r.key)] = overlayEntry{seq: seq, deleted: r.op == apply.OpDelete}
-	p.fifo = append(p.fifo, keySeq{key: string(r.key), seq: seq})
+	if !checkpoint {
+		p.overlay[string(r.key)] = overlayEntry{seq: seq, deleted: r.op == apply.OpDelete}
+		p.fifo = append(p.fifo, keySeq{key: string(r.key), seq: seq})
+	}
 	select {
 	case p.inflight <- &pending{req: r, seq: seq, msgID: id, data: data, ack: ack}:
 	case <-ctx.Done():
@@ -472,7 +536,9 @@ func (p *pipeline) runCommitter(ctx context.Context) {
 		last := tail.seq
 		muts = muts[:0]
 		for _, b := range batch {
-			muts = append(muts, apply.ToMutation(b.seq, apply.Entry{Op: b.req.op, Key: b.req.key, Value: b.req.value}))
+			if b.req.op != apply.OpCheckpoint {
+				muts = append(muts, apply.ToMutation(b.seq, apply.Entry{Op: b.req.op, Key: b.req.key, Value: b.req.value}))
+			}
 		}
 		err := p.db.Apply(last, muts, apply.EntryMark(last, tail.msgID, tail.data))
 		clear(muts)
@@ -493,9 +559,15 @@ func (p *pipeline) runCommitter(ctx context.Context) {
 				b.req.done <- writeResult{err: fmt.Errorf("%w: %w", api.ErrUnavailable, err)}
 			}
 		} else {
+			if tail.req.view != nil {
+				// A checkpoint mark ends its batch (see below): the store is at exactly its sequence until the next flush.
+				tail.req.view.fill()
+			}
 			p.notify.Advance(last)
 			for _, b := range batch {
-				p.keys.applied(b.req.key, b.seq)
+				if b.req.op != apply.OpCheckpoint {
+					p.keys.applied(b.req.key, b.seq)
+				}
 				b.req.done <- writeResult{seq: b.seq}
 			}
 		}
@@ -542,6 +614,9 @@ func (p *pipeline) runCommitter(ctx context.Context) {
 			}
 			p.lastAck.Store(seq)
 			batch = append(batch, pd)
+			if pd.req.op == apply.OpCheckpoint {
+				flush() // a checkpoint ends its batch: the store is at exactly its sequence for a moment
+			}
 		}
 		if len(batch) >= maxCommitBatch || (len(batch) > 0 && len(p.inflight) == 0) {
 			flush()

@@ -36,10 +36,22 @@ type restorer struct {
 }
 
 // restoreNewest installs the newest valid snapshot whose seq+1 is still in the log (seq+1 >= firstSeq), trying older
-// ones when the newest is corrupt or of another history of the log (snapshotFitsLog), and re-reading the manifests
-// when one disappears mid-download (retention). It returns the restored manifest; the store directory then holds it,
-// closed. The caller must have closed any store open on the data dir.
+// ones when the newest is corrupt, of another history of the log (snapshotFitsLog), or contradicted by the log's
+// checkpoint for its sequence (snapshotVouched), and re-reading the manifests when one disappears mid-download
+// (retention). It returns the restored manifest; the store directory then holds it, closed. The caller must have
+// closed any store open on the data dir.
 func (r *restorer) restoreNewest(ctx context.Context, firstSeq uint64) (snapshots.Manifest, error) {
+	return r.restore(ctx, firstSeq, false)
+}
+
+// restoreVouched is restoreNewest restricted to snapshots whose digest a checkpoint result in the log vouches for
+// (snapshotVouched returns nil): what a follower whose state was found to differ from the leader's re-bootstraps
+// from.
+func (r *restorer) restoreVouched(ctx context.Context, firstSeq uint64) (snapshots.Manifest, error) {
+	return r.restore(ctx, firstSeq, true)
+}
+
+func (r *restorer) restore(ctx context.Context, firstSeq uint64, vouchedOnly bool) (snapshots.Manifest, error) {
 	const maxRelists = 5
 	missing := map[uint64]int{} // data found missing per snapshot whose manifest stayed
 	for attempt := 0; ; attempt++ {
@@ -72,6 +84,25 @@ func (r *restorer) restoreNewest(ctx context.Context, firstSeq uint64) (snapshot
 				} else if err != nil {
 					return snapshots.Manifest{}, fmt.Errorf("node: check snapshot %d against the log: %w", m.Seq, err)
 				}
+				err := snapshotVouched(ctx, r.jc, m)
+				switch {
+				case errors.Is(err, snapshots.ErrCorrupt):
+					r.log.Error("snapshot contradicts the log's checkpoint, treating it as corrupt; trying an older one",
+						zap.Uint64("snapshot_seq", m.Seq), zap.Error(err))
+					r.metrics.Errors.WithLabelValues("restore", "corrupt").Inc()
+					lastErr = fmt.Errorf("snapshot %d: %w", m.Seq, err)
+					continue
+				case errors.Is(err, errNotVouched) && vouchedOnly:
+					r.log.Warn("no checkpoint in the log vouches for the snapshot's digest; trying an older one",
+						zap.Uint64("snapshot_seq", m.Seq), zap.Error(err))
+					lastErr = fmt.Errorf("snapshot %d: %w", m.Seq, err)
+					continue
+				case err != nil && !errors.Is(err, errNotVouched):
+					return snapshots.Manifest{}, fmt.Errorf("node: check snapshot %d against the log's checkpoint: %w", m.Seq, err)
+				}
+			} else if vouchedOnly {
+				lastErr = fmt.Errorf("snapshot %d: %w: no log to check it against", m.Seq, errNotVouched)
+				continue
 			}
 			err := r.restoreOne(ctx, m)
 			switch {
@@ -102,6 +133,9 @@ func (r *restorer) restoreNewest(ctx context.Context, firstSeq uint64) (snapshot
 			break
 		}
 		if !relist {
+			if vouchedOnly {
+				return snapshots.Manifest{}, fmt.Errorf("%w: no snapshot the log's checkpoints vouch for, last: %w", errNoSnapshot, lastErr)
+			}
 			return snapshots.Manifest{}, fmt.Errorf("%w: every snapshot failed verification or is of another log, last: %w", errNoSnapshot, lastErr)
 		}
 		if attempt >= maxRelists {

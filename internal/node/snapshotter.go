@@ -4,17 +4,39 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/replikv/replikv/internal/api"
+	"github.com/replikv/replikv/internal/apply"
 	"github.com/replikv/replikv/internal/snapshots"
 )
 
-// createSnapshot takes a snapshot of the store at its current applied sequence without blocking writes (a pebble
-// snapshot is a point-in-time view), uploads it, applies retention, then purges the log below the oldest retained
-// snapshot. One snapshot runs at a time: concurrent calls wait for the running one and then take their own (or
-// return the newest one if nothing was written meanwhile).
+// snapshotState is what the leader remembers of its last snapshot.
+type snapshotState struct {
+	// end is the sequence of the last snapshot's checkpoint result entry, 0 until this leader took one: nothing was
+	// written since that snapshot while the applied sequence is not beyond it.
+	end atomic.Uint64
+	// last is the last snapshot this leader took; guarded by Leader.snapMu.
+	last snapshots.Manifest
+}
+
+// snapshotDue reports whether anything was written since the last snapshot (the checkpoint entries it published
+// aside), so that a scheduled snapshot has something new to capture.
+func (l *Leader) snapshotDue() bool {
+	return l.Applied() > max(l.state.snapshot(), l.snaps.end.Load())
+}
+
+// createSnapshot takes a snapshot of the store at a checkpoint without blocking writes, uploads it, applies
+// retention, then purges the log below the oldest retained snapshot. It publishes a checkpoint mark through the write
+// pipeline, takes a point-in-time view (a pebble snapshot) right after the mark is applied, so at exactly the mark's
+// sequence S, streams that view into the snapshot store, and, once the data is stored and its digest known,
+// publishes the checkpoint result (S, key count, digest) and writes the manifest naming it (checkpoint_seq). Followers
+// check their own state at S against the result (see checkpointVerifier). One snapshot runs at a time: concurrent
+// calls wait for the running one and then take their own (or return the newest one if nothing was written
+// meanwhile). Without an active write pipeline (starting, or not holding the lease) there is no snapshot.
 func (l *Leader) createSnapshot(ctx context.Context) (snapshots.Manifest, error) {
 	l.snapMu.Lock()
 	defer l.snapMu.Unlock()
@@ -24,18 +46,39 @@ func (l *Leader) createSnapshot(ctx context.Context) (snapshots.Manifest, error)
 		}
 		l.snapInitDone = true
 	}
-	start := time.Now()
-	view, err := l.holder.view(ctx)
+	if l.snaps.last.Seq > 0 && l.Applied() <= l.snaps.end.Load() {
+		return l.snaps.last, nil // nothing written since: it is still the state
+	}
+	p, err := l.activePipeline("snapshots")
 	if err != nil {
 		return snapshots.Manifest{}, err
 	}
+	start := time.Now()
+	seq, view, err := p.checkpointMark(ctx, func() (api.View, error) { return l.holder.view(ctx) })
+	if err != nil {
+		l.metrics.Errors.WithLabelValues("snapshot", "create").Inc()
+		return snapshots.Manifest{}, fmt.Errorf("node: create snapshot: checkpoint mark: %w", wrapUnavailable(err))
+	}
 	src := view.(*heldView)
-	m, err := l.repo.Create(ctx, src.View, l.id)
+	var end uint64
+	m, err := l.repo.CreateVouched(ctx, src.View, l.id, func(ctx context.Context, draft snapshots.Manifest) (uint64, error) {
+		cp, err := apply.NewCheckpointResult(draft.Seq, draft.Keys, draft.Digest)
+		if err != nil {
+			return 0, err
+		}
+		end, err = p.checkpointResult(ctx, cp)
+		if err != nil {
+			return 0, fmt.Errorf("checkpoint result: %w", err)
+		}
+		return end, nil
+	})
 	_ = view.Close()
 	if err != nil {
 		l.metrics.Errors.WithLabelValues("snapshot", "create").Inc()
-		return snapshots.Manifest{}, fmt.Errorf("node: create snapshot: %w", wrapUnavailable(err))
+		return snapshots.Manifest{}, fmt.Errorf("node: create snapshot at checkpoint %d: %w", seq, wrapUnavailable(err))
 	}
+	l.snaps.last = m
+	l.snaps.end.Store(max(end, m.CheckpointSeq, m.Seq))
 	took := time.Since(start)
 	l.metrics.SnapshotDuration.Observe(took.Seconds())
 	l.metrics.SnapshotSeq.Set(float64(m.Seq))

@@ -196,21 +196,12 @@ func (c *cluster) nodeByName(name string) *node {
 	panic("no node " + name)
 }
 
-// pinLog writes the log's first entry (a key outside the clients' key space) and takes a snapshot of it: as the
-// oldest retained snapshot (--snapshot-keep is high), it keeps the leader from compacting the log below sequence 1.
+// pinLog takes a snapshot of the empty log, which the leader takes at the log's first entry (its checkpoint mark,
+// sequence 1): as the oldest retained snapshot (--snapshot-keep is high), it keeps the leader from compacting the log
+// below sequence 1. Then it writes a key outside the clients' key space, right after the snapshot's checkpoint
+// result.
 func pinLog(ctx context.Context, leader *node) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, leader.url+"/v1/kv/setup", strings.NewReader("setup"))
-	if err != nil {
-		return err
-	}
-	var w writeAnswer
-	if err := doJSON(req, http.StatusOK, &w); err != nil {
-		return fmt.Errorf("pin log: %w", err)
-	}
-	if w.Version != 1 {
-		return fmt.Errorf("pin log: the first write got version %d, want 1 (a log left from before?)", w.Version)
-	}
-	req, err = http.NewRequestWithContext(ctx, http.MethodPost, leader.url+"/v1/snapshots", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, leader.url+"/v1/snapshots", nil)
 	if err != nil {
 		return err
 	}
@@ -221,7 +212,19 @@ func pinLog(ctx context.Context, leader *node) error {
 		return fmt.Errorf("pin log: snapshot: %w", err)
 	}
 	if m.Seq != 1 {
-		return fmt.Errorf("pin log: snapshot at %d, want 1", m.Seq)
+		return fmt.Errorf("pin log: snapshot at %d, want 1 (a log left from before?)", m.Seq)
+	}
+	req, err = http.NewRequestWithContext(ctx, http.MethodPut, leader.url+"/v1/kv/setup", strings.NewReader("setup"))
+	if err != nil {
+		return err
+	}
+	var w writeAnswer
+	if err := doJSON(req, http.StatusOK, &w); err != nil {
+		return fmt.Errorf("pin log: %w", err)
+	}
+	if w.Version != 3 {
+		return fmt.Errorf("pin log: the first write got version %d, want 3 (after the snapshot's checkpoint mark and result)",
+			w.Version)
 	}
 	return nil
 }

@@ -102,7 +102,9 @@ func readLog(ctx context.Context, url string, clk *clock) (*logIndex, error) {
 			if err != nil {
 				return nil, fmt.Errorf("read log: entry %d: %w", seq, err)
 			}
-			l.add(logEntry{Seq: seq, Op: e.Op, Key: string(e.Key), Value: string(e.Value), At: clk.fromWall(md.Timestamp)})
+			if e.Mutates() { // a checkpoint (a snapshot's) changes no key and is no client's write
+				l.add(logEntry{Seq: seq, Op: e.Op, Key: string(e.Key), Value: string(e.Value), At: clk.fromWall(md.Timestamp)})
+			}
 			next++
 			if next > l.last {
 				break

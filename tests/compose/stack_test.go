@@ -28,8 +28,9 @@ func TestStack_EndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Pin what the steps rely on, whatever a user's .env says.
-	s := newStack(t, suite.root, "SNAPSHOT_INTERVAL=30s", "LOG_LEVEL=info", "AUTH_TOKEN=",
-		"SYNC_FOLLOWERS=0", "S3_ENDPOINT=s3:7070", "S3_INSECURE=true", "LEADER_ADVERTISE_URL=http://leader:8080")
+	s := newStack(t, suite.root, "SNAPSHOT_INTERVAL=30s", "LOG_LEVEL=info", "AUTH_TOKEN=", "READ_TOKEN=",
+		"COMPOSE_EXTRA_FILES=", "SYNC_FOLLOWERS=0", "S3_ENDPOINT=s3:7070", "S3_INSECURE=true",
+		"LEADER_ADVERTISE_URL=http://leader:8080")
 	sc := newScenario(s)
 	t.Logf("project %s, leader on %s", s.project, s.leaderURL())
 	t.Cleanup(func() {
