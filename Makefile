@@ -15,7 +15,7 @@ FUZZTIME ?= 20000x
 all: build
 
 build:
-	$(GO) build -o bin/ ./cmd/leader ./cmd/follower ./cmd/demo
+	$(GO) build -o bin/ ./cmd/leader ./cmd/follower ./cmd/demo ./cmd/replikvctl
 
 ## The main job: a leader with embedded NATS, a live write load, a new follower joining mid-load, digests compared.
 demo:

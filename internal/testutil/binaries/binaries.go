@@ -33,6 +33,11 @@ func Build(dir string) (Paths, error) {
 	return p, nil
 }
 
+// BuildCtl builds replikvctl, the operator's CLI, into dir and returns its path, for the suites that run it.
+func BuildCtl(dir string) (string, error) {
+	return build(dir, "./cmd/replikvctl", "replikvctl")
+}
+
 // BuildNATS builds the nats-server binary of the version go.mod pins into dir and returns its path, for suites that
 // run the log server as a process of its own.
 func BuildNATS(dir string) (string, error) {
