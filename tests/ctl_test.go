@@ -212,14 +212,16 @@ func TestCtl_EndToEnd(t *testing.T) {
 			t.Fatalf("status node %+v", n)
 		}
 	}
-	// Only the leader's URL: the followers come from its list (their URLs are unknown to the API).
+	// Only the leader's URL: the followers come from its list, with the URLs their heartbeats carry.
 	r = ctl.must(ctlOK, "", "--url", ld.URL(), "status")
-	mustHave(t, "status from the leader alone", r.out, "f1", "f2", "(unknown)")
+	mustHave(t, "status from the leader alone", r.out, "f1", "f2", f1.URL(), f2.URL())
 
-	// verify: every node equal at one sequence.
+	// verify: every node equal at one sequence, found from all URLs, from the leader's alone, or from a follower's
+	// alone (the leader through the follower's leader_url).
 	r = ctl.must(ctlOK, "", "verify")
 	mustHave(t, "verify", r.out, "reference", "all 3 node(s) equal")
-	ctl.must(ctlUnreachable, "", "--url", ld.URL(), "verify") // followers listed, URLs unknown
+	mustHave(t, "verify from the leader", ctl.must(ctlOK, "", "--url", ld.URL(), "verify").out, "all 3 node(s) equal")
+	mustHave(t, "verify from a follower", ctl.must(ctlOK, "", "--url", f2.URL(), "verify").out, "all 3 node(s) equal")
 
 	// watch a follower that is ready: it says so and ends.
 	mustHave(t, "watch", ctl.must(ctlOK, "", "watch", f1.URL()).out, "f1 ready at seq")

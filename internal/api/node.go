@@ -42,6 +42,9 @@ type Status struct {
 	SnapshotSeq uint64    `json:"snapshot_seq"`
 	Progress    *Progress `json:"progress,omitempty"`
 	Error       string    `json:"error,omitempty"`
+	// LeaderURL is the leader's advertised URL: the leader's own, or the one a follower last read from the lease;
+	// empty when unknown.
+	LeaderURL string `json:"leader_url,omitempty"`
 }
 
 // Item is one entry of a list page. Value is nil unless values were asked for.
@@ -151,6 +154,8 @@ type FollowerInfo struct {
 	AppliedSeq uint64    `json:"applied_seq"`
 	Lag        uint64    `json:"lag"`
 	LastSeen   time.Time `json:"last_seen"`
+	// URL is the follower's API URL as it advertises it; empty when it did not say.
+	URL string `json:"url,omitempty"`
 }
 
 // FollowerLister is the leader's view of its followers. Followers returns a slice the caller may keep and reorder;

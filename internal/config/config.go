@@ -76,6 +76,10 @@ type Common struct {
 	// TLSClientCA, when set (only with TLSCert), is a PEM bundle of CAs: every client of the API must present a
 	// certificate one of them signed (mutual TLS). Reloaded like TLSCert.
 	TLSClientCA string
+	// AdvertiseURL is the node's API URL as others reach it: on the leader, where followers send writers (the lease
+	// carries it); on a follower, what the leader lists for it in /v1/followers. Empty means http:// (https:// with
+	// TLSCert) + the bound HTTP address.
+	AdvertiseURL string
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
 	// AWS credentials, read from the AWS_* environment only (never from flags). Never logged.
@@ -94,9 +98,6 @@ type Leader struct {
 	NATSSyncInterval time.Duration
 	// NATSSyncAlways makes the embedded JetStream fsync every write before acknowledging it.
 	NATSSyncAlways bool
-	// AdvertiseURL is the URL followers send writers to; empty means http:// (https:// with TLSCert) + the bound HTTP
-	// address.
-	AdvertiseURL string
 	// SnapshotInterval is how often a snapshot is taken if the log moved; 0 means only on demand.
 	SnapshotInterval time.Duration
 	// SnapshotKeep is how many snapshots are kept in the store; at least 2.
@@ -231,6 +232,24 @@ func (p *parser) common(c *Common, role string, defaultHTTP, defaultNATS string,
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) of the HTTP API: set, the API speaks HTTPS only (with --tls-key); reloaded when the file changes")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", "", "PEM bundle of CAs: HTTPS clients must present a certificate one of them signed (mutual TLS; needs --tls-cert)")
+	advertiseHelp := "the URL the leader lists for this follower in /v1/followers (where operators' tools reach it)"
+	if role == "leader" {
+		advertiseHelp = "the URL followers send writers to"
+	}
+	fs.StringVar(&c.AdvertiseURL, "advertise-url", "", advertiseHelp+"; default http:// (https:// with --tls-cert) + the bound HTTP address")
+	p.check(func() error {
+		if c.AdvertiseURL == "" {
+			return nil
+		}
+		u, err := url.Parse(c.AdvertiseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+			len(c.AdvertiseURL) > journal.MaxURLLen {
+			return fmt.Errorf("--advertise-url: %q is not an http(s) URL without credentials (at most %d bytes)",
+				RedactURL(c.AdvertiseURL), journal.MaxURLLen)
+		}
+		c.AdvertiseURL = strings.TrimRight(c.AdvertiseURL, "/")
+		return nil
+	})
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 
 	p.check(func() error {
@@ -424,7 +443,6 @@ func ParseLeader(args []string, getenv func(string) string, stderr io.Writer) (L
 	fs.StringVar(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "client address of the embedded NATS server (only without --nats-url); port 0 picks a free port")
 	syncFlag := &natsSync{}
 	fs.Var(syncFlag, "nats-sync-interval", "embedded JetStream fsync: 'default' (server default, 2m: acknowledged writes may not be on disk yet), 'always' (fsync every write), or a duration")
-	fs.StringVar(&c.AdvertiseURL, "advertise-url", "", "the URL followers send writers to; default http:// (https:// with --tls-cert) + the bound HTTP address")
 	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", 5*time.Minute, "take a snapshot this often if the log moved; 0 = only on demand")
 	fs.IntVar(&c.SnapshotKeep, "snapshot-keep", 3, "snapshots kept in the store; never fewer than 2")
 	fs.Float64Var(&c.SnapshotCPU, "snapshot-cpu", 0.1, "share of one CPU core a snapshot may use, in (0, 1]; 1 = unpaced (fastest)")
@@ -440,17 +458,6 @@ func ParseLeader(args []string, getenv func(string) string, stderr io.Writer) (L
 	p.check(func() error { return checkHostPort("--nats-listen", c.NATSListen) })
 	p.check(func() error {
 		c.NATSSyncInterval, c.NATSSyncAlways = syncFlag.interval, syncFlag.always
-		return nil
-	})
-	p.check(func() error {
-		if c.AdvertiseURL == "" {
-			return nil
-		}
-		u, err := url.Parse(c.AdvertiseURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("--advertise-url: %q is not an http(s) URL", c.AdvertiseURL)
-		}
-		c.AdvertiseURL = strings.TrimRight(c.AdvertiseURL, "/")
 		return nil
 	})
 	p.check(func() error {

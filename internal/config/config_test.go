@@ -119,6 +119,8 @@ func TestParse_Invalid(t *testing.T) {
 		{"NATSSync", true, []string{"--nats-sync-interval", "sometimes"}, nil, "nats-sync-interval"},
 		{"Replicas", true, []string{"--stream-replicas", "7"}, nil, "--stream-replicas"},
 		{"AdvertiseURL", true, []string{"--advertise-url", "leader:8080"}, nil, "--advertise-url"},
+		{"FollowerAdvertiseURL", false, []string{"--advertise-url", "ftp://f1:8081"}, nil, "--advertise-url"},
+		{"AdvertiseURLCredentials", true, []string{"--advertise-url", "http://u:pw@leader:8080"}, nil, "--advertise-url"},
 		{"UnknownFlag", true, []string{"--no-such-flag"}, nil, "no-such-flag"},
 		{"Positional", true, []string{"extra"}, nil, "extra"},
 		{"NATSCertWithoutKey", true, []string{"--nats-cert", "/etc/hostname"}, nil, "--nats-key"},

@@ -44,8 +44,8 @@ type Status struct {
 	SnapshotSeq uint64   `json:"snapshot_seq"`
 	Progress    Progress `json:"progress"`
 	Error       string   `json:"error,omitempty"`
-	// LeaderURL is the leader's advertised URL as a follower knows it from the lease. The API does not report it
-	// (yet): when a server does, a follower's URL is enough to find the leader.
+	// LeaderURL is the leader's advertised URL (a follower knows it from the lease): a follower's URL is enough to
+	// find the leader. Empty from older servers.
 	LeaderURL string `json:"leader_url,omitempty"`
 }
 
@@ -63,8 +63,8 @@ type FollowerInfo struct {
 	AppliedSeq uint64    `json:"applied_seq"`
 	Lag        uint64    `json:"lag"`
 	LastSeen   time.Time `json:"last_seen"`
-	// URL is the follower's own API URL. The API does not report it (yet): when a server does, status, verify and
-	// watch reach every follower from the leader's list alone.
+	// URL is the follower's own API URL (its --advertise-url): status, verify and watch reach every follower from the
+	// leader's list alone. Empty from older servers.
 	URL string `json:"url,omitempty"`
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -57,10 +58,34 @@ type Heartbeat struct {
 	Lag uint64 `json:"lag"`
 	// SentAt is when the follower sent the heartbeat.
 	SentAt time.Time `json:"sent_at"`
+	// URL is the follower's API URL (its --advertise-url), empty when unknown: an http(s) URL without credentials, at
+	// most MaxURLLen bytes.
+	URL string `json:"url,omitempty"`
+}
+
+// MaxURLLen bounds a URL a heartbeat or the lease carries.
+const MaxURLLen = 1024
+
+// validateURL checks a heartbeat's URL (see Heartbeat.URL); empty is valid.
+func validateURL(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	if len(raw) > MaxURLLen {
+		return fmt.Errorf("%w: url of %d bytes, more than %d", ErrMalformed, len(raw), MaxURLLen)
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return fmt.Errorf("%w: url is not an http(s) URL without credentials", ErrMalformed)
+	}
+	return nil
 }
 
 func (h Heartbeat) validate() error {
 	if err := ValidateNodeID(h.ID); err != nil {
+		return err
+	}
+	if err := validateURL(h.URL); err != nil {
 		return err
 	}
 	switch h.State {

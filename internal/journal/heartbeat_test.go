@@ -32,6 +32,12 @@ func TestDecodeHeartbeat(t *testing.T) {
 		{"Array", `[]`, Heartbeat{}, false},
 		{"Empty", ``, Heartbeat{}, false},
 		{"TooBig", `{"id":"f1","state":"ready"}` + strings.Repeat(" ", 4096), Heartbeat{}, false},
+		{"URL", `{"id":"f1","state":"ready","url":"https://f1.example:8081"}`,
+			Heartbeat{ID: "f1", State: StateReady, URL: "https://f1.example:8081"}, true},
+		{"URLNotHTTP", `{"id":"f1","state":"ready","url":"javascript:alert(1)"}`, Heartbeat{}, false},
+		{"URLNoHost", `{"id":"f1","state":"ready","url":"http://"}`, Heartbeat{}, false},
+		{"URLWithCredentials", `{"id":"f1","state":"ready","url":"http://u:p@f1:8081"}`, Heartbeat{}, false},
+		{"URLTooLong", `{"id":"f1","state":"ready","url":"http://f1/` + strings.Repeat("x", 1024) + `"}`, Heartbeat{}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -62,6 +68,8 @@ func TestEncodeHeartbeat(t *testing.T) {
 		{"EveryState", Heartbeat{ID: "f", State: StateDegraded}, true},
 		{"NoID", Heartbeat{State: StateReady}, false},
 		{"BadState", Heartbeat{ID: "f", State: "READY"}, false},
+		{"URL", Heartbeat{ID: "f", State: StateReady, URL: "http://127.0.0.1:8081"}, true},
+		{"BadURL", Heartbeat{ID: "f", State: StateReady, URL: "ftp://f:21"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,7 +92,8 @@ func TestEncodeHeartbeat(t *testing.T) {
 }
 
 func heartbeatEqual(a, b Heartbeat) bool {
-	return a.ID == b.ID && a.State == b.State && a.Applied == b.Applied && a.Lag == b.Lag && a.SentAt.Equal(b.SentAt)
+	return a.ID == b.ID && a.State == b.State && a.Applied == b.Applied && a.Lag == b.Lag && a.SentAt.Equal(b.SentAt) &&
+		a.URL == b.URL
 }
 
 func FuzzDecodeHeartbeat(f *testing.F) {

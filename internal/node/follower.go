@@ -44,6 +44,9 @@ type Follower struct {
 	// vouches for; owned by the run goroutine.
 	mismatch *checkpointMismatchError
 
+	// advertise is the API URL the follower's heartbeats carry (--advertise-url, or the bound address).
+	advertise string
+
 	srv       *api.Server
 	served    <-chan error
 	cancel    context.CancelFunc
@@ -97,6 +100,10 @@ func StartFollower(ctx context.Context, cfg config.Follower, log *zap.Logger) (_
 		log)
 	if err != nil {
 		return nil, err
+	}
+	f.advertise = cfg.AdvertiseURL
+	if f.advertise == "" {
+		f.advertise = f.srv.URL()
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	f.cancel = cancel
@@ -584,7 +591,7 @@ func (f *Follower) heartbeats(ctx context.Context) {
 		}
 		st := f.Status()
 		if err := f.jc.PublishHeartbeat(journal.Heartbeat{ID: f.cfg.ID, State: st.State, Applied: st.AppliedSeq,
-			Lag: st.Lag, SentAt: time.Now().UTC()}); err != nil {
+			Lag: st.Lag, SentAt: time.Now().UTC(), URL: f.advertise}); err != nil {
 			f.log.Debug("heartbeat not sent", zap.Error(err))
 		}
 		// At most one heartbeat per millisecond while ready and the leader waits for followers' confirmations
@@ -620,6 +627,7 @@ func (f *Follower) leaderWaits(ctx context.Context) bool {
 // that it is within --ready-lag of the log.
 func (f *Follower) Status() api.Status {
 	st := f.state.status(api.RoleFollower, f.cfg.ID, f.Applied())
+	st.LeaderURL = f.knownLeaderURL()
 	if st.State == stateReady {
 		if h := f.jc.Health(); !h.Connected {
 			st.State, st.Error = stateDegraded, fmt.Sprintf("replication log unreachable: %v", h.Err)
@@ -642,6 +650,14 @@ func (f *Follower) StrongTarget(ctx context.Context) (uint64, error) {
 func (f *Follower) LeaderURL(ctx context.Context) (string, error) {
 	info, err := f.leader(ctx)
 	return info.URL, err
+}
+
+// knownLeaderURL is the leader's URL as last read from the lease, without asking NATS (so that status never waits);
+// empty before the first read. The heartbeat loop reads the lease every second (leaderWaits), and so do redirects.
+func (f *Follower) knownLeaderURL() string {
+	f.leaderMu.Lock()
+	defer f.leaderMu.Unlock()
+	return f.leaderInfo.URL
 }
 
 // leader returns the leader's lease, read at most once a second. On a NATS hiccup it returns the last one read.

@@ -68,13 +68,29 @@ func TestFollower_ReplaysLogAndServesReads(t *testing.T) {
 		}
 	})
 	t.Run("LeaderListsFollower", func(t *testing.T) {
+		// With its URL, so that a tool given one node's URL finds the others.
 		eventually(t, 10*time.Second, func() string {
 			_, b, _ := do(t, http.MethodGet, lurl+"/v1/followers", nil)
-			if !strings.Contains(string(b), `"id":"f1"`) || !strings.Contains(string(b), `"state":"ready"`) {
+			if !strings.Contains(string(b), `"id":"f1"`) || !strings.Contains(string(b), `"state":"ready"`) ||
+				!strings.Contains(string(b), `"url":"`+furl+`"`) {
 				return string(b)
 			}
 			return ""
 		})
+	})
+	t.Run("StatusNamesLeader", func(t *testing.T) {
+		for _, u := range []string{lurl, furl} {
+			eventually(t, 5*time.Second, func() string {
+				var st struct {
+					LeaderURL string `json:"leader_url"`
+				}
+				getJSON(t, u+"/v1/status", &st)
+				if st.LeaderURL != lurl {
+					return fmt.Sprintf("%s: leader_url %q, want %q", u, st.LeaderURL, lurl)
+				}
+				return ""
+			})
+		}
 	})
 }
 

@@ -101,7 +101,7 @@ func (t *followerTable) list(logLast uint64) []api.FollowerInfo {
 			lag = logLast - s.hb.Applied
 		}
 		out = append(out, api.FollowerInfo{ID: id, State: s.hb.State, AppliedSeq: s.hb.Applied, Lag: lag,
-			LastSeen: s.lastSeen.UTC()})
+			LastSeen: s.lastSeen.UTC(), URL: s.hb.URL})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out

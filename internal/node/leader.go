@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -34,6 +35,7 @@ type Leader struct {
 
 	natsURL   string
 	emb       *journal.Embedded
+	advertise atomic.Pointer[string] // the URL the lease carries; nil until the API listens
 	srv       *api.Server
 	served    <-chan error
 	cancel    context.CancelFunc
@@ -125,6 +127,7 @@ func StartLeader(ctx context.Context, cfg config.Leader, log *zap.Logger) (_ *Le
 	if advertise == "" {
 		advertise = l.srv.URL() // https:// with --tls-cert
 	}
+	l.advertise.Store(&advertise)
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	l.cancel = cancel
 	l.wg.Add(1)
@@ -384,6 +387,9 @@ func (l *Leader) followerMetrics() {
 func (l *Leader) Status() api.Status {
 	l.state.observeLogLast(l.logLast())
 	st := l.state.status(api.RoleLeader, l.id, l.Applied())
+	if u := l.advertise.Load(); u != nil {
+		st.LeaderURL = *u
+	}
 	if st.State != stateReady {
 		return st
 	}
