@@ -1,15 +1,20 @@
 package journal
 
-import "strings"
+import (
+	"math"
+	"strings"
+)
 
 // ackReply is what a JetStream delivery's reply subject says about the message.
 type ackReply struct {
 	consumer string // the consumer's name (a substring of the reply)
 	seq      uint64 // the message's stream sequence
 	pending  uint64 // how many messages the consumer had left after this one
+	stored   int64  // when the stream stored the message, in Unix nanoseconds (the server's clock)
 }
 
-// parseAckReply extracts the consumer, the stream sequence and the consumer's pending count from a JetStream
+// parseAckReply extracts the consumer, the stream sequence, the time the stream stored the message and the
+// consumer's pending count from a JetStream
 // delivery's reply subject, without allocating. The two formats are
 //
 //	v1: $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<tm>.<pending>
@@ -48,10 +53,11 @@ func parseAckReply(reply string) (r ackReply, ok bool) {
 	}
 	seq, ok1 := parseUint(tok[base+3])
 	pending, ok2 := parseUint(tok[base+6])
-	if !ok1 || !ok2 || tok[base+1] == "" {
+	stored, ok3 := parseUint(tok[base+5])
+	if !ok1 || !ok2 || !ok3 || stored > math.MaxInt64 || tok[base+1] == "" {
 		return ackReply{}, false
 	}
-	return ackReply{consumer: tok[base+1], seq: seq, pending: pending}, true
+	return ackReply{consumer: tok[base+1], seq: seq, pending: pending, stored: int64(stored)}, true
 }
 
 // parseUint parses a non-empty decimal string that fits in uint64 (leading zeros allowed, as strconv.ParseUint).

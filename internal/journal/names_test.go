@@ -43,11 +43,13 @@ func TestParseAckReply(t *testing.T) {
 		want  ackReply
 		ok    bool
 	}{
-		{"V1", "$JS.ACK.S.C.1.42.7.1700000000.99", ackReply{"C", 42, 99}, true},
-		{"V2", "$JS.ACK._.HASH.S.C.1.42.7.1700000000.99.rand", ackReply{"C", 42, 99}, true},
-		{"V2NoToken", "$JS.ACK.dom.HASH.S.C.1.42.7.1700000000.99", ackReply{"C", 42, 99}, true},
-		{"V2ExtraTokens", "$JS.ACK.dom.HASH.S.Cons_2.1.42.7.1700000000.0.r.x.y", ackReply{"Cons_2", 42, 0}, true},
-		{"MaxUint", "$JS.ACK.S.C.1.18446744073709551615.7.1.0", ackReply{"C", 1<<64 - 1, 0}, true},
+		{"V1", "$JS.ACK.S.C.1.42.7.1700000000.99", ackReply{"C", 42, 99, 1700000000}, true},
+		{"V2", "$JS.ACK._.HASH.S.C.1.42.7.1700000000.99.rand", ackReply{"C", 42, 99, 1700000000}, true},
+		{"V2NoToken", "$JS.ACK.dom.HASH.S.C.1.42.7.1700000000.99", ackReply{"C", 42, 99, 1700000000}, true},
+		{"V2ExtraTokens", "$JS.ACK.dom.HASH.S.Cons_2.1.42.7.1700000000.0.r.x.y", ackReply{"Cons_2", 42, 0, 1700000000}, true},
+		{"MaxUint", "$JS.ACK.S.C.1.18446744073709551615.7.1.0", ackReply{"C", 1<<64 - 1, 0, 1}, true},
+		{"TimeOverflow", "$JS.ACK.S.C.1.42.7.9223372036854775808.0", ackReply{}, false},
+		{"TimeNotNumber", "$JS.ACK.S.C.1.42.7.now.0", ackReply{}, false},
 		{"Overflow", "$JS.ACK.S.C.1.18446744073709551616.7.1.0", ackReply{}, false},
 		{"TooFew", "$JS.ACK.S.C.1.42.7.1", ackReply{}, false},
 		{"EightTokens", "$JS.ACK.d.S.C.1.42.7.1.0", ackReply{}, false},
@@ -107,8 +109,9 @@ func refParseAckReply(reply string) (ackReply, bool) {
 	}
 	seq, err1 := strconv.ParseUint(tok[base+3], 10, 64)
 	pending, err2 := strconv.ParseUint(tok[base+6], 10, 64)
-	if err1 != nil || err2 != nil || tok[base+1] == "" {
+	stored, err3 := strconv.ParseUint(tok[base+5], 10, 63)
+	if err1 != nil || err2 != nil || err3 != nil || tok[base+1] == "" {
 		return ackReply{}, false
 	}
-	return ackReply{consumer: tok[base+1], seq: seq, pending: pending}, true
+	return ackReply{consumer: tok[base+1], seq: seq, pending: pending, stored: int64(stored)}, true
 }

@@ -40,6 +40,9 @@ type Msg struct {
 	Pending uint64
 	// ID is the entry's message id (Nats-Msg-Id), "" when it was published without one.
 	ID string
+	// Stored is when the log's server stored the entry (its clock, not this host's): the leader's publish was
+	// acknowledged right after.
+	Stored time.Time
 }
 
 // Subscription reads the log with an ordered consumer. Messages arrive on C in stream order; C is closed after Stop,
@@ -277,7 +280,8 @@ func (s *Subscription) run(it jetstream.MessagesContext, next uint64, consumer s
 					}
 				}
 				select {
-				case s.ch <- Msg{Seq: r.seq, Data: m.Data(), Pending: r.pending, ID: m.Headers().Get(jetstream.MsgIDHeader)}:
+				case s.ch <- Msg{Seq: r.seq, Data: m.Data(), Pending: r.pending, ID: m.Headers().Get(jetstream.MsgIDHeader),
+					Stored: time.Unix(0, r.stored)}:
 					next = r.seq + 1
 					continue
 				case <-s.quit:

@@ -46,6 +46,9 @@ type Metrics struct {
 	CheckpointMismatches prometheus.Counter
 	// CheckpointVerifiedSeq is the log sequence of the last checkpoint verified equal to the leader's (followers).
 	CheckpointVerifiedSeq prometheus.Gauge
+	// ReplicationLag is, on a ready follower, the time from the log's server storing an entry to the follower having
+	// applied it.
+	ReplicationLag prometheus.Histogram
 }
 
 // New builds a fresh registry with every collector registered.
@@ -85,10 +88,14 @@ func New(role string) *Metrics {
 			Help: "Checkpoints at which the local state digest or key count differed from the leader's.", ConstLabels: constLabels}),
 		CheckpointVerifiedSeq: prometheus.NewGauge(prometheus.GaugeOpts{Name: "replikv_checkpoint_verified_seq",
 			Help: "Log sequence of the last checkpoint verified equal to the leader's.", ConstLabels: constLabels}),
+		ReplicationLag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "replikv_replication_lag_seconds",
+			Help: "On a ready follower: time from the log's server storing an entry (the leader's publish is " +
+				"acknowledged then) to this follower having applied it, by the two hosts' clocks (negative clamped to 0).",
+			Buckets: latencyBuckets, ConstLabels: constLabels}),
 	}
 	reg.MustRegister(m.AppliedSeq, m.LogLastSeq, m.Lag, m.SnapshotSeq, m.WriteDuration, m.ReadDuration,
 		m.RestoreBytes, m.SnapshotDuration, m.Followers, m.Errors, m.StoreWriteStalls, m.CheckpointsVerified,
-		m.CheckpointMismatches, m.CheckpointVerifiedSeq)
+		m.CheckpointMismatches, m.CheckpointVerifiedSeq, m.ReplicationLag)
 	return m
 }
 

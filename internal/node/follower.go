@@ -489,6 +489,7 @@ func (f *Follower) readLog(ctx context.Context, fs *followState, mirror bool) er
 			fs.progressed = true
 		}
 		f.notify.Advance(seq)
+		f.observeReplicationLag(batch, seq, time.Now())
 		lastMsg := batch[len(batch)-1]
 		fs.logLast = max(fs.logLast, lastMsg.Seq+lastMsg.Pending)
 		f.observe(seq, fs.logLast)
@@ -519,6 +520,21 @@ func (f *Follower) readLog(ctx context.Context, fs *followState, mirror bool) er
 				return nil
 			}
 		}
+	}
+}
+
+// observeReplicationLag records, while the follower is ready (steady state, not a catch-up's backlog), how long ago
+// the log's server stored each entry of batch it has now applied (up to applied). The times come from two clocks:
+// a negative difference (this host's clock behind the server's) counts as 0.
+func (f *Follower) observeReplicationLag(batch []journal.Msg, applied uint64, now time.Time) {
+	if state, _ := f.state.get(); state != stateReady {
+		return
+	}
+	for _, m := range batch {
+		if m.Seq > applied || m.Stored.IsZero() {
+			continue
+		}
+		f.metrics.ReplicationLag.Observe(max(now.Sub(m.Stored), 0).Seconds())
 	}
 }
 
