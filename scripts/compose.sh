@@ -3,17 +3,25 @@
 # docker-compose stack (docker-compose.yml at the repository root).
 #
 # Usage: scripts/compose.sh build [replikv|nats|s3]... | up [compose up args]
-#                           | down | compose <args>
+#                           | down | urls | compose <args>
 #
 #   build     compile the static binaries on the host (CGO_ENABLED=0, for the
 #             Docker engine's OS/architecture) and build the images FROM
 #             scratch (all three unless named). Idempotent: unchanged binaries
-#             give cached layers.
+#             give cached layers. Each step is announced, and `go build -v`
+#             lists the packages it compiles (a first build compiles
+#             nats-server and versitygw: a few minutes; later ones print
+#             nothing and take seconds).
 #   up        build, then `up -d` and wait until the leader and every follower
-#             report healthy (at most UP_TIMEOUT seconds); on failure print the
-#             container list and their logs and exit 1.
+#             report healthy (at most UP_TIMEOUT seconds, printing what it
+#             waits for); on failure print the container list and their logs
+#             and exit 1.
 #   down      `down -v --remove-orphans`, then verify that no container,
 #             network or volume of the project is left (exit 1 if one is).
+#   urls      print the API URLs of the running leader and followers on this
+#             host, comma-separated, leader first, then the followers in the
+#             order of their compose container number: the value of
+#             REPLIKV_URL for replikvctl (https:// with docker-compose.tls.yml).
 #   compose   run the detected compose command with the project's file and
 #             name, e.g. `scripts/compose.sh compose ps`.
 #
@@ -113,9 +121,12 @@ stage_context() {
 }
 
 # build_image builds image tag $2 from context deploy/build/$1 and removes the
-# image the tag pointed to before if nothing else refers to it any more.
+# image the tag pointed to before if nothing else refers to it any more. The
+# image only copies a binary onto scratch: it takes seconds, so its output is
+# shown only when it fails.
 build_image() {
 	local name="$1" tag="$2" old new out
+	log "docker build $tag"
 	old="$(docker image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)"
 	if ! out="$(docker build --quiet --tag "$tag" "$STAGE/$name" 2>&1)"; then
 		printf '%s\n' "$out" >&2
@@ -138,14 +149,25 @@ go_env() {
 	GO_ENV=(env CGO_ENABLED=0 GOOS="$GO_OS" GOARCH="$GO_ARCH")
 }
 
-GO_FLAGS=(-trimpath "-ldflags=-s -w")
+# -v makes go list every package it compiles as it goes: the progress of a
+# first build, which compiles for minutes; a cached build lists nothing.
+GO_FLAGS=(-v -trimpath "-ldflags=-s -w")
+
+# step announces a build step; step_done says how long it took.
+step() {
+	STEP_START=$SECONDS
+	log "$*"
+}
+step_done() { log "done in $((SECONDS - STEP_START))s"; }
 
 build_replikv() {
 	stage_context replikv
 	local bin
 	for bin in leader follower; do
+		step "go build ./cmd/$bin for $GO_OS/$GO_ARCH"
 		(cd "$ROOT" && "${GO_ENV[@]}" go build "${GO_FLAGS[@]}" -o "$STAGE/replikv/$bin" "./cmd/$bin") ||
 			die "go build ./cmd/$bin failed"
+		step_done
 	done
 	build_image replikv "$REPLIKV_IMAGE"
 }
@@ -157,8 +179,10 @@ build_nats() {
 	fi
 	stage_context nats
 	# The nats-server version pinned in go.mod.
+	step "go build nats-server (the version go.mod pins; a first build takes a few minutes)"
 	(cd "$ROOT" && "${GO_ENV[@]}" go build "${GO_FLAGS[@]}" -o "$STAGE/nats/nats-server" \
 		github.com/nats-io/nats-server/v2) || die "go build nats-server failed"
+	step_done
 	build_image nats "$NATS_IMAGE"
 }
 
@@ -169,6 +193,7 @@ build_s3() {
 	fi
 	stage_context s3
 	local pkg="github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
+	step "go install versitygw $VERSITYGW_VERSION (a first build downloads and compiles it: a few minutes)"
 	# go install refuses GOBIN for a cross-compiled binary: then it installs
 	# into $GOPATH/bin/<os>_<arch>, and the binary is copied from there.
 	if [[ "$GO_OS/$GO_ARCH" == "$(go env GOHOSTOS)/$(go env GOHOSTARCH)" ]]; then
@@ -179,6 +204,7 @@ build_s3() {
 			die "go install versitygw failed"
 		cp "$(go env GOPATH)/bin/${GO_OS}_${GO_ARCH}/versitygw" "$STAGE/s3/versitygw"
 	fi
+	step_done
 	build_image s3 "$S3_IMAGE"
 }
 
@@ -247,16 +273,55 @@ cmd_up() {
 		dump_state
 		die "up failed"
 	fi
-	local deadline=$((SECONDS + UP_TIMEOUT)) waiting=""
+	local deadline=$((SECONDS + UP_TIMEOUT)) waiting="" said=""
+	log "waiting until the leader and $FOLLOWERS follower(s) are healthy (at most ${UP_TIMEOUT}s)"
 	while ! waiting="$(all_healthy)"; do
 		if ((SECONDS >= deadline)); then
 			dump_state
 			die "not healthy after ${UP_TIMEOUT}s: $waiting"
 		fi
+		if [[ "$waiting" != "$said" ]]; then
+			log "waiting: $waiting"
+			said="$waiting"
+		fi
 		sleep 1
 	done
 	compose ps
-	log "stack $COMPOSE_PROJECT_NAME is up; leader on 127.0.0.1:$LEADER_PORT"
+	log "stack $COMPOSE_PROJECT_NAME is up; leader on 127.0.0.1:$LEADER_PORT; API URLs: scripts/compose.sh urls"
+}
+
+# host_url prints the URL on this host of container $1's published port $2/tcp
+# (bound to 127.0.0.1), https:// when the container serves its API over TLS.
+host_url() {
+	local id="$1" port="$2" hostport env scheme=http
+	# Whole outputs first: with pipefail, a grep that stops at its first match
+	# could fail the pipeline of a writer it cut short.
+	hostport="$(docker port "$id" "$port/tcp" 2>/dev/null || true)"
+	hostport="$(grep -m 1 '^127\.0\.0\.1:' <<<"$hostport" || true)"
+	[[ -n "$hostport" ]] || return 1
+	env="$(docker inspect --format '{{range .Config.Env}}{{println .}}{{end}}' "$id")"
+	if grep -q '^REPLIKV_TLS_CERT=.' <<<"$env"; then
+		scheme=https
+	fi
+	printf '%s://%s\n' "$scheme" "$hostport"
+}
+
+# cmd_urls prints the leader's and the followers' API URLs, comma-separated.
+cmd_urls() {
+	local label="label=com.docker.compose.project=$COMPOSE_PROJECT_NAME" id url urls=()
+	for id in $(docker ps -q --filter "$label" --filter "label=com.docker.compose.service=leader"); do
+		url="$(host_url "$id" 8080)" && urls+=("$url")
+	done
+	[[ ${#urls[@]} -gt 0 ]] || die "no running leader in project $COMPOSE_PROJECT_NAME"
+	# Followers in the order of their container number (follower-1, -2, ...).
+	for id in $(docker ps --filter "$label" --filter "label=com.docker.compose.service=follower" \
+		--format '{{.Label "com.docker.compose.container-number"}} {{.ID}}' | sort -n | cut -d' ' -f2); do
+		url="$(host_url "$id" 8081)" && urls+=("$url")
+	done
+	(
+		IFS=,
+		printf '%s\n' "${urls[*]}"
+	)
 }
 
 cmd_down() {
@@ -281,6 +346,7 @@ main() {
 	build) cmd_build "$@" ;;
 	up) cmd_up "$@" ;;
 	down) cmd_down ;;
+	urls) cmd_urls ;;
 	compose) compose "$@" ;;
 	*)
 		sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//' >&2

@@ -1,7 +1,8 @@
-// Command demo is the README's main job: it builds and starts a real leader (embedded NATS, local snapshot
-// directory), runs a live write load, takes a snapshot, starts a new follower with empty storage in the middle of
-// the load, shows its onboarding progress (restore bytes, catch-up sequence, ETA), and ends by checking that the
-// follower's digest equals the leader's at the same sequence.
+// Command demo is `make demo`: it builds and starts a real leader (embedded NATS, local snapshot directory), runs a
+// live write load, takes a snapshot, starts a new follower with empty storage in the middle of the load, shows its
+// onboarding progress (restore bytes, catch-up sequence, ETA), checks that the follower's digest equals the leader's
+// at the same sequence, and prints `replikvctl status` and `replikvctl verify` of the two nodes, given only the
+// leader's URL: the CLI finds the follower through the API.
 //
 //	go run ./cmd/demo            (or: make demo)
 package main
@@ -56,7 +57,7 @@ func run(args []string, out io.Writer) error {
 	fs.DurationVar(&o.afterReady, "after-ready", 3*time.Second, "how long the load keeps running after the follower is ready")
 	fs.StringVar(&o.workDir, "dir", "", "working directory (default: a new temporary directory)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the working directory")
-	fs.StringVar(&o.binDir, "bin", "", "directory holding prebuilt leader and follower binaries (default: build them)")
+	fs.StringVar(&o.binDir, "bin", "", "directory holding prebuilt leader, follower and replikvctl binaries (default: build them)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -79,8 +80,8 @@ func run(args []string, out io.Writer) error {
 	bin := o.binDir
 	if bin == "" {
 		bin = filepath.Join(dir, "bin")
-		say("building leader and follower")
-		for _, name := range []string{"leader", "follower"} {
+		say("building leader, follower and replikvctl")
+		for _, name := range []string{"leader", "follower", "replikvctl"} {
 			cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(bin, name), "./cmd/"+name)
 			cmd.Stdout, cmd.Stderr = out, os.Stderr
 			if err := cmd.Run(); err != nil {
@@ -159,7 +160,26 @@ func run(args []string, out io.Writer) error {
 	if err := getJSON(ctx, follower.url+"/v1/status", &st); err == nil {
 		say("follower onboarded from snapshot seq %d", st.SnapshotSeq)
 	}
+	ctl := filepath.Join(bin, "replikvctl")
+	for _, args := range [][]string{{"status"}, {"verify"}} {
+		if err := runCtl(ctx, out, ctl, leader.url, args...); err != nil {
+			return err
+		}
+	}
 	say("OK: the follower's digest equals the leader's at seq %d", ld.Seq)
+	return nil
+}
+
+// runCtl runs replikvctl against the leader's URL alone, as an operator would, and prints the command and its
+// output; an exit code other than 0 fails the demo.
+func runCtl(ctx context.Context, out io.Writer, ctl, url string, args ...string) error {
+	fmt.Fprintf(out, "==> replikvctl %s   (REPLIKV_URL=%s)\n", strings.Join(args, " "), url)
+	cmd := exec.CommandContext(ctx, ctl, args...)
+	cmd.Env = append(os.Environ(), "REPLIKV_URL="+url, "REPLIKV_TOKEN=", "REPLIKV_TOKEN_FILE=", "REPLIKV_OUTPUT=table")
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("replikvctl %s: %w", strings.Join(args, " "), err)
+	}
 	return nil
 }
 

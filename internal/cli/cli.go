@@ -81,7 +81,7 @@ func Run[C Node](ctx context.Context, args []string, getenv func(string) string,
 // the log server's acknowledgement) wait in the global run queue until the runtime preempts them. A leader pinned to
 // one CPU left every write waiting 0.4-1.5 s per flush or compaction; with two processors on the same CPU the
 // kernel's scheduler interleaves the two threads, and the longest write during the store's work fell from 830 ms to
-// 50 ms for 9% more CPU per write (BenchmarkLeader_StoreStalls, docs/benchmarks.md section 8). Under a cgroup CPU
+// 50 ms for 9% more CPU per write (BenchmarkLeader_StoreStalls measures both). Under a cgroup CPU
 // limit of one CPU the two threads may run at once on a host with more CPUs and be throttled for the rest of the
 // CFS period (100 ms by default), which is far shorter. Raising it also ends the runtime's own updates of GOMAXPROCS
 // when a cgroup's CPU limit changes: a node that started with one CPU keeps two processors.

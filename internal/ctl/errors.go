@@ -59,7 +59,7 @@ type APIError struct {
 	Hint string
 }
 
-// API error codes the CLI treats specially (see README "HTTP API").
+// API error codes the CLI treats specially (docs/api.md, "Status codes").
 const (
 	codeNotFound           = "not_found"
 	codePreconditionFailed = "precondition_failed"

@@ -15,7 +15,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// readFlags are the consistency parameters of a read (README "Read consistency").
+// readFlags are the consistency parameters of a read (docs/api.md, "Read consistency").
 type readFlags struct {
 	consistency string
 	minSeq      uint64

@@ -161,8 +161,8 @@ func (a *app) setup(cmd *cobra.Command) error {
 	if envErr != nil {
 		return envErr
 	}
-	if a.output != outputTable && a.output != outputJSON {
-		return usagef("-o %q: want table or json", a.output)
+	if err := a.checkOutput(); err != nil {
+		return err
 	}
 	if a.timeout < 0 {
 		return usagef("--timeout must not be negative")
@@ -185,6 +185,14 @@ func (a *app) setup(cmd *cobra.Command) error {
 	}
 	a.client, err = NewClient(a.tls, token, a.timeout)
 	return err
+}
+
+// checkOutput checks the -o format.
+func (a *app) checkOutput() error {
+	if a.output != outputTable && a.output != outputJSON {
+		return usagef("-o %q: want table or json", a.output)
+	}
+	return nil
 }
 
 // token reads the bearer token: --token-file (or REPLIKV_TOKEN_FILE), else REPLIKV_TOKEN, else none.

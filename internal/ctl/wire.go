@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// The client side of the HTTP API contract (README "HTTP API"). Decoding is lenient: unknown fields are ignored.
+// The client side of the HTTP API contract (docs/api.md). Decoding is lenient: unknown fields are ignored.
 
 // API paths.
 const (
@@ -30,7 +30,7 @@ const (
 	stateReady      = "ready"
 )
 
-// maxValueLen is the largest value the API takes (README "HTTP API").
+// maxValueLen is the largest value the API takes (docs/api.md, "Conventions").
 const maxValueLen = 524288
 
 // Status is GET /v1/status.

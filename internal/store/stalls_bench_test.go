@@ -22,7 +22,7 @@ var flagStallsDuration = flag.Duration("stalls.duration", 150*time.Second,
 // without the store's background WAL writeback (walBytesPerSync), next to three disk neighbours: none, a writer of
 // 300 MiB files that fsyncs each file once at its end (as a bulk copy does), and the same writer fsyncing every
 // 8 MiB. It reports the largest stall, the number of applies slower than 20 ms, and the p99.9. Run it pinned to one
-// core (taskset -c 0) to stand for a busy leader; the numbers are in docs/benchmarks.md (run K).
+// core (taskset -c 0) to stand for a busy leader.
 func BenchmarkApplyStalls(b *testing.B) {
 	for _, neighbour := range []struct {
 		name      string

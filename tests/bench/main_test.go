@@ -28,7 +28,7 @@ var (
 	flagLiveWriters = flag.Int("bench.livewriters", 4,
 		"connections of the live write load (2,000 writes/s in all); each waits for its write before it sends the next, so while writes take longer than <livewriters>/2,000 s a backlog builds up")
 	flagWarmUp = flag.Bool("bench.warmup", true,
-		"run one round of each follower p99 benchmark first and leave it out of the results (false: as before run W, where round 1 held the leader's first memtable flush after the bulk load)")
+		"run one round of each follower p99 benchmark first and leave it out of the results (false: round 1 is counted, though it usually holds the leader's first memtable flush after the bulk load)")
 	flagProfile = flag.String("bench.profile", "",
 		"if set, write the CPU profile of an in-process restore of the onboarding snapshot to this file")
 )

@@ -238,7 +238,7 @@ func benchP99FollowersOnCluster(b *testing.B, mirror bool, leaderWrap, catchupWr
 // -bench.keys loaded, --stream-tags log, --catchup-mirror --catchup-mirror-tags catchup); on CPUs 1..n-1 the cluster's
 // "log" server at nice -10, so that it runs whenever it has work, as on a machine of its own, and its "catchup"
 // server and the followers at nice 19, which get what it leaves. In ThreeFollowersClusterMirror the log server shares
-// the leader's core instead, and run R7 (docs/benchmarks.md) found the two taking turns on it. The idle windows are
+// the leader's core instead, where the two take turns on it. The idle windows are
 // measured on the same leader and cluster. Goal <= 1.1. A negative nice needs root; without it nice warns and the
 // server runs at nice 0.
 func benchP99FollowersLogApart(b *testing.B) {

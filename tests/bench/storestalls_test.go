@@ -34,7 +34,7 @@ const (
 // BenchmarkLeader_StoreStalls measures what the leader's own store work costs its writes when the leader is limited
 // to one CPU: the memtable flushes and the compactions after them, which pebble runs in the background. It compares,
 // in the same run, the leader as it runs on one CPU (it raises GOMAXPROCS to cli.MinProcs) with the same leader at
-// GOMAXPROCS=1, the runtime's own choice for one CPU and what the leader ran with before run X (docs/benchmarks.md).
+// GOMAXPROCS=1, the runtime's own choice for one CPU and what the leader ran with before cli.MinProcs.
 //
 // Each round runs both variants, in turn (the order alternates from round to round): a fresh leader on CPU 0
 // (embedded NATS server, --log-level debug so that the store logs each flush and compaction with its duration) takes

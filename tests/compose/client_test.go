@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-// client speaks the replikv HTTP API (see the README) to one node.
+// client speaks the replikv HTTP API (docs/api.md) to one node.
 type client struct {
 	http *http.Client
 }

@@ -20,7 +20,8 @@ import (
 )
 
 // stack is one compose project of the whole deployment, under its own
-// project name and leader port so that it can run beside a user's stack.
+// project name and host ports (leader, S3) so that it can run beside a
+// user's stack.
 // Its methods run the docker CLI and compose (through scripts/compose.sh,
 // which picks `docker compose` or docker-compose); they are safe for
 // concurrent use.
@@ -28,26 +29,32 @@ type stack struct {
 	root       string
 	project    string
 	leaderPort int
+	s3Port     int      // the S3 server's host port (S3_PORT)
 	env        []string // added to the environment of every command
 }
 
 // newStack prepares (does not start) a stack with a random project name and
-// a free leader port.
+// free host ports for the leader and the S3 server.
 func newStack(t *testing.T, root string, extraEnv ...string) *stack {
 	t.Helper()
 	var b [4]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		t.Fatal(err)
 	}
-	port := freeport.Must(t)
+	port, s3Port := freeport.Must(t), freeport.Must(t)
+	for s3Port == port {
+		s3Port = freeport.Must(t)
+	}
 	s := &stack{
 		root:       root,
 		project:    testProjectPrefix + hex.EncodeToString(b[:]),
 		leaderPort: port,
+		s3Port:     s3Port,
 	}
 	s.env = append([]string{
 		"COMPOSE_PROJECT_NAME=" + s.project,
 		"LEADER_PORT=" + strconv.Itoa(port),
+		"S3_PORT=" + strconv.Itoa(s.s3Port),
 	}, extraEnv...)
 	return s
 }
