@@ -13,8 +13,8 @@ import (
 // mirror's sequence numbers equal to its origin's, so an entry has the same sequence in both. It exists because the
 // server serves every read of a stream under that stream's lock, which its publishes take too: three followers
 // catching up from the log itself held the leader's publishes back for tens of milliseconds, while reads of a
-// mirror take the mirror's lock and leave the log's to the leader (docs/benchmarks.md, 5). On a cluster the mirror
-// can also live on other servers than the log.
+// mirror take the mirror's lock and leave the log's to the leader (BenchmarkPublishP99_CatchUpReaders measures it).
+// On a cluster the mirror can also live on other servers than the log.
 
 // mirrorName is the name of the catch-up mirror of stream.
 func mirrorName(stream string) string { return stream + "_catchup" }

@@ -78,7 +78,7 @@ func LeaderPermissions(stream string) Permissions {
 // consumers), read the lease (to find the leader that writes are redirected to), publish heartbeats, receive
 // replies. It cannot publish to the log, write the lease, create, change, purge or delete any stream, or receive
 // other followers' heartbeats. Heartbeats are not signed: a holder of these credentials can still send one in
-// another follower's name (see the README's trust model).
+// another follower's name (see docs/security.md).
 func FollowerPermissions(stream string) Permissions {
 	bucket := leaseBucket(stream)
 	kv, mirror := kvStream(bucket), mirrorName(stream)

@@ -218,7 +218,7 @@ func (c *Conn) Purge(ctx context.Context, keepFrom uint64) (uint64, error) {
 // a stream without byte limits). The server purges under the stream's lock, which the leader's publishes wait for,
 // and the time it takes grows with what it removes: it loads the subject state of every block it drops. One request
 // for a million entries held publishes back for 300 ms; requests of a block each, for 20-30 ms each
-// (BenchmarkPurgeStall, docs/benchmarks.md). Much smaller steps cost more: each request also rewrites the stream's
+// (BenchmarkPurgeStall). Much smaller steps cost more: each request also rewrites the stream's
 // index, and one that removes less than half of a block writes a tombstone per entry.
 const purgeStepBytes = 8 << 20
 

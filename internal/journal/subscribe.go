@@ -14,7 +14,7 @@ import (
 const (
 	// pullBatch is how many messages one pull request asks for. The server delivers a pull in one go, and in the
 	// meantime the stream's publishes wait: 4,096 made the leader's write p99 while followers caught up 36x idle,
-	// 64 about 3-7x (docs/benchmarks.md, 5). The client pulls again at half, so reads still stream.
+	// 64 about 3-7x (BenchmarkPublishP99_CatchUpReaders). The client pulls again at half, so reads still stream.
 	pullBatch = 64
 	// defaultSubBuffer is the channel capacity when Subscribe gets buffer <= 0.
 	defaultSubBuffer = 4096
