@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -259,4 +261,29 @@ func (r *repeatLimiter) due(err error) bool {
 		return true
 	}
 	return false
+}
+
+// defaultAdvertise is a node's API URL when --advertise-url is not given: the server's URL, with the machine's host
+// name in place of an address that listens on every interface (0.0.0.0, ::), which no other host could dial: in a
+// container that is the name its peers reach it by.
+func defaultAdvertise(srv *api.Server) string {
+	name, err := os.Hostname()
+	if err != nil {
+		name = ""
+	}
+	return advertiseURL(srv.URL(), name)
+}
+
+// advertiseURL replaces the host of serverURL by hostname when it is an unspecified address and hostname is not
+// empty.
+func advertiseURL(serverURL, hostname string) string {
+	u, err := url.Parse(serverURL)
+	if err != nil || hostname == "" {
+		return serverURL
+	}
+	if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsUnspecified() {
+		return serverURL
+	}
+	u.Host = net.JoinHostPort(hostname, u.Port())
+	return u.String()
 }

@@ -22,3 +22,17 @@ func TestRepeatLimiter(t *testing.T) {
 		t.Fatal("the same failure is not due again after its interval")
 	}
 }
+
+func TestAdvertiseURL(t *testing.T) {
+	for _, tc := range []struct{ server, host, want string }{
+		{"http://0.0.0.0:8081", "f1", "http://f1:8081"},
+		{"https://[::]:8443", "node-2", "https://node-2:8443"},
+		{"http://127.0.0.1:8081", "f1", "http://127.0.0.1:8081"},
+		{"http://[::1]:8081", "f1", "http://[::1]:8081"},
+		{"http://0.0.0.0:8081", "", "http://0.0.0.0:8081"},
+	} {
+		if got := advertiseURL(tc.server, tc.host); got != tc.want {
+			t.Errorf("advertiseURL(%q, %q) = %q, want %q", tc.server, tc.host, got, tc.want)
+		}
+	}
+}

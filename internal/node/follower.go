@@ -103,7 +103,7 @@ func StartFollower(ctx context.Context, cfg config.Follower, log *zap.Logger) (_
 	}
 	f.advertise = cfg.AdvertiseURL
 	if f.advertise == "" {
-		f.advertise = f.srv.URL()
+		f.advertise = defaultAdvertise(f.srv)
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	f.cancel = cancel

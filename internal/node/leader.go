@@ -125,7 +125,7 @@ func StartLeader(ctx context.Context, cfg config.Leader, log *zap.Logger) (_ *Le
 	}
 	advertise := cfg.AdvertiseURL
 	if advertise == "" {
-		advertise = l.srv.URL() // https:// with --tls-cert
+		advertise = defaultAdvertise(l.srv) // https:// with --tls-cert
 	}
 	l.advertise.Store(&advertise)
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
