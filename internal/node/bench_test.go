@@ -100,7 +100,7 @@ func BenchmarkFollower_Apply(b *testing.B) {
 	rounds := 0
 	for b.Loop() {
 		follower := func() error {
-			d, err := replayOnce(b, bl, "bench-follower-"+strconv.Itoa(rounds))
+			d, err := replayOnce(b, bl, "bench-follower-"+strconv.Itoa(rounds), false)
 			tFollower += d
 			return err
 		}
@@ -126,13 +126,47 @@ func BenchmarkFollower_Apply(b *testing.B) {
 	b.ReportMetric(tConsumer.Seconds()/tFollower.Seconds(), "x_vs_consumer")
 }
 
+// BenchmarkFollower_ApplyDefaultPacing measures catch-up at the default --catchup-rate from a log nobody writes to
+// (the leader idle): the same 500,000-entry backlog as BenchmarkFollower_Apply, replayed by a follower at defaults
+// and by an unpaced one (--catchup-rate 0), alternating. x_default_vs_unpaced = unpaced time / default time, goal
+// >= 0.8: pacing yields to a busy leader and costs nothing when there is none.
+func BenchmarkFollower_ApplyDefaultPacing(b *testing.B) {
+	const entries = 500_000
+	bl := newBacklog(b, entries, benchValue(128))
+	var tDefault, tUnpaced time.Duration
+	rounds := 0
+	for b.Loop() {
+		run := func(paced bool, total *time.Duration) func() error {
+			return func() error {
+				d, err := replayOnce(b, bl, fmt.Sprintf("bench-follower-%d-%v", rounds, paced), paced)
+				*total += d
+				return err
+			}
+		}
+		sides := []func() error{run(true, &tDefault), run(false, &tUnpaced)}
+		if rounds%2 == 1 {
+			sides[0], sides[1] = sides[1], sides[0]
+		}
+		for _, side := range sides {
+			if err := side(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		rounds++
+	}
+	n := float64(rounds * entries)
+	b.ReportMetric(n/tDefault.Seconds(), "default_entries/s")
+	b.ReportMetric(n/tUnpaced.Seconds(), "unpaced_entries/s")
+	b.ReportMetric(tUnpaced.Seconds()/tDefault.Seconds(), "x_default_vs_unpaced")
+}
+
 // replayOnce starts a follower on an empty data dir, waits until it has applied the whole backlog, checks that it
 // holds every key, closes it, and returns the time from start to applied == last.
-func replayOnce(b *testing.B, bl *backlog, id string) (time.Duration, error) {
+func replayOnce(b *testing.B, bl *backlog, id string, paced bool) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(b.Context(), 5*time.Minute)
 	defer cancel()
 	start := time.Now()
-	f := startBenchFollower(b, bl.url, id)
+	f := startBenchFollower(b, bl.url, id, paced)
 	defer func() { _ = f.Close() }()
 	if err := f.WaitApplied(ctx, uint64(bl.n)); err != nil {
 		return 0, fmt.Errorf("bench: follower %s did not apply the backlog: %w (status %+v)", id, err, f.Status())

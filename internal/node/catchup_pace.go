@@ -11,9 +11,12 @@ import (
 // not take the log server away from the leader's writes: catch-up reads and the leader's appends are served by the
 // same stream in the same server, one after the other. It implements journal.Pacer.
 //
-// While more than slack entries are pending it lets entries through at rate entries/s, raised to twice the log's
-// own growth when the log grows faster, so a follower always catches up. Within slack of the end (caught up) it does
-// not pace at all. Unused time earns no credit: after a pause the rate starts over instead of bursting.
+// While more than slack entries are pending and the log grows (the leader takes writes) it lets entries through at
+// rate entries/s, raised to twice the log's own growth when the log grows faster, so a follower always catches up.
+// It does not pace at all within slack of the end (caught up), nor after a whole measuring window in which the log
+// did not grow: with no writes there is nothing to yield to, and the follower reads as fast as it can until the log
+// grows again (noticed within a window). Unused time earns no credit: after a pause the rate starts over instead of
+// bursting.
 type catchUpPacer struct {
 	floor float64 // entries/s while catching up
 	slack uint64
@@ -24,6 +27,7 @@ type catchUpPacer struct {
 	growthAt time.Time // start of the current growth measurement
 	growthN  uint64    // the log's last sequence at growthAt
 	growth   float64   // the log's growth in entries/s, as last measured
+	idle     bool      // the last whole window saw the log not grow
 }
 
 const (
@@ -44,7 +48,7 @@ func newCatchUpPacer(rate float64, slack uint64) *catchUpPacer {
 func (p *catchUpPacer) Wait(ctx context.Context, seq, pending uint64) error {
 	now := p.now()
 	p.observe(now, seq+pending)
-	if pending <= p.slack {
+	if pending <= p.slack || p.idle {
 		p.next = time.Time{}
 		return nil
 	}
@@ -67,6 +71,7 @@ func (p *catchUpPacer) observe(now time.Time, last uint64) {
 	}
 	if dt := now.Sub(p.growthAt); dt >= pacerGrowthWindow {
 		p.growth = float64(last-p.growthN) / dt.Seconds()
+		p.idle = last == p.growthN
 		p.growthAt, p.growthN = now, last
 	}
 }

@@ -32,16 +32,48 @@ func TestCatchUpPacer(t *testing.T) {
 	}
 
 	t.Run("PacesTheBacklog", func(t *testing.T) {
+		// The leader takes a few writes (10/s): the backlog is read at the configured 1,000/s.
 		p, clk := newPacer(1000, 100)
 		start := clk.now
 		for seq := uint64(1); seq <= 5000; seq++ {
-			if err := p.Wait(ctx, seq, 10000-seq); err != nil {
+			last := 10000 + uint64(10*clk.now.Sub(start).Seconds())
+			if err := p.Wait(ctx, seq, last-seq); err != nil {
 				t.Fatal(err)
 			}
 		}
 		// 5,000 entries at 1,000/s: about 5 s, never faster.
 		if d := clk.now.Sub(start); d < 4990*time.Millisecond || d > 5010*time.Millisecond {
 			t.Fatalf("5,000 entries took %v, want about 5s", d)
+		}
+	})
+
+	t.Run("IdleLogIsNotPaced", func(t *testing.T) {
+		// Nobody writes: after one measuring window of no growth the backlog is read unpaced, and pacing comes back
+		// within a window of the log growing again.
+		p, clk := newPacer(1000, 100)
+		start := clk.now
+		seq := uint64(0)
+		for ; seq < 5000; seq++ {
+			if err := p.Wait(ctx, seq+1, 10000-seq-1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The first window (0.5 s, 500 entries) is paced: the pacer cannot know yet that the log is idle.
+		if d := clk.now.Sub(start); d > 600*time.Millisecond {
+			t.Fatalf("5,000 entries of an idle log took %v, want about 0.5s", d)
+		}
+		resumed, sleptBefore := clk.now, clk.slept
+		for ; seq < 8000; seq++ {
+			clk.now = clk.now.Add(500 * time.Microsecond) // applying takes time: 2,000 entries/s unpaced
+			last := 10000 + uint64(100*clk.now.Sub(resumed).Seconds()) + 1
+			if err := p.Wait(ctx, seq+1, last-seq-1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// With writes again the pacer notices within a window (0.5 s, 1,000 entries) and reads at 1,000/s instead of
+		// 2,000/s: the other 2,000 entries wait about 0.5 ms each.
+		if slept := clk.slept - sleptBefore; slept < 800*time.Millisecond {
+			t.Fatalf("3,000 entries of a growing log slept %v, want about 1s", slept)
 		}
 	})
 
@@ -81,13 +113,15 @@ func TestCatchUpPacer(t *testing.T) {
 
 	t.Run("NoCreditForIdleTime", func(t *testing.T) {
 		p, clk := newPacer(1000, 0)
+		start := clk.now
 		if err := p.Wait(ctx, 1, 5000); err != nil {
 			t.Fatal(err)
 		}
-		clk.now = clk.now.Add(10 * time.Second) // nothing arrived for a while
+		clk.now = clk.now.Add(10 * time.Second) // nothing arrived for a while; the log grew meanwhile
 		before := clk.slept
 		for seq := uint64(2); seq <= 101; seq++ {
-			if err := p.Wait(ctx, seq, 5000); err != nil {
+			last := 5001 + uint64(10*clk.now.Sub(start).Seconds())
+			if err := p.Wait(ctx, seq, last-seq); err != nil {
 				t.Fatal(err)
 			}
 		}

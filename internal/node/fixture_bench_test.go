@@ -196,23 +196,26 @@ func publishEntries(ctx context.Context, jc *journal.Conn, n int, value []byte) 
 }
 
 // startBenchFollower starts an in-process follower on an empty data dir and an empty snapshot directory, so it
-// replays the log from seq 1. The caller closes it.
-func startBenchFollower(b *testing.B, natsURL, id string) *node.Follower {
+// replays the log from seq 1, unpaced unless paced (--catchup-rate at its default). The caller closes it.
+func startBenchFollower(b *testing.B, natsURL, id string, paced bool) *node.Follower {
 	b.Helper()
 	dir := b.TempDir()
 	// An existing, empty snapshot directory: "no snapshot yet", so the follower replays the log from seq 1.
 	if err := os.Mkdir(filepath.Join(dir, "snapshots"), 0o755); err != nil {
 		b.Fatal(err)
 	}
-	cfg, err := config.ParseFollower([]string{
+	args := []string{
 		"--data-dir", filepath.Join(dir, "follower"),
 		"--http-addr", "127.0.0.1:0",
 		"--nats-url", natsURL,
 		"--snapshots", "file://" + filepath.Join(dir, "snapshots"),
 		"--stream", benchStream,
 		"--id", id,
-		"--catchup-rate", "0", // apply capacity: unpaced (pacing is for onboarding next to a busy leader)
-	}, noEnv, io.Discard)
+	}
+	if !paced {
+		args = append(args, "--catchup-rate", "0") // apply capacity (pacing is for onboarding next to a busy leader)
+	}
+	cfg, err := config.ParseFollower(args, noEnv, io.Discard)
 	if err != nil {
 		b.Fatalf("follower config: %v", err)
 	}

@@ -3,6 +3,7 @@ package node
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -332,9 +333,11 @@ func TestFollower_HeartbeatsAreSparse(t *testing.T) {
 	putMany(t, lurl, "k", 1200)
 	hbs := countHeartbeats(t, l.NATSURL())
 	start := time.Now()
+	stopTrickle := trickle(t, lurl, 20*time.Millisecond) // a growing log: catch-up stays paced
 	f := startFollower(t, t.TempDir(), t.TempDir(), l.NATSURL(), "--catchup-rate", "500")
 	waitState(t, base(f.HTTPAddr()), stateReady, 30*time.Second)
 	took := time.Since(start)
+	stopTrickle()
 	catchingUp := hbs.get(stateCatchingUp)
 	// About 1,100 entries at 500/s, each its own batch: one heartbeat per batch would be hundreds.
 	if limit := int(took/sparseHeartbeatEvery) + 5; catchingUp > limit {
@@ -392,14 +395,16 @@ func TestFollower_HeartbeatsPromptForSyncLeader(t *testing.T) {
 	}
 }
 
-// TestFollower_CatchUpIsPaced checks that --catchup-rate is wired into the follower's log reads: a backlog well
-// beyond --ready-lag is read no faster than the rate, and the follower still ends ready with the leader's digest.
+// TestFollower_CatchUpIsPaced checks that --catchup-rate is wired into the follower's log reads: while the leader
+// takes writes, a backlog well beyond --ready-lag is read no faster than the rate, and the follower still ends ready
+// with the leader's digest.
 func TestFollower_CatchUpIsPaced(t *testing.T) {
 	l := startLeader(t, t.TempDir(), t.TempDir())
 	lurl := base(l.HTTPAddr())
 	waitState(t, lurl, stateReady, 20*time.Second)
 	const n = 1200
 	putMany(t, lurl, "k", n)
+	stopTrickle := trickle(t, lurl, 20*time.Millisecond)
 	start := time.Now()
 	f := startFollower(t, t.TempDir(), t.TempDir(), l.NATSURL(), "--catchup-rate", "500")
 	furl := base(f.HTTPAddr())
@@ -408,5 +413,54 @@ func TestFollower_CatchUpIsPaced(t *testing.T) {
 	if d := time.Since(start); d < 1800*time.Millisecond {
 		t.Fatalf("ready after %v, faster than --catchup-rate 500 allows for %d entries", d, n)
 	}
+	stopTrickle()
 	digestsEqual(t, lurl, furl, 20*time.Second)
+}
+
+// TestFollower_CatchUpIdleLogUnpaced: from a log nobody writes to, catch-up is not paced once the pacer has seen the
+// log not grow for a window (0.5 s): a backlog that --catchup-rate 500 would spread over 6 s takes about one window.
+func TestFollower_CatchUpIdleLogUnpaced(t *testing.T) {
+	l := startLeader(t, t.TempDir(), t.TempDir())
+	lurl := base(l.HTTPAddr())
+	waitState(t, lurl, stateReady, 20*time.Second)
+	const n = 3000
+	putMany(t, lurl, "k", n)
+	start := time.Now()
+	f := startFollower(t, t.TempDir(), t.TempDir(), l.NATSURL(), "--catchup-rate", "500")
+	furl := base(f.HTTPAddr())
+	waitState(t, furl, stateReady, 30*time.Second)
+	if d := time.Since(start); d > 4*time.Second {
+		t.Fatalf("ready after %v from an idle log; paced at 500/s it takes about 6s, unpaced about 0.5s", d)
+	}
+	digestsEqual(t, lurl, furl, 20*time.Second)
+}
+
+// trickle writes a key every interval in the background, so that the log keeps growing as a busy leader's does, until
+// the returned stop (or the end of the test) stops it.
+func trickle(t *testing.T, lurl string, every time.Duration) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tk := time.NewTicker(every)
+		defer tk.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-quit:
+				return
+			case <-tk.C:
+			}
+			req, err := http.NewRequest(http.MethodPut, fmt.Sprintf("%s/v1/kv/trickle/%d", lurl, i), strings.NewReader("v"))
+			if err != nil {
+				return
+			}
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+			}
+		}
+	}()
+	var once sync.Once
+	stop = func() { once.Do(func() { close(quit); <-done }) }
+	t.Cleanup(stop)
+	return stop
 }
