@@ -22,6 +22,9 @@ const (
 	DefaultBodyTimeout = 30 * time.Second
 	// DefaultBodyBuffer caps the bytes of request bodies held at once.
 	DefaultBodyBuffer = 128 << 20
+	// MaxTxnBody is the longest body of POST /v1/txn in bytes (smaller when BodyBuffer is): room for a transaction
+	// entry of apply.MaxTxnLen bytes in JSON with base64 values, field names and escapes.
+	MaxTxnBody = 8 << 20
 	// DefaultListLimit is the page size of a list without a limit parameter.
 	DefaultListLimit = 1000
 	// MaxListLimit is the largest limit parameter of a list.
@@ -43,6 +46,9 @@ type Config struct {
 	Writer Writer
 	// Redirector sends a follower's writers to the leader (307). Used when Writer is nil.
 	Redirector Redirector
+	// Txn is the leader's transaction path (POST /v1/txn). On a node with a Writer and no Txn, POST /v1/txn
+	// answers 404; a follower redirects it with the other writes.
+	Txn TxnWriter
 	// Barrier, when set (on a leader), is passed by every read before it is answered, whatever its consistency
 	// parameter: reads on the leader are linearizable. Nil answers eventual reads from the current state.
 	Barrier ReadBarrier

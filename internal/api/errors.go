@@ -42,6 +42,7 @@ const (
 	CodeInvalidKey         = "invalid_key"
 	CodeInvalidRequest     = "invalid_request"
 	CodeValueTooLarge      = "value_too_large"
+	CodeTxnTooLarge        = "txn_too_large"
 	CodeNotFound           = "not_found"
 	CodePreconditionFailed = "precondition_failed"
 	CodeUnauthorized       = "unauthorized"
@@ -76,6 +77,8 @@ func (h *handler) writeFailure(w http.ResponseWriter, r *http.Request, op string
 		writeError(w, http.StatusBadRequest, CodeInvalidKey, msgInvalidKey)
 	case errors.Is(err, apply.ErrValueTooLarge):
 		writeError(w, http.StatusRequestEntityTooLarge, CodeValueTooLarge, msgValueTooLarge)
+	case errors.Is(err, apply.ErrTxnTooLarge):
+		writeError(w, http.StatusRequestEntityTooLarge, CodeTxnTooLarge, "transaction too large")
 	case errors.Is(err, apply.ErrPrecondition):
 		writeError(w, http.StatusPreconditionFailed, CodePreconditionFailed, "precondition failed")
 	case errors.Is(err, apply.ErrNotFound):

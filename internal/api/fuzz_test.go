@@ -91,7 +91,8 @@ func FuzzParseCond(f *testing.F) {
 }
 
 // FuzzHandler_Request sends arbitrary requests through the whole handler: it never panics, always answers with
-// Replikv-Seq and a status of the contract, and passes only valid keys and values to the Writer.
+// Replikv-Seq and a status of the contract, and passes only valid keys and values to the Writer and only valid
+// transactions to the TxnWriter.
 func FuzzHandler_Request(f *testing.F) {
 	f.Add("PUT", "/v1/kv/a%2Fb?x=1", `"3"`, []byte("v"))
 	f.Add("GET", "/v1/kv?prefix=a&limit=2&values=true&consistency=strong&timeout=1ms", "", []byte(nil))
@@ -100,6 +101,8 @@ func FuzzHandler_Request(f *testing.F) {
 	f.Add("POST", "/v1/snapshots", "", []byte("{}"))
 	f.Add("GET", "/v1/digest?min_seq=99&timeout=20s", "", []byte(nil))
 	f.Add("GET", "/v1/kv/a?consistency=strong&min_seq=99", "", []byte(nil))
+	f.Add("POST", "/v1/txn", "", []byte(sampleJSON))
+	f.Add("POST", "/v1/txn?x", "", []byte(`{"ops":[{"op":"delete","key":"a"},{"op":"delete","key":"a"}]}`))
 	allowed := map[int]bool{200: true, 201: true, 202: true, 400: true, 404: true, 405: true, 412: true, 413: true,
 		503: true, 504: true}
 	f.Fuzz(func(t *testing.T, method, target, ifMatch string, body []byte) {
@@ -111,7 +114,8 @@ func FuzzHandler_Request(f *testing.F) {
 		node.put("a", "1", 1)
 		node.strongSeq = 3
 		w := &fakeWriter{res: WriteResult{Version: 4}}
-		h, err := NewHandler(Config{Node: node, Writer: w, Snapshots: fakeSnapshots{}, Followers: fakeFollowers{}})
+		tw := &fakeTxnWriter{res: WriteResult{Version: 4}}
+		h, err := NewHandler(Config{Node: node, Writer: w, Txn: tw, Snapshots: fakeSnapshots{}, Followers: fakeFollowers{}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,6 +137,16 @@ func FuzzHandler_Request(f *testing.F) {
 		for _, req := range w.calls() {
 			if apply.ValidateKey(req.Key) != nil || apply.ValidateValue(req.Value) != nil {
 				t.Fatalf("writer got invalid request %q", req.Key)
+			}
+		}
+		for _, req := range tw.calls() {
+			ops := make([]apply.TxnOp, len(req.Ops))
+			for i, o := range req.Ops {
+				ops[i] = apply.TxnOp{Op: o.Op, Key: o.Key, Value: o.Value}
+			}
+			apply.SortTxnOps(ops)
+			if err := apply.ValidateTxn(ops); err != nil {
+				t.Fatalf("txn writer got an invalid transaction: %v", err)
 			}
 		}
 	})

@@ -15,6 +15,7 @@ import (
 const (
 	pathKV        = "/v1/kv"
 	pathKVPrefix  = "/v1/kv/"
+	pathTxn       = "/v1/txn"
 	pathDigest    = "/v1/digest"
 	pathStatus    = "/v1/status"
 	pathSnapshots = "/v1/snapshots"
@@ -31,6 +32,7 @@ const (
 	allowRead      = "GET, HEAD"
 	allowKey       = "GET, HEAD, PUT, DELETE"
 	allowSnapshots = "GET, HEAD, POST"
+	allowTxn       = "POST"
 )
 
 // handler is the http.Handler of NewHandler. It holds no mutable state: requests run concurrently.
@@ -113,6 +115,10 @@ func (h *handler) routeV1(w *responseWriter, r *http.Request, path string) {
 	case path == pathKV:
 		if allowMethod(w, r, allowRead) {
 			h.serveList(w, r)
+		}
+	case path == pathTxn:
+		if allowMethod(w, r, allowTxn) {
+			h.serveTxn(w, r)
 		}
 	case path == pathDigest:
 		if allowMethod(w, r, allowRead) {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/replikv/replikv/internal/apply"
@@ -131,6 +132,48 @@ type WriteResult struct {
 type Writer interface {
 	Write(ctx context.Context, req WriteRequest) (WriteResult, error)
 }
+
+// TxnOp is one validated operation of a transaction: a put of Value (possibly empty) or a delete (Value nil) of Key,
+// with the operation's own preconditions (If-Match or If-None-Match: *, as a single write's).
+type TxnOp struct {
+	Op    apply.Op
+	Key   []byte
+	Value []byte
+	Cond  apply.Cond
+}
+
+// TxnRequest is one validated transaction (POST /v1/txn): 1 to apply.MaxTxnOps puts and deletes in the order the
+// client gave them, every key valid and named once, every value at most apply.MaxValueLen bytes, and an entry of at
+// most apply.MaxTxnLen bytes (apply.TxnLen). The TxnWriter may retain the slices.
+type TxnRequest struct {
+	Ops []TxnOp
+}
+
+// TxnWriter is the leader's transaction path. WriteTxn checks every operation's preconditions as the same single
+// write would be checked (a delete of an absent key fails too), and then commits all the operations as one log
+// entry, every key getting the entry's sequence as its version (WriteResult.Version), or commits none. It returns
+// only once the transaction is committed (in the log and applied locally, atomically: no read sees part of it) or
+// has failed. Errors are Writer.Write's, except that a failed check is a *TxnOpError naming the first operation (in
+// request order) that failed, and is decided only on state that reads can see. Safe for concurrent use.
+type TxnWriter interface {
+	WriteTxn(ctx context.Context, req TxnRequest) (WriteResult, error)
+}
+
+// TxnOpError is why a transaction was refused by one of its operations: Err wraps apply.ErrPrecondition (412) or
+// apply.ErrNotFound (404, a delete of an absent key). Index is the operation's position in TxnRequest.Ops (from 0),
+// Key its key, and Current the key's state the check saw.
+type TxnOpError struct {
+	Index   int
+	Key     []byte
+	Current apply.Current
+	Err     error
+}
+
+func (e *TxnOpError) Error() string {
+	return fmt.Sprintf("api: txn op %d: %v", e.Index, e.Err)
+}
+
+func (e *TxnOpError) Unwrap() error { return e.Err }
 
 // Redirector is the follower's write path. LeaderURL returns the leader's advertised base URL (scheme, host and
 // port, no path), or an error wrapping ErrNoLeader when no live leader is known. Safe for concurrent use.

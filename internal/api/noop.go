@@ -16,3 +16,8 @@ type NoopWriter struct {
 func (w *NoopWriter) Write(_ context.Context, _ WriteRequest) (WriteResult, error) {
 	return WriteResult{Version: w.seq.Add(1)}, nil
 }
+
+// WriteTxn returns the next version, like Write: NoopWriter is also a TxnWriter (the "no-op transaction" baseline).
+func (w *NoopWriter) WriteTxn(_ context.Context, _ TxnRequest) (WriteResult, error) {
+	return WriteResult{Version: w.seq.Add(1)}, nil
+}

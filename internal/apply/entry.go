@@ -22,9 +22,12 @@ const (
 	// OpCheckpoint carries checkpoint information (see Checkpoint) and changes no key: applying it only advances the
 	// applied sequence, so the state digest is the same before and after it.
 	OpCheckpoint Op = 3
+	// OpTxn is a transaction: puts and deletes of distinct keys (Entry.Ops), applied all together, every key getting
+	// the entry's sequence as its version.
+	OpTxn Op = 4
 )
 
-// String returns "put", "delete", "checkpoint", or "op(N)" for an unknown value, for logs and errors.
+// String returns "put", "delete", "checkpoint", "txn", or "op(N)" for an unknown value, for logs and errors.
 func (o Op) String() string {
 	switch o {
 	case OpPut:
@@ -33,6 +36,8 @@ func (o Op) String() string {
 		return "delete"
 	case OpCheckpoint:
 		return "checkpoint"
+	case OpTxn:
+		return "txn"
 	}
 	return "op(" + strconv.Itoa(int(o)) + ")"
 }
@@ -96,16 +101,19 @@ func NewCheckpointResult(seq, keys uint64, digest string) (Checkpoint, error) {
 
 // Entry is one log entry. Entries are unconditional: the leader decides preconditions before publishing, so applying
 // an entry never fails for reasons of state. Value is nil for OpDelete. Checkpoint is used by OpCheckpoint only,
-// whose Key and Value are nil.
+// whose Key and Value are nil. Ops is used by OpTxn only, whose Key and Value are nil: its operations in strictly
+// increasing byte order of their keys (see TxnOp).
 type Entry struct {
 	Op         Op
 	Key        []byte
 	Value      []byte
 	Checkpoint Checkpoint
+	Ops        []TxnOp
 }
 
-// Mutates reports whether applying e changes a key (a put or a delete); ToMutation accepts only such entries.
-func (e Entry) Mutates() bool { return e.Op == OpPut || e.Op == OpDelete }
+// Mutates reports whether applying e changes keys (a put, a delete or a transaction); AppendMutations turns such an
+// entry into its mutations, ToMutation a put or a delete into its one.
+func (e Entry) Mutates() bool { return e.Op == OpPut || e.Op == OpDelete || e.Op == OpTxn }
 
 // CheckAt checks what the encoding cannot: the rules that depend on the entry's own log sequence seq. A checkpoint
 // result must be for an earlier sequence. The error wraps ErrMalformed; such an entry never becomes valid.
@@ -125,11 +133,18 @@ func (e Entry) CheckAt(seq uint64) error {
 //	put only:     uvarint(len(value)) value
 //	checkpoint:   byte kind (1 mark, 2 result)
 //	result only:  uvarint(seq) uvarint(keys) digest (32 bytes)
+//	txn:          uvarint(len(ops)), then per operation: byte op (1 put, 2 delete) uvarint(len(key)) key, and for a
+//	              put uvarint(len(value)) value
 //
-// It does not validate e; the caller validates keys and values before it builds entries. A delete's Value is not
-// written, nor a checkpoint's Key and Value, nor a mark's other checkpoint fields.
+// It does not validate e; the caller validates keys and values before it builds entries, and gives a transaction's
+// Ops in strictly increasing key order (SortTxnOps) within the limits of ValidateTxn, as DecodeEntry requires. A
+// delete's Value is not written, nor a checkpoint's or a transaction's Key and Value, nor a mark's other checkpoint
+// fields.
 func AppendEntry(dst []byte, e Entry) []byte {
 	dst = append(dst, formatV1, byte(e.Op))
+	if e.Op == OpTxn {
+		return appendTxnOps(dst, e.Ops)
+	}
 	if e.Op == OpCheckpoint {
 		c := e.Checkpoint
 		dst = append(dst, byte(c.Kind))
@@ -151,12 +166,12 @@ func AppendEntry(dst []byte, e Entry) []byte {
 
 // DecodeEntry decodes one entry. It is strict, so that every accepted input re-encodes to the same bytes: it checks
 // the version byte, the op, canonical length prefixes within the limits and within b, the key rules, that a delete
-// carries no value, a checkpoint's kind and fields (a result's seq at least 1) and that no bytes trail. Errors wrap
-// ErrUnsupportedVersion, ErrMalformed, ErrInvalidKey or ErrValueTooLarge. Rules that depend on the entry's own
-// sequence are Entry.CheckAt's.
+// carries no value, a checkpoint's kind and fields (a result's seq at least 1), a transaction's limits and key order,
+// and that no bytes trail. Errors wrap ErrUnsupportedVersion, ErrMalformed, ErrInvalidKey, ErrValueTooLarge or
+// ErrTxnTooLarge. Rules that depend on the entry's own sequence are Entry.CheckAt's.
 //
 // The result aliases b (zero copy): the caller must not modify b while it uses the entry. DecodeEntry never panics
-// and allocates only for errors.
+// and allocates only for errors and for a transaction's list of operations.
 func DecodeEntry(b []byte) (Entry, error) {
 	if len(b) == 0 {
 		return Entry{}, fmt.Errorf("apply: decode entry: %w: empty", ErrMalformed)
@@ -170,6 +185,9 @@ func DecodeEntry(b []byte) (Entry, error) {
 	e := Entry{Op: Op(b[1])}
 	if e.Op == OpCheckpoint {
 		return decodeCheckpoint(b[2:])
+	}
+	if e.Op == OpTxn {
+		return decodeTxn(b)
 	}
 	if e.Op != OpPut && e.Op != OpDelete {
 		return Entry{}, fmt.Errorf("apply: decode entry: %w: unknown %s", ErrMalformed, e.Op)

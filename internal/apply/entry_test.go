@@ -74,7 +74,7 @@ func TestDecodeEntry(t *testing.T) {
 		{"VersionTwo", []byte("\x02\x01\x01k\x00"), Entry{}, ErrUnsupportedVersion},
 		{"VersionOnly", []byte("\x01"), Entry{}, ErrMalformed},
 		{"OpZero", []byte("\x01\x00\x01k"), Entry{}, ErrMalformed},
-		{"OpUnknown", []byte("\x01\x04\x01k"), Entry{}, ErrMalformed},
+		{"OpUnknown", []byte("\x01\x05\x01k"), Entry{}, ErrMalformed},
 		{"CheckpointMark", []byte("\x01\x03\x01"), Entry{Op: OpCheckpoint, Checkpoint: Checkpoint{Kind: CheckpointMark}}, nil},
 		{"CheckpointResult", append([]byte("\x01\x03\x02\x05\x00"), testDigest[:]...),
 			Entry{Op: OpCheckpoint, Checkpoint: Checkpoint{Kind: CheckpointResult, Seq: 5, Digest: testDigest}}, nil},
@@ -174,7 +174,7 @@ func TestOp_String(t *testing.T) {
 	tests := []struct {
 		op   Op
 		want string
-	}{{OpPut, "put"}, {OpDelete, "delete"}, {OpCheckpoint, "checkpoint"}, {0, "op(0)"}, {9, "op(9)"}}
+	}{{OpPut, "put"}, {OpDelete, "delete"}, {OpCheckpoint, "checkpoint"}, {OpTxn, "txn"}, {0, "op(0)"}, {9, "op(9)"}}
 	for _, tt := range tests {
 		if got := tt.op.String(); got != tt.want {
 			t.Errorf("Op(%d).String() = %q, want %q", uint8(tt.op), got, tt.want)
@@ -190,18 +190,47 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Add([]byte("\x02\x01\x01k\x00"))
 	f.Add([]byte("\x01\x03\x01"))
 	f.Add(AppendEntry(nil, Entry{Op: OpCheckpoint, Checkpoint: Checkpoint{Kind: CheckpointResult, Seq: 9, Keys: 4, Digest: testDigest}}))
+	for _, e := range txnSeeds() {
+		f.Add(AppendEntry(nil, e))
+	}
+	f.Add([]byte("\x01\x04\x02\x02\x01b\x02\x01a")) // keys out of order
+	f.Add([]byte("\x01\x04\x02\x02\x01a\x02\x01a")) // a key twice
+	f.Add([]byte("\x01\x04\x00"))                   // no operation
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := DecodeEntry(b)
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrUnsupportedVersion) &&
-				!errors.Is(err, ErrInvalidKey) && !errors.Is(err, ErrValueTooLarge) {
+				!errors.Is(err, ErrInvalidKey) && !errors.Is(err, ErrValueTooLarge) && !errors.Is(err, ErrTxnTooLarge) {
 				t.Fatalf("DecodeEntry error wraps no sentinel: %v", err)
 			}
 			return
 		}
 		if again := AppendEntry(nil, e); !bytes.Equal(again, b) {
 			t.Fatalf("re-encoding %x gave %x", b, again)
+		}
+		if e.Op == OpTxn {
+			if e.Key != nil || e.Value != nil || e.Checkpoint != (Checkpoint{}) {
+				t.Fatalf("txn decoded with a key, value or checkpoint: %x", b)
+			}
+			if err := ValidateTxn(e.Ops); err != nil {
+				t.Fatalf("decoded a txn that fails validation (%v): %x", err, b)
+			}
+			if TxnLen(e.Ops) != len(b) {
+				t.Fatalf("TxnLen = %d for an entry of %d bytes", TxnLen(e.Ops), len(b))
+			}
+			for _, o := range e.Ops {
+				if o.Op == OpDelete && o.Value != nil {
+					t.Fatalf("txn delete decoded with a value: %x", b)
+				}
+			}
+			if muts := AppendMutations(nil, 7, e); len(muts) != len(e.Ops) {
+				t.Fatalf("%d mutations for %d operations", len(muts), len(e.Ops))
+			}
+			return
+		}
+		if e.Ops != nil {
+			t.Fatalf("%s decoded with txn operations", e.Op)
 		}
 		if !e.Mutates() {
 			if e.Op != OpCheckpoint || e.Key != nil || e.Value != nil {
@@ -296,7 +325,7 @@ func TestEntry_CheckAt(t *testing.T) {
 }
 
 func TestEntry_Mutates(t *testing.T) {
-	for op, want := range map[Op]bool{OpPut: true, OpDelete: true, OpCheckpoint: false, 0: false} {
+	for op, want := range map[Op]bool{OpPut: true, OpDelete: true, OpCheckpoint: false, OpTxn: true, 0: false} {
 		if got := (Entry{Op: op}).Mutates(); got != want {
 			t.Errorf("%s: Mutates = %v, want %v", op, got, want)
 		}

@@ -18,4 +18,7 @@ var (
 	ErrPrecondition = errors.New("precondition failed")
 	// ErrNotFound means a delete names a key that does not exist (HTTP 404).
 	ErrNotFound = errors.New("not found")
+	// ErrTxnTooLarge means a transaction has more than MaxTxnOps operations or an entry longer than MaxTxnLen bytes
+	// (HTTP 413).
+	ErrTxnTooLarge = errors.New("transaction too large")
 )

@@ -9,11 +9,28 @@ type Mutation struct {
 	Delete  bool
 }
 
-// ToMutation turns the entry at log sequence seq into the mutation it makes. e must be a put or a delete (see
-// Entry.Mutates): a checkpoint makes none. It copies nothing: the mutation aliases the entry's slices.
+// ToMutation turns the entry at log sequence seq into the mutation it makes. e must be a put or a delete: a
+// checkpoint makes none, a transaction several (see AppendMutations). It copies nothing: the mutation aliases the
+// entry's slices.
 func ToMutation(seq uint64, e Entry) Mutation {
 	if e.Op == OpDelete {
 		return Mutation{Key: e.Key, Version: seq, Delete: true}
 	}
 	return Mutation{Key: e.Key, Value: e.Value, Version: seq}
+}
+
+// AppendMutations appends to dst the mutations the entry at log sequence seq makes and returns the extended slice:
+// one for a put or a delete, one per operation of a transaction (every one at version seq), none for a checkpoint.
+// It copies nothing: the mutations alias the entry's slices. A store that applies them in one batch applies a
+// transaction atomically.
+func AppendMutations(dst []Mutation, seq uint64, e Entry) []Mutation {
+	switch e.Op {
+	case OpPut, OpDelete:
+		return append(dst, ToMutation(seq, e))
+	case OpTxn:
+		for _, o := range e.Ops {
+			dst = append(dst, ToMutation(seq, Entry{Op: o.Op, Key: o.Key, Value: o.Value}))
+		}
+	}
+	return dst
 }

@@ -305,6 +305,10 @@ func (c *Conn) jetStream() jetstream.JetStream { return c.session().js }
 // Connected reports whether the connection is currently up. Health also says why it is not.
 func (c *Conn) Connected() bool { return c.conn().IsConnected() }
 
+// MaxPayload is the largest message (payload and headers) the server the connection is on accepts, in bytes: its
+// max_payload, 1 MiB unless configured. A larger publish fails without being sent. 0 before the first connect.
+func (c *Conn) MaxPayload() int64 { return c.conn().MaxPayload() }
+
 // Close stops every subscription, heartbeat listener and lease renewer started on c (leases are not deleted: they
 // expire after their TTL), waits for their goroutines, and closes the connection. Pending Ack.Wait calls return
 // ErrClosed. Idempotent.

@@ -9,6 +9,10 @@ import (
 	"github.com/replikv/replikv/internal/store"
 )
 
+// maxBatchKeys bounds the keys of one store batch, between entries (an entry is never split: a transaction, up to
+// apply.MaxTxnOps keys, is applied atomically). Batches of single writes are bounded by their entry count first.
+const maxBatchKeys = 16384
+
 // errBadEntry marks a log entry that cannot be decoded or applied. It is never skipped: the node stops applying
 // and reports the entry's sequence.
 var errBadEntry = errors.New("undecodable log entry")
@@ -34,8 +38,9 @@ type applier struct {
 }
 
 // apply classifies and applies msgs (in stream order). Entries at or below the applied sequence are skipped. A
-// checkpoint entry ends a store batch (see applier.checkpoint). On a gap or a bad entry it first commits the entries
-// before it, then returns *gapError or an errBadEntry error. It returns the applied sequence after the call.
+// checkpoint entry ends a store batch (see applier.checkpoint), and so does an entry that brings the batch to
+// maxBatchKeys keys. On a gap or a bad entry it first commits the entries before it, then returns *gapError or an
+// errBadEntry error. It returns the applied sequence after the call.
 func (a *applier) apply(msgs []journal.Msg) (uint64, error) {
 	applied := a.db.Applied()
 	committed := applied
@@ -75,7 +80,12 @@ loop:
 			}
 			last, lastMsg = m.Seq, &msgs[i]
 			if e.Mutates() {
-				a.muts = append(a.muts, apply.ToMutation(m.Seq, e))
+				a.muts = apply.AppendMutations(a.muts, m.Seq, e)
+				if len(a.muts) >= maxBatchKeys {
+					if err := commit(); err != nil {
+						return committed, err
+					}
+				}
 				continue
 			}
 			// A checkpoint: the store must be at exactly its sequence for a moment, whatever follows in msgs.

@@ -12,17 +12,22 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/replikv/replikv/internal/api"
+	"github.com/replikv/replikv/internal/apply"
 	"github.com/replikv/replikv/internal/config"
 	"github.com/replikv/replikv/internal/journal"
 	"github.com/replikv/replikv/internal/metrics"
 )
+
+// minMaxPayload is the NATS max_payload every entry fits in: a transaction entry of apply.MaxTxnLen bytes with the
+// leader's headers. It is the server default.
+const minMaxPayload = apply.MaxTxnLen + 8<<10
 
 // leaseTTL is how long a leader's lease lives without renewal. A second leader waits this long after the first one
 // died before it can take over.
 const leaseTTL = 10 * time.Second
 
 // Leader is a running leader: it accepts writes, publishes them to the log, applies them, serves reads and takes
-// snapshots. It implements the API's Node, Writer, Snapshotter and FollowerLister.
+// snapshots. It implements the API's Node, Writer, TxnWriter, Snapshotter and FollowerLister.
 type Leader struct {
 	cfg     config.Leader
 	log     *zap.Logger
@@ -114,8 +119,13 @@ func StartLeader(ctx context.Context, cfg config.Leader, log *zap.Logger) (_ *Le
 	}
 	cleanup = append(cleanup, l.jc.Close)
 	l.restorer.jc = l.jc
+	if mp := l.jc.MaxPayload(); mp < minMaxPayload {
+		// Every entry is one message: the largest transaction (apply.MaxTxnLen) and its headers need 1 MiB.
+		log.Warn("the nats server's max_payload is below 1 MiB: it refuses the largest transactions and values, "+
+			"which then fail with 503 unavailable", zap.Int64("max_payload", mp), zap.Int64("want", minMaxPayload))
+	}
 
-	l.srv, l.served, err = serveHTTP(cfg.Common, api.Config{Node: l, Writer: l, Barrier: l, Snapshots: l, Followers: l,
+	l.srv, l.served, err = serveHTTP(cfg.Common, api.Config{Node: l, Writer: l, Txn: l, Barrier: l, Snapshots: l, Followers: l,
 		Metrics: l.metrics, Logger: log,
 		BodyTimeout: cfg.HTTPBodyTimeout, BodyBuffer: cfg.HTTPBodyBuffer,
 		// A sync write must be able to wait out --sync-timeout and still answer 202, never 504.
@@ -460,6 +470,35 @@ func (l *Leader) Write(ctx context.Context, req api.WriteRequest) (api.WriteResu
 	if err != nil {
 		return api.WriteResult{}, err
 	}
+	return l.confirmed(ctx, seq), nil
+}
+
+// WriteTxn implements api.TxnWriter: the transaction becomes one entry (its operations in key order), built here on
+// the request's goroutine, and the pipeline checks every operation's preconditions and publishes it.
+func (l *Leader) WriteTxn(ctx context.Context, req api.TxnRequest) (api.WriteResult, error) {
+	p, err := l.activePipeline("writes")
+	if err != nil {
+		return api.WriteResult{}, err
+	}
+	ops := make([]apply.TxnOp, len(req.Ops))
+	for i, o := range req.Ops {
+		ops[i] = apply.TxnOp{Op: o.Op, Key: o.Key, Value: o.Value}
+	}
+	apply.SortTxnOps(ops)
+	if err := apply.ValidateTxn(ops); err != nil {
+		return api.WriteResult{}, fmt.Errorf("node: txn: %w", err)
+	}
+	data := apply.AppendEntry(make([]byte, 0, apply.TxnLen(ops)), apply.Entry{Op: apply.OpTxn, Ops: ops})
+	seq, err := p.submit(ctx, &writeReq{op: apply.OpTxn, txn: req.Ops, data: data})
+	if err != nil {
+		return api.WriteResult{}, err
+	}
+	return l.confirmed(ctx, seq), nil
+}
+
+// confirmed is the result of a write committed at seq: with --sync-followers, once enough followers applied it or
+// --sync-timeout passed.
+func (l *Leader) confirmed(ctx context.Context, seq uint64) api.WriteResult {
 	res := api.WriteResult{Version: seq}
 	if k := l.cfg.SyncFollowers; k > 0 {
 		wctx, cancel := context.WithTimeout(ctx, l.cfg.SyncTimeout)
@@ -467,7 +506,7 @@ func (l *Leader) Write(ctx context.Context, req api.WriteRequest) (api.WriteResu
 		cancel()
 		res.SyncRequired = true
 	}
-	return res, nil
+	return res
 }
 
 // Followers implements api.FollowerLister.

@@ -38,14 +38,19 @@ const (
 	resyncLogEvery = 10 * time.Second
 )
 
-// writeReq is one validated write waiting for the pipeline, or a checkpoint entry (op apply.OpCheckpoint, cp) the
-// snapshotter publishes.
+// writeReq is one validated write waiting for the pipeline, a transaction (op apply.OpTxn, txn and data), or a
+// checkpoint entry (op apply.OpCheckpoint, cp) the snapshotter publishes.
 type writeReq struct {
 	op    apply.Op
 	key   []byte
 	value []byte
 	cond  apply.Cond
 	cp    apply.Checkpoint
+	// txn is a transaction's operations in request order (TxnOpError names them by position), each with its own
+	// preconditions; data is its entry as it is published, built by the caller (an entry does not carry its
+	// sequence, so it depends on nothing the writer owns).
+	txn  []api.TxnOp
+	data []byte
 	// view, for a checkpoint mark, receives a store view taken right after the mark is applied and before anything
 	// after it is: the state at exactly the mark's sequence.
 	view *viewSlot
@@ -327,6 +332,10 @@ func (p *pipeline) handle(ctx context.Context, r *writeReq) {
 		r.done <- writeResult{err: fmt.Errorf("node: not connected to NATS: %w", api.ErrUnavailable)}
 		return
 	}
+	if r.op == apply.OpTxn {
+		p.handleTxn(ctx, r)
+		return
+	}
 	checkpoint := r.op == apply.OpCheckpoint // changes no key: nothing to check, nothing in flight for any key
 	// An unconditional PUT cannot fail a check: skip the lookup (a store read) on the hot path.
 	if !checkpoint && (r.op != apply.OpPut || r.cond.HasIfMatch || r.cond.IfNoneMatch) {
@@ -340,12 +349,7 @@ func (p *pipeline) handle(ctx context.Context, r *writeReq) {
 				r.done <- writeResult{err: err}
 				return
 			}
-			// Decided on a write still in flight: answer once the committer has applied it (or it failed).
-			select {
-			case p.inflight <- &pending{req: r, reject: err}:
-			case <-ctx.Done():
-				r.done <- writeResult{err: fmt.Errorf("node: leader is stopping: %w", api.ErrUnavailable)}
-			}
+			p.deferReject(ctx, r, err)
 			return
 		}
 	} else {
@@ -382,6 +386,116 @@ func (p *pipeline) handle(ctx context.Context, r *writeReq) {
 	case p.inflight <- &pending{req: r, seq: seq, msgID: id, data: data, ack: ack}:
 	case <-ctx.Done():
 		r.done <- writeResult{err: fmt.Errorf("node: leader is stopping, the write was sent: %w", api.ErrOutcomeUnknown)}
+	}
+}
+
+// deferReject answers r with err (a failed precondition) once the committer has applied every write in flight now,
+// among them the one the check was decided on, or with 503 unavailable if that write failed: no client is told
+// "stale" about a version that reads cannot see yet, or that never gets committed.
+func (p *pipeline) deferReject(ctx context.Context, r *writeReq, err error) {
+	select {
+	case p.inflight <- &pending{req: r, reject: err}:
+	case <-ctx.Done():
+		r.done <- writeResult{err: fmt.Errorf("node: leader is stopping: %w", api.ErrUnavailable)}
+	}
+}
+
+// handleTxn is handle for a transaction. Every operation is checked as the single write it stands for would be
+// (against the overlay of writes in flight first, the store second); the first one that fails, in request order,
+// refuses the whole transaction with an *api.TxnOpError, answered at once when decided on the store and through
+// deferReject when decided on a write in flight. A transaction that passes is published as one entry, and every key
+// it writes is in flight (overlay, keys) until the committer has applied it, with all its other keys, in one store
+// batch.
+func (p *pipeline) handleTxn(ctx context.Context, r *writeReq) {
+	for i, o := range r.txn {
+		if o.Op == apply.OpPut && !o.Cond.HasIfMatch && !o.Cond.IfNoneMatch {
+			continue // an unconditional put cannot fail its check
+		}
+		cur, inFlight, err := p.current(o.Key)
+		if err != nil {
+			r.done <- writeResult{err: err}
+			return
+		}
+		if err := apply.Check(o.Op, cur, o.Cond); err != nil {
+			err = &api.TxnOpError{Index: i, Key: o.Key, Current: cur, Err: err}
+			if !inFlight {
+				r.done <- writeResult{err: err}
+				return
+			}
+			p.deferReject(ctx, r, err)
+			return
+		}
+	}
+	p.trimOverlay()
+	seq := p.next
+	id := p.msgID + strconv.FormatUint(seq, 10)
+	// Raised before the entry leaves, as for a single write.
+	p.published.Store(seq)
+	prev := make([]uint64, len(r.txn))
+	for i, o := range r.txn {
+		prev[i] = p.keys.set(o.Key, seq)
+	}
+	ack, err := p.jc.PublishChained(ctx, r.data, seq-1, p.prevID, id)
+	if err != nil {
+		// Nothing was sent, so the chain of expected sequences is intact.
+		for i, o := range r.txn {
+			p.keys.restore(o.Key, seq, prev[i])
+		}
+		p.published.Store(seq - 1)
+		p.notify.Kick()
+		r.done <- writeResult{err: fmt.Errorf("node: publish: %w", wrapUnavailable(err))}
+		return
+	}
+	p.next++
+	p.prevID = id
+	for _, o := range r.txn {
+		p.overlay[string(o.Key)] = overlayEntry{seq: seq, deleted: o.Op == apply.OpDelete}
+		p.fifo = append(p.fifo, keySeq{key: string(o.Key), seq: seq})
+	}
+	select {
+	case p.inflight <- &pending{req: r, seq: seq, msgID: id, data: r.data, ack: ack}:
+	case <-ctx.Done():
+		r.done <- writeResult{err: fmt.Errorf("node: leader is stopping, the write was sent: %w", api.ErrOutcomeUnknown)}
+	}
+}
+
+// appendMutations appends the mutations r makes once committed at seq: none for a checkpoint, one per key
+// otherwise, every one at version seq.
+func (r *writeReq) appendMutations(dst []apply.Mutation, seq uint64) []apply.Mutation {
+	switch r.op {
+	case apply.OpCheckpoint:
+		return dst
+	case apply.OpTxn:
+		for _, o := range r.txn {
+			dst = append(dst, apply.ToMutation(seq, apply.Entry{Op: o.Op, Key: o.Key, Value: o.Value}))
+		}
+		return dst
+	}
+	return append(dst, apply.ToMutation(seq, apply.Entry{Op: r.op, Key: r.key, Value: r.value}))
+}
+
+// keyCount is how many keys r writes.
+func (r *writeReq) keyCount() int {
+	switch r.op {
+	case apply.OpCheckpoint:
+		return 0
+	case apply.OpTxn:
+		return len(r.txn)
+	}
+	return 1
+}
+
+// applied tells keys that r, committed at seq, is applied: its keys are no longer in flight (unless written again
+// since).
+func (r *writeReq) applied(keys *keySeqs, seq uint64) {
+	switch r.op {
+	case apply.OpCheckpoint:
+	case apply.OpTxn:
+		for _, o := range r.txn {
+			keys.applied(o.Key, seq)
+		}
+	default:
+		keys.applied(r.key, seq)
 	}
 }
 
@@ -524,9 +638,10 @@ func (p *pipeline) resync(ctx context.Context) error {
 
 func (p *pipeline) runCommitter(ctx context.Context) {
 	var (
-		batch   []*pending
-		muts    []apply.Mutation
-		failErr error // non-nil while the chain is broken: everything up to the barrier fails with it
+		batch     []*pending
+		batchKeys int // keys the batch writes
+		muts      []apply.Mutation
+		failErr   error // non-nil while the chain is broken: everything up to the barrier fails with it
 	)
 	flush := func() {
 		if len(batch) == 0 {
@@ -536,9 +651,7 @@ func (p *pipeline) runCommitter(ctx context.Context) {
 		last := tail.seq
 		muts = muts[:0]
 		for _, b := range batch {
-			if b.req.op != apply.OpCheckpoint {
-				muts = append(muts, apply.ToMutation(b.seq, apply.Entry{Op: b.req.op, Key: b.req.key, Value: b.req.value}))
-			}
+			muts = b.req.appendMutations(muts, b.seq) // a transaction's keys all in this one store batch
 		}
 		err := p.db.Apply(last, muts, apply.EntryMark(last, tail.msgID, tail.data))
 		clear(muts)
@@ -565,14 +678,13 @@ func (p *pipeline) runCommitter(ctx context.Context) {
 			}
 			p.notify.Advance(last)
 			for _, b := range batch {
-				if b.req.op != apply.OpCheckpoint {
-					p.keys.applied(b.req.key, b.seq)
-				}
+				b.req.applied(p.keys, b.seq)
 				b.req.done <- writeResult{seq: b.seq}
 			}
 		}
 		clear(batch)
 		batch = batch[:0]
+		batchKeys = 0
 	}
 	for {
 		var pd *pending
@@ -614,11 +726,12 @@ func (p *pipeline) runCommitter(ctx context.Context) {
 			}
 			p.lastAck.Store(seq)
 			batch = append(batch, pd)
+			batchKeys += pd.req.keyCount()
 			if pd.req.op == apply.OpCheckpoint {
 				flush() // a checkpoint ends its batch: the store is at exactly its sequence for a moment
 			}
 		}
-		if len(batch) >= maxCommitBatch || (len(batch) > 0 && len(p.inflight) == 0) {
+		if len(batch) >= maxCommitBatch || batchKeys >= maxBatchKeys || (len(batch) > 0 && len(p.inflight) == 0) {
 			flush()
 		}
 	}

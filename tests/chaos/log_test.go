@@ -38,7 +38,7 @@ type keyState struct {
 type logIndex struct {
 	first, last uint64
 	entries     []logEntry          // in sequence order
-	bySeq       map[uint64]int      // seq -> index in entries
+	bySeq       map[uint64]int      // seq -> index in entries (a transaction's first operation)
 	byKey       map[string][]int    // key -> indexes in entries, ascending
 	valueSeq    map[string][]uint64 // put value -> the sequences that wrote it (one, unless a value was written twice)
 }
@@ -102,7 +102,12 @@ func readLog(ctx context.Context, url string, clk *clock) (*logIndex, error) {
 			if err != nil {
 				return nil, fmt.Errorf("read log: entry %d: %w", seq, err)
 			}
-			if e.Mutates() { // a checkpoint (a snapshot's) changes no key and is no client's write
+			switch {
+			case e.Op == apply.OpTxn: // one entry per key it writes, all at its sequence (the workload sends none)
+				for _, o := range e.Ops {
+					l.add(logEntry{Seq: seq, Op: o.Op, Key: string(o.Key), Value: string(o.Value), At: clk.fromWall(md.Timestamp)})
+				}
+			case e.Mutates(): // a checkpoint (a snapshot's) changes no key and is no client's write
 				l.add(logEntry{Seq: seq, Op: e.Op, Key: string(e.Key), Value: string(e.Value), At: clk.fromWall(md.Timestamp)})
 			}
 			next++
@@ -130,7 +135,9 @@ func newLogIndex(entries []logEntry) *logIndex {
 func (l *logIndex) add(e logEntry) {
 	i := len(l.entries)
 	l.entries = append(l.entries, e)
-	l.bySeq[e.Seq] = i
+	if _, ok := l.bySeq[e.Seq]; !ok {
+		l.bySeq[e.Seq] = i
+	}
 	l.byKey[e.Key] = append(l.byKey[e.Key], i)
 	if e.Op == apply.OpPut {
 		l.valueSeq[e.Value] = append(l.valueSeq[e.Value], e.Seq)
@@ -160,7 +167,7 @@ func (l *logIndex) stateAt(key string, seq uint64) keyState {
 	return keyState{Exists: true, Value: e.Value, Version: e.Seq}
 }
 
-// digest is the state digest (README "Digest") of the log's prefix up to seq: SHA-256 over every live key in byte
+// digest is the state digest (docs/api.md, "Digest") of the log's prefix up to seq: SHA-256 over every live key in byte
 // order, each as uvarint(len(key)) key uvarint(len(value)) value uvarint(version).
 func (l *logIndex) digest(seq uint64) string {
 	keys := make([]string, 0, len(l.byKey))

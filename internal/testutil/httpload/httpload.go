@@ -1,6 +1,6 @@
-// Package httpload is a minimal HTTP/1.1 PUT client for benchmarks. It is written by hand (no net/http client) so
-// that the load generator costs as little CPU as possible next to the server on a 2-core machine: a benchmark should
-// measure the server stack, not the client.
+// Package httpload is a minimal HTTP/1.1 PUT (and POST) client for benchmarks. It is written by hand (no net/http
+// client) so that the load generator costs as little CPU as possible next to the server on a 2-core machine: a
+// benchmark should measure the server stack, not the client.
 package httpload
 
 import (
@@ -67,6 +67,36 @@ func (c *PutConn) Put(key string, value []byte) error {
 	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("httpload: put: %w: status %d", ErrUnexpectedStatus, resp.StatusCode)
+	}
+	return nil
+}
+
+// Post sends POST path with body of type contentType (a transaction: path "/v1/txn") and reads the whole answer;
+// anything but 200 wraps ErrUnexpectedStatus.
+func (c *PutConn) Post(path, contentType string, body []byte) error {
+	c.req = append(c.req[:0], "POST "...)
+	c.req = append(c.req, path...)
+	c.req = append(c.req, " HTTP/1.1\r\nHost: bench\r\nContent-Type: "...)
+	c.req = append(c.req, contentType...)
+	c.req = append(c.req, "\r\nContent-Length: "...)
+	c.req = strconv.AppendInt(c.req, int64(len(body)), 10)
+	c.req = append(c.req, "\r\n\r\n"...)
+	c.req = append(c.req, body...)
+	if _, err := c.conn.Write(c.req); err != nil {
+		return fmt.Errorf("httpload: post: %w", err)
+	}
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		return fmt.Errorf("httpload: post: read answer: %w", err)
+	}
+	c.server = parseServerTiming(resp.Header.Get("Server-Timing"))
+	_, err = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	if err != nil {
+		return fmt.Errorf("httpload: post: read body: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("httpload: post: %w: status %d", ErrUnexpectedStatus, resp.StatusCode)
 	}
 	return nil
 }

@@ -152,3 +152,35 @@ func TestPutConn_ServerTiming(t *testing.T) {
 		}
 	}
 }
+
+func TestPutConn_Post(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b := make([]byte, r.ContentLength)
+		_, _ = r.Body.Read(b)
+		mu.Lock()
+		got = append(got, r.Method+" "+r.URL.Path+" "+r.Header.Get("Content-Type")+" "+string(b))
+		mu.Unlock()
+		if string(b) == "fail" {
+			w.WriteHeader(http.StatusPreconditionFailed)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	c, err := DialPut(t.Context(), srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Post("/v1/txn", "application/json", []byte(`{"ops":[]}`)); err != nil {
+		t.Fatalf("Post: %v", err)
+	}
+	if err := c.Post("/v1/txn", "text/plain", []byte("fail")); !errors.Is(err, ErrUnexpectedStatus) {
+		t.Fatalf("Post of a refused body = %v, want ErrUnexpectedStatus", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 || got[0] != `POST /v1/txn application/json {"ops":[]}` {
+		t.Fatalf("server saw %q", got)
+	}
+}
