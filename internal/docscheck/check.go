@@ -388,6 +388,7 @@ var apiPaths = []struct {
 	{"/v1/status", true, nil},
 	{"/v1/snapshots", true, nil},
 	{"/v1/followers", true, nil},
+	{"/v1/txn", true, nil},
 	{"/healthz", true, nil},
 	{"/readyz", true, nil},
 	{"/metrics", true, nil},
