@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"os"
 	"strconv"
@@ -149,32 +148,14 @@ func (h *handler) redirect(w http.ResponseWriter, r *http.Request) {
 // readValue reads the request body as a value: at most apply.MaxValueLen bytes, never reading more than one byte
 // past the limit. A declared or actual length above the limit returns apply.ErrValueTooLarge.
 func readValue(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	if r.ContentLength > apply.MaxValueLen {
+	buf, err := readBody(w, r, apply.MaxValueLen)
+	switch {
+	case errors.Is(err, errBodyTooLarge):
 		return nil, apply.ErrValueTooLarge
-	}
-	body := http.MaxBytesReader(w, r.Body, apply.MaxValueLen)
-	if r.ContentLength >= 0 {
-		buf := make([]byte, r.ContentLength)
-		if _, err := io.ReadFull(body, buf); err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				return nil, err
-			}
-			return nil, badRequest("request body shorter than its Content-Length")
-		}
-		return buf, nil
-	}
-	buf, err := io.ReadAll(body)
-	if errors.Is(err, os.ErrDeadlineExceeded) {
+	case err != nil:
 		return nil, err
-	}
-	if err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return nil, apply.ErrValueTooLarge
-		}
-		return nil, badRequest("cannot read request body")
-	}
-	if buf == nil {
-		buf = []byte{}
+	case buf == nil:
+		buf = []byte{} // an empty value, not an absent one
 	}
 	return buf, nil
 }

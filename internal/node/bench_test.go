@@ -67,14 +67,7 @@ func BenchmarkLeader_Ingest(b *testing.B) {
 				return err
 			},
 		}
-		if rounds%2 == 1 { // alternate the order so that drift does not favour one side
-			slices.Reverse(sides)
-		}
-		for _, side := range sides {
-			if err := side(); err != nil {
-				b.Fatal(err)
-			}
-		}
+		runSides(b, rounds, sides)
 		rounds++
 	}
 	if want := uint64(warmup + rounds*perRound); l.Applied() != want {
@@ -110,14 +103,7 @@ func BenchmarkFollower_Apply(b *testing.B) {
 			return err
 		}
 		sides := []func() error{follower, consumer}
-		if rounds%2 == 1 {
-			sides[0], sides[1] = sides[1], sides[0]
-		}
-		for _, side := range sides {
-			if err := side(); err != nil {
-				b.Fatal(err)
-			}
-		}
+		runSides(b, rounds, sides)
 		rounds++
 	}
 	n := float64(rounds * entries)
@@ -144,14 +130,7 @@ func BenchmarkFollower_ApplyDefaultPacing(b *testing.B) {
 			}
 		}
 		sides := []func() error{run(true, &tDefault), run(false, &tUnpaced)}
-		if rounds%2 == 1 {
-			sides[0], sides[1] = sides[1], sides[0]
-		}
-		for _, side := range sides {
-			if err := side(); err != nil {
-				b.Fatal(err)
-			}
-		}
+		runSides(b, rounds, sides)
 		rounds++
 	}
 	n := float64(rounds * entries)
@@ -188,4 +167,18 @@ func replayOnce(b *testing.B, bl *backlog, id string, paced bool) (time.Duration
 		return 0, fmt.Errorf("bench: close follower: %w", err)
 	}
 	return elapsed, nil
+}
+
+// runSides runs the sides of one benchmark round, in reverse order every other round so that drift (a warming cache, a
+// growing store) does not favour one side; the first error fails the benchmark.
+func runSides(b *testing.B, round int, sides []func() error) {
+	b.Helper()
+	if round%2 == 1 {
+		slices.Reverse(sides)
+	}
+	for _, side := range sides {
+		if err := side(); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -159,29 +160,7 @@ func TestLeader_DiskFullEmbedded(t *testing.T) {
 	furl := base(f.HTTPAddr())
 	filler := smalldisk.LeaveFree(t, mnt, 40<<20)
 
-	value := bigValue(t)
-	acked := map[string]bool{}
-	var refused string
-	for i := 0; i < 300 && refused == ""; i++ {
-		key := "big-" + strconv.Itoa(i)
-		start := time.Now()
-		code, b, _ := do(t, http.MethodPut, url+"/v1/kv/"+key, value)
-		switch {
-		case code == http.StatusOK:
-			acked[key] = true
-		case code == http.StatusInsufficientStorage || code == http.StatusServiceUnavailable:
-			if time.Since(start) > 10*time.Second {
-				t.Fatalf("write on a full disk took %s", time.Since(start))
-			}
-			refused = fmt.Sprintf("%d %s", code, b)
-		default:
-			t.Fatalf("write %d on a filling disk: %d %s", i, code, b)
-		}
-	}
-	if refused == "" {
-		t.Fatal("300 writes of 512 KiB never filled the disk")
-	}
-	t.Logf("first refused write: %s", refused)
+	acked := writeUntilRefused(t, url, 300, http.StatusInsufficientStorage, http.StatusServiceUnavailable)
 	eventually(t, 10*time.Second, func() string {
 		if code, why := readyz(t, url); code != http.StatusServiceUnavailable {
 			return fmt.Sprintf("readyz %d (%q) on a full disk", code, why)
@@ -190,10 +169,46 @@ func TestLeader_DiskFullEmbedded(t *testing.T) {
 	})
 	_, why := readyz(t, url)
 	t.Logf("status error on a full disk: %s", why)
+	recoverOnceSpaceReturns(t, url, filler, acked)
+	digestsEqual(t, url, furl, 30*time.Second)
+}
+
+// writeUntilRefused writes 512 KiB values to the leader at url (keys big-<i>) until one is refused with one of
+// refused codes, at most max writes; a refusal must come within 10 s, any other answer fails the test. It returns the
+// acknowledged keys.
+func writeUntilRefused(t *testing.T, url string, max int, refused ...int) map[string]bool {
+	t.Helper()
+	value := bigValue(t)
+	acked := map[string]bool{}
+	for i := range max {
+		key := "big-" + strconv.Itoa(i)
+		start := time.Now()
+		code, b, _ := do(t, http.MethodPut, url+"/v1/kv/"+key, value)
+		switch {
+		case code == http.StatusOK:
+			acked[key] = true
+		case slices.Contains(refused, code):
+			if d := time.Since(start); d > 10*time.Second {
+				t.Fatalf("write on a full disk took %s", d)
+			}
+			t.Logf("first refused write: %d %s", code, b)
+			return acked
+		default:
+			t.Fatalf("write %d on a filling disk: %d %s", i, code, b)
+		}
+	}
+	t.Fatalf("%d writes of 512 KiB never filled the disk", max)
+	return nil
+}
+
+// recoverOnceSpaceReturns checks that a leader with a full disk still answers /healthz, removes filler, and waits
+// (60 s at most, each write answered within 10 s) until the leader takes writes again, is ready, and still holds
+// every acknowledged key.
+func recoverOnceSpaceReturns(t *testing.T, url, filler string, acked map[string]bool) {
+	t.Helper()
 	if code, _, _ := do(t, http.MethodGet, url+"/healthz", nil); code != http.StatusOK {
 		t.Fatalf("healthz on a full disk: %d", code)
 	}
-
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +231,6 @@ func TestLeader_DiskFullEmbedded(t *testing.T) {
 			t.Fatalf("acknowledged %s lost: %d", key, code)
 		}
 	}
-	digestsEqual(t, url, furl, 30*time.Second)
 }
 
 // A follower started on a disk already too full to open its store stays up: it answers healthz and status (failed,
@@ -259,16 +273,9 @@ func TestFollower_StartsOnFullDisk(t *testing.T) {
 // restarts in place and the leader takes writes again by itself, with nothing acknowledged lost.
 func TestLeader_EmbeddedLogDiskFull(t *testing.T) {
 	dataDir, snapDir := t.TempDir(), t.TempDir()
-	natsDir := filepath.Join(dataDir, "nats")
-	if err := os.Mkdir(natsDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
 	mnt := smalldisk.Mount(t, 64<<20)
 	// The embedded server's store is dataDir/nats: put it on the small disk, the leader's store stays roomy.
-	if err := os.Remove(natsDir); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(mnt, natsDir); err != nil {
+	if err := os.Symlink(mnt, filepath.Join(dataDir, "nats")); err != nil {
 		t.Fatal(err)
 	}
 	l := startLeader(t, dataDir, snapDir)
@@ -278,29 +285,7 @@ func TestLeader_EmbeddedLogDiskFull(t *testing.T) {
 	furl := base(f.HTTPAddr())
 	filler := smalldisk.LeaveFree(t, mnt, 8<<20)
 
-	value := bigValue(t)
-	acked := map[string]bool{}
-	var refused string
-	for i := 0; i < 100 && refused == ""; i++ {
-		key := "big-" + strconv.Itoa(i)
-		start := time.Now()
-		code, b, _ := do(t, http.MethodPut, url+"/v1/kv/"+key, value)
-		switch {
-		case code == http.StatusOK:
-			acked[key] = true
-		case code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout:
-			if time.Since(start) > 10*time.Second {
-				t.Fatalf("write on the log's full disk took %s", time.Since(start))
-			}
-			refused = fmt.Sprintf("%d %s", code, b)
-		default:
-			t.Fatalf("write %d on the log's filling disk: %d %s", i, code, b)
-		}
-	}
-	if refused == "" {
-		t.Fatal("100 writes of 512 KiB never filled the log's disk")
-	}
-	t.Logf("first refused write: %s", refused)
+	acked := writeUntilRefused(t, url, 100, http.StatusServiceUnavailable, http.StatusGatewayTimeout)
 	eventually(t, 15*time.Second, func() string {
 		if code, why := readyz(t, url); code != http.StatusServiceUnavailable {
 			return fmt.Sprintf("readyz %d (%q) with the log's disk full", code, why)
@@ -313,31 +298,6 @@ func TestLeader_EmbeddedLogDiskFull(t *testing.T) {
 		}
 		return ""
 	})
-	if code, _, _ := do(t, http.MethodGet, url+"/healthz", nil); code != http.StatusOK {
-		t.Fatalf("healthz with the log's disk full: %d", code)
-	}
-
-	if err := os.Remove(filler); err != nil {
-		t.Fatal(err)
-	}
-	back := time.Now()
-	eventually(t, 60*time.Second, func() string {
-		start := time.Now()
-		code, b, _ := do(t, http.MethodPut, url+"/v1/kv/after", []byte("1"))
-		if d := time.Since(start); d > 10*time.Second {
-			t.Fatalf("a write took %s to answer %d while the leader recovers", d, code)
-		}
-		if code != http.StatusOK {
-			return fmt.Sprintf("write after space returned: %d %s", code, b)
-		}
-		return ""
-	})
-	t.Logf("writes accepted again %s after space returned", time.Since(back))
-	waitState(t, url, stateReady, 10*time.Second)
-	for key := range acked {
-		if code, _, _ := do(t, http.MethodGet, url+"/v1/kv/"+key, nil); code != http.StatusOK {
-			t.Fatalf("acknowledged %s lost: %d", key, code)
-		}
-	}
+	recoverOnceSpaceReturns(t, url, filler, acked)
 	digestsEqual(t, url, furl, 30*time.Second)
 }

@@ -3,7 +3,6 @@ package node_test
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -97,14 +96,7 @@ func BenchmarkLeader_TxnIngest(b *testing.B) {
 			func() error { d, err := runTxns(prefix+"json-", false); tJSON += d; return err },
 			func() error { d, err := runTxns(prefix+"bin-", true); tBinary += d; return err },
 		}
-		if rounds%2 == 1 { // alternate the order so that drift does not favour one side
-			slices.Reverse(sides)
-		}
-		for _, side := range sides {
-			if err := side(); err != nil {
-				b.Fatal(err)
-			}
-		}
+		runSides(b, rounds, sides)
 		rounds++
 	}
 	n := float64(rounds * perRound)
