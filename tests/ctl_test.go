@@ -178,13 +178,56 @@ func TestCtl_EndToEnd(t *testing.T) {
 	mustHave(t, "del", ctl.must(ctlOK, "", "del", "piped").out, "deleted piped version")
 	ctl.must(ctlNotFound, "", "del", "piped")
 
+	// txn through a follower: the operations from stdin go to the leader in one entry; the keys are read back on the
+	// other follower at its version.
+	ops := fmt.Sprintf("# two puts and a delete\nput txn/a \"with space\" if-absent\nput txn/b --b64 AP8=\n"+
+		"del filed if-match=%d\n", w.Version)
+	r = ctl.must(ctlOK, ops, "--url", f1.URL(), "txn", "-o", "json")
+	var tx struct {
+		Version uint64 `json:"version"`
+		Ops     int    `json:"ops"`
+		Status  int    `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(r.out), &tx); err != nil || tx.Ops != 3 || tx.Version <= w.Version || tx.Status != 200 {
+		t.Fatalf("txn -o json: %v %q", err, r.out)
+	}
+	for key, want := range map[string]string{"txn/a": "with space", "txn/b": "\x00\xff"} {
+		r = ctl.must(ctlOK, "", "--url", f2.URL(), "get", key, "--min-seq", fmt.Sprint(tx.Version), "-o", "json")
+		var g struct {
+			Version uint64 `json:"version"`
+			Value   []byte `json:"value"`
+		}
+		if err := json.Unmarshal([]byte(r.out), &g); err != nil || string(g.Value) != want || g.Version != tx.Version {
+			t.Fatalf("get %s after txn: %v %q, want %q at version %d", key, err, r.out, want, tx.Version)
+		}
+	}
+	ctl.must(ctlNotFound, "", "--url", f2.URL(), "get", "filed", "--min-seq", fmt.Sprint(tx.Version))
+	// A failed condition (from a file) writes nothing and names the operation; so does a delete of an absent key.
+	opsFile := filepath.Join(t.TempDir(), "ops.txt")
+	if err := os.WriteFile(opsFile, []byte("put txn/c 1\nput txn/a again if-match=1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = ctl.must(ctlPrecond, "", "--url", f2.URL(), "txn", "--file", opsFile)
+	mustHave(t, "txn stderr", r.err, `ops[1] put "txn/a" (`+opsFile+`:2)`, fmt.Sprintf("version %d", tx.Version))
+	ctl.must(ctlNotFound, "", "get", "txn/c")
+	r = ctl.must(ctlNotFound, "put txn/c 1\ndel filed\n", "txn")
+	mustHave(t, "txn stderr", r.err, `ops[1] del "filed"`)
+	ctl.must(ctlUsage, "put txn/c \"unterminated\n", "txn")
+	// The API's JSON body, as is.
+	r = ctl.must(ctlOK, fmt.Sprintf(`{"ops":[{"op":"put","key":"txn/b","value":"json","if_match":%d}]}`, tx.Version),
+		"--url", f1.URL(), "txn", "--json")
+	mustHave(t, "txn --json", r.out, "committed 1 operation(s) at version")
+	if r = ctl.must(ctlOK, "", "get", "txn/b"); r.out != "json" {
+		t.Fatalf("get txn/b: %q", r.out)
+	}
+
 	// Snapshots, through whichever --url is the leader.
 	r = ctl.must(ctlOK, "", "--url", f1.URL()+","+ld.URL(), "snapshots", "create", "-o", "json")
 	var m struct {
 		Seq  uint64 `json:"seq"`
 		Keys uint64 `json:"keys"`
 	}
-	if err := json.Unmarshal([]byte(r.out), &m); err != nil || m.Seq == 0 || m.Keys != 25 {
+	if err := json.Unmarshal([]byte(r.out), &m); err != nil || m.Seq == 0 || m.Keys != 26 {
 		t.Fatalf("snapshots create: %v %q", err, r.out)
 	}
 	r = ctl.must(ctlOK, "", "snapshots", "list")

@@ -13,6 +13,8 @@ func TestCheckArgs(t *testing.T) {
 		{"put", "greeting", "hello", "--if-absent"},
 		{"put", "config", "--file", "-"},
 		{"del", "greeting", "--if-match", "7"},
+		{"txn", "--file", "ops.txt"},
+		{"-o", "json", "txn", "--json", "-f", "-"},
 		{"list", "user/", "--limit", "10", "--values"},
 		{"snapshots", "create", "--wait", "5m"},
 		{"watch", "http://127.0.0.1:8081", "--max-wait", "10m"},
@@ -31,6 +33,8 @@ func TestCheckArgs(t *testing.T) {
 		{"put", "k", "--if-match", "seven"},
 		{"get"},
 		{"verify", "extra"},
+		{"txn", "put", "k", "v"},
+		{"txn", "--json=maybe"},
 		{"-o", "yaml", "status"},
 		{"completion"},
 	}
@@ -46,6 +50,7 @@ func TestCommandFlags(t *testing.T) {
 	for cmd, flag := range map[string]string{
 		"replikvctl":                  "url",
 		"replikvctl put":              "if-absent",
+		"replikvctl txn":              "json",
 		"replikvctl snapshots create": "wait",
 		"replikvctl completion bash":  "no-descriptions",
 	} {

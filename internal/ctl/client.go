@@ -221,8 +221,13 @@ func (c *Client) send(ctx context.Context, req request, u *url.URL) (*response, 
 	return &response{status: hresp.StatusCode, header: hresp.Header, body: b, url: redact(u)}, nil
 }
 
-// apiError turns an answer with an unexpected status into an *APIError.
+// apiError turns an answer with an unexpected status into an error wrapping its *APIError.
 func apiError(resp *response) error {
+	return fmt.Errorf("ctl: %s: %w", resp.url, newAPIError(resp))
+}
+
+// newAPIError is the *APIError of an answer with an unexpected status.
+func newAPIError(resp *response) *APIError {
 	e := &APIError{Status: resp.status}
 	var body errorBody
 	if json.Unmarshal(resp.body, &body) == nil {
@@ -237,7 +242,7 @@ func apiError(resp *response) error {
 	if isRedirect(resp.status) {
 		e.Message = "unexpected redirect to " + resp.header.Get("Location")
 	}
-	return fmt.Errorf("ctl: %s: %w", resp.url, e)
+	return e
 }
 
 // getJSON GETs path on base and decodes a 200 answer into v. wait is how long the server may wait before it answers

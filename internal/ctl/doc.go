@@ -1,5 +1,6 @@
 // Package ctl is replikvctl, the operator's command-line client of replikv's HTTP API: the cluster status table,
-// key-value commands, snapshots, a digest check of every node (verify) and a live view of an onboarding (watch).
+// key-value commands and transactions, snapshots, a digest check of every node (verify) and a live view of an
+// onboarding (watch).
 //
 // Main runs a command line with the process's streams passed in (IO), so that the whole CLI can be tested in-process
 // against httptest servers; cmd/replikvctl only wires it to the real process. Commands are built with cobra, which

@@ -20,9 +20,10 @@ const (
 	// ExitUnreachable: a node (or the leader) could not be reached or located: connection refused, TLS failure,
 	// timeout, or (status, verify) a follower the leader lists whose URL is unknown.
 	ExitUnreachable = 4
-	// ExitNotFound: get or del of a key that does not exist (404).
+	// ExitNotFound: get or del of a key that does not exist, or a txn that deletes one (404).
 	ExitNotFound = 5
-	// ExitPrecondition: a conditional put or del (--if-match, --if-absent) whose condition did not hold (412).
+	// ExitPrecondition: a conditional put or del (--if-match, --if-absent), or a txn operation (if-match=N,
+	// if-absent), whose condition did not hold (412).
 	ExitPrecondition = 6
 	// ExitInconclusive: verify could not get the nodes to one common sequence (they kept moving under writes).
 	ExitInconclusive = 7

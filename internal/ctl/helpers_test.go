@@ -48,6 +48,10 @@ type memNode struct {
 	// step, when set, makes the node move on under writes: WaitApplied(seq) finds it at seq already, and every view
 	// is step entries further.
 	step uint64
+	// noTxn leaves the leader without a TxnWriter (a server that does not serve POST /v1/txn).
+	noTxn bool
+	// txns counts the transactions WriteTxn committed.
+	txns atomic.Int64
 	// override answers the paths it holds instead of the API (fields the API does not have yet).
 	override map[string]http.HandlerFunc
 	requests atomic.Int64
@@ -122,6 +126,32 @@ func (n *memNode) Write(_ context.Context, req api.WriteRequest) (api.WriteResul
 	} else {
 		n.data[string(req.Key)] = memEntry{value: append([]byte(nil), req.Value...), version: n.applied}
 	}
+	close(n.changed)
+	n.changed = make(chan struct{})
+	return api.WriteResult{Version: n.applied}, nil
+}
+
+// WriteTxn checks every operation against the current state in request order (the first failure is a
+// *api.TxnOpError) and then applies them all at one new version, as the leader's TxnWriter does.
+func (n *memNode) WriteTxn(_ context.Context, req api.TxnRequest) (api.WriteResult, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for i, o := range req.Ops {
+		e, ok := n.data[string(o.Key)]
+		cur := apply.Current{Version: e.version, Exists: ok}
+		if err := apply.Check(o.Op, cur, o.Cond); err != nil {
+			return api.WriteResult{}, &api.TxnOpError{Index: i, Key: o.Key, Current: cur, Err: err}
+		}
+	}
+	n.applied++
+	for _, o := range req.Ops {
+		if o.Op == apply.OpDelete {
+			delete(n.data, string(o.Key))
+		} else {
+			n.data[string(o.Key)] = memEntry{value: append([]byte(nil), o.Value...), version: n.applied}
+		}
+	}
+	n.txns.Add(1)
 	close(n.changed)
 	n.changed = make(chan struct{})
 	return api.WriteResult{Version: n.applied}, nil
@@ -235,6 +265,9 @@ func serve(t *testing.T, n *memNode, token string) *httptest.Server {
 	cfg := api.Config{Node: n, AuthToken: token}
 	if n.role == api.RoleLeader {
 		cfg.Writer, cfg.Snapshots, cfg.Followers = n, n, n
+		if !n.noTxn {
+			cfg.Txn = n
+		}
 	} else {
 		cfg.Redirector = n
 	}

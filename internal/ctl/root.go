@@ -132,7 +132,7 @@ Exit codes: 0 ok; 1 error; 2 usage; 3 verify found a digest mismatch; 4 a node c
 		cobra.ShellCompDirectiveNoFileComp))
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return fmt.Errorf("%w: %w", ErrUsage, err) })
 
-	root.AddCommand(a.statusCmd(), a.getCmd(), a.putCmd(), a.delCmd(), a.listCmd(), a.snapshotsCmd(),
+	root.AddCommand(a.statusCmd(), a.getCmd(), a.putCmd(), a.delCmd(), a.txnCmd(), a.listCmd(), a.snapshotsCmd(),
 		a.verifyCmd(), a.watchCmd())
 	return root
 }

@@ -15,7 +15,11 @@ const (
 	pathStatus    = "/v1/status"
 	pathSnapshots = "/v1/snapshots"
 	pathFollowers = "/v1/followers"
+	pathTxn       = "/v1/txn"
 )
+
+// contentTypeTxn is the media type of the binary body of POST /v1/txn.
+const contentTypeTxn = "application/x-replikv-txn"
 
 // headerSeq is the header on every answer: the answering node's applied sequence.
 const headerSeq = "Replikv-Seq"
@@ -101,6 +105,24 @@ type WriteResult struct {
 	Key        string `json:"key"`
 	Version    uint64 `json:"version"`
 	Replicated *int   `json:"replicated,omitempty"`
+}
+
+// TxnResult is the body of a committed transaction (POST /v1/txn): the version every key got and the number of
+// operations. Replicated is present only when the leader syncs followers.
+type TxnResult struct {
+	Version    uint64 `json:"version"`
+	Ops        int    `json:"ops"`
+	Replicated *int   `json:"replicated,omitempty"`
+}
+
+// txnErrorBody is the error answer of POST /v1/txn: the API's error, and when one operation is to blame its index,
+// its key (unless the key itself is invalid) and the key's current version (412, 404).
+type txnErrorBody struct {
+	Error   string  `json:"error"`
+	Code    string  `json:"code"`
+	Op      *int    `json:"op"`
+	Key     *string `json:"key"`
+	Version *uint64 `json:"version"`
 }
 
 // listPage is one page of GET /v1/kv. Value is the API's base64, kept as it came.
