@@ -845,7 +845,11 @@ func replayLog(ctx context.Context, jc *journal.Conn, db *store.DB, notify *seqN
 	if applied >= last {
 		return nil
 	}
-	sub, err := jc.Subscribe(ctx, applied+1, 4096)
+	// Creating the consumer is a request to the stream's leader: while a JetStream cluster elects one it goes
+	// unanswered, so bound it like the wait for an entry below, and let the caller retry.
+	sctx, cancel := context.WithTimeout(ctx, replayIdleTimeout)
+	sub, err := jc.Subscribe(sctx, applied+1, 4096)
+	cancel()
 	if err != nil {
 		return fmt.Errorf("node: replay from seq %d: %w", applied+1, err)
 	}
