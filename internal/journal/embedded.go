@@ -68,12 +68,19 @@ type Embedded struct {
 	mu  sync.Mutex
 	srv *server.Server
 
-	failed   chan string // a store's critical write error, buffered 1
+	failed   chan storeFailure // a store's critical write error, buffered 1
 	restarts int
 	failure  error // the store failure the server has not been restarted from yet; guarded by mu
 	stop     chan struct{}
 	done     chan struct{}
 	closeMu  sync.Once
+}
+
+// storeFailure is a server's log line saying a store failed a write, with the server's generation (Restarts when it
+// started), so that a line of a server already replaced is told apart.
+type storeFailure struct {
+	gen int
+	msg string
 }
 
 // StartEmbedded starts the server and waits (bounded) until it accepts client connections. A bad configuration or
@@ -120,14 +127,14 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		},
 		log:         log,
 		recoverFree: cfg.RecoverFree,
-		failed:      make(chan string, 1),
+		failed:      make(chan storeFailure, 1),
 		stop:        make(chan struct{}),
 		done:        make(chan struct{}),
 	}
 	if e.recoverFree == 0 {
 		e.recoverFree = defaultRecoverFree
 	}
-	srv, err := e.start()
+	srv, err := e.start(0)
 	if err != nil {
 		return nil, fmt.Errorf("journal: start embedded: %w", err)
 	}
@@ -145,15 +152,28 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	return e, nil
 }
 
-// start runs one server with e.opts and waits until it accepts connections.
-func (e *Embedded) start() (*server.Server, error) {
+// start runs one server, generation gen, with e.opts and waits until it accepts connections.
+func (e *Embedded) start(gen int) (*server.Server, error) {
 	opts := e.opts // NewServer keeps and amends the Options it is given
 	srv, err := server.NewServer(&opts)
 	if err != nil {
 		return nil, err
 	}
 	slog := newServerLogger(e.log)
-	slog.writeFailed = e.failed
+	slog.writeFailed = func(msg string) {
+		// Keep the newest: a pending one is of this server or of one it replaced, never of a later one.
+		for {
+			select {
+			case e.failed <- storeFailure{gen: gen, msg: msg}:
+				return
+			default:
+			}
+			select {
+			case <-e.failed:
+			default:
+			}
+		}
+	}
 	srv.SetLoggerV2(slog, e.log.Core().Enabled(zap.DebugLevel), false, false)
 	// Start returns once the listeners are set up, or early after a Fatalf (which our logger turns into a value).
 	srv.Start()
@@ -177,12 +197,16 @@ func (e *Embedded) supervise() {
 	defer close(e.done)
 	var last time.Time
 	for {
-		var why string
+		var f storeFailure
 		select {
 		case <-e.stop:
 			return
-		case why = <-e.failed:
+		case f = <-e.failed:
 		}
+		if f.gen != e.Restarts() {
+			continue // from a server already replaced
+		}
+		why := f.msg
 		e.log.Error("the embedded nats server's store failed a write; it restarts once its disk has room",
 			zap.String("error", why), zap.Int64("need_free_bytes", e.recoverFree))
 		e.mu.Lock()
@@ -210,11 +234,6 @@ func (e *Embedded) supervise() {
 			waiting = false
 		}
 		t.Stop()
-		// A failure reported while the old server went down is stale.
-		select {
-		case <-e.failed:
-		default:
-		}
 	}
 }
 
@@ -228,7 +247,10 @@ func (e *Embedded) restart() error {
 		old.Shutdown()
 		old.WaitForShutdown()
 	}
-	srv, err := e.start()
+	e.mu.Lock()
+	gen := e.restarts + 1
+	e.mu.Unlock()
+	srv, err := e.start(gen)
 	if err != nil {
 		return fmt.Errorf("journal: restart embedded: %w", err)
 	}

@@ -11,8 +11,9 @@ import (
 type serverLogger struct {
 	log   *zap.SugaredLogger
 	fatal chan string // buffered 1; only the first fatal message is kept
-	// writeFailed, when not nil, receives (without blocking) an error message that says a store failed a write.
-	writeFailed chan<- string
+	// writeFailed, when not nil, is called with every error message that says a store failed a write. It must not
+	// block.
+	writeFailed func(msg string)
 }
 
 // plaintextPasswordsWarning is the format of the warning nats-server logs at start when its users' passwords are not
@@ -37,10 +38,7 @@ func (l *serverLogger) Errorf(format string, v ...any) {
 	msg := fmt.Sprintf(format, v...)
 	l.log.Error(msg)
 	if l.writeFailed != nil && isWriteFailure(msg) {
-		select {
-		case l.writeFailed <- msg:
-		default:
-		}
+		l.writeFailed(msg)
 	}
 }
 func (l *serverLogger) Debugf(format string, v ...any) { l.log.Debugf(format, v...) }
