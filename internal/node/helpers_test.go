@@ -29,13 +29,18 @@ func testLogger(t testing.TB) *zap.Logger {
 // startLeader starts an in-process leader with an embedded NATS server on free ports.
 func startLeader(t testing.TB, dataDir, snapDir string, args ...string) *Leader {
 	t.Helper()
+	return startLeaderLog(t, testLogger(t), dataDir, snapDir, args...)
+}
+
+func startLeaderLog(t testing.TB, log *zap.Logger, dataDir, snapDir string, args ...string) *Leader {
+	t.Helper()
 	base := []string{"--data-dir", dataDir, "--http-addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0",
 		"--snapshot-interval", "0", "--snapshots", "file://" + snapDir}
 	cfg, err := config.ParseLeader(append(base, args...), func(string) string { return "" }, io.Discard)
 	if err != nil {
 		t.Fatalf("leader config: %v", err)
 	}
-	l, err := StartLeader(context.Background(), cfg, testLogger(t).Named("leader"))
+	l, err := StartLeader(context.Background(), cfg, log.Named("leader"))
 	if err != nil {
 		t.Fatalf("start leader: %v", err)
 	}

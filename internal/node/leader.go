@@ -119,11 +119,6 @@ func StartLeader(ctx context.Context, cfg config.Leader, log *zap.Logger) (_ *Le
 	}
 	cleanup = append(cleanup, l.jc.Close)
 	l.restorer.jc = l.jc
-	if mp := l.jc.MaxPayload(); mp < minMaxPayload {
-		// Every entry is one message: the largest transaction (apply.MaxTxnLen) and its headers need 1 MiB.
-		log.Warn("the nats server's max_payload is below 1 MiB: it refuses the largest transactions and values, "+
-			"which then fail with 503 unavailable", zap.Int64("max_payload", mp), zap.Int64("want", minMaxPayload))
-	}
 
 	l.srv, l.served, err = serveHTTP(cfg.Common, api.Config{Node: l, Writer: l, Txn: l, Barrier: l, Snapshots: l, Followers: l,
 		Metrics: l.metrics, Logger: log,
@@ -219,6 +214,12 @@ func (l *Leader) runBackground(ctx context.Context, advertise string) {
 		return err
 	}, l.logSetupFailed("waiting for the replication log", "stream not ready")); err != nil {
 		return
+	}
+	// The stream answered, so the connection is up and knows its server's limit (unknown, 0, before it connects).
+	if mp := l.jc.MaxPayload(); mp > 0 && mp < minMaxPayload {
+		// Every entry is one message: the largest transaction (apply.MaxTxnLen) and its headers need 1 MiB.
+		l.log.Warn("the nats server's max_payload is below 1 MiB: it refuses the largest transactions and values, "+
+			"which then fail with 503 unavailable", zap.Int64("max_payload", mp), zap.Int64("want", minMaxPayload))
 	}
 
 	var lease *journal.Lease
