@@ -223,4 +223,25 @@ func (s *stack) dumpLogs(t *testing.T) {
 		t.Logf("compose logs: %v", err)
 	}
 	t.Logf("compose logs:\n%s", out)
+	// Last, where a truncated report still shows it: the leader's latest warnings and errors.
+	out, err = s.compose(ctx, "logs", "--no-color", "--tail=3000", "leader")
+	if err != nil {
+		return
+	}
+	var bad []string
+	for line := range strings.Lines(out) {
+		if strings.Contains(line, `"level":"warn"`) || strings.Contains(line, `"level":"error"`) {
+			bad = append(bad, truncate(strings.TrimSpace(line), 400))
+		}
+	}
+	bad = bad[max(0, len(bad)-12):]
+	t.Logf("the leader's last %d warnings and errors:\n%s", len(bad), strings.Join(bad, "\n"))
+}
+
+// truncate cuts s to n bytes, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

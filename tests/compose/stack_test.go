@@ -216,9 +216,16 @@ func stepPartitionFollower(t *testing.T, sc *scenario) {
 // go on (the stream has three replicas) and nothing acknowledged is lost
 // while the node is down; then the node starts again. Killing each node in
 // turn makes sure the stream's leader and the server the leader is
-// connected to are among the victims.
+// connected to are among the victims. One fault at a time, as an R3 stream
+// survives: a node dies only once every replica is current again (a
+// restarted one catches up first), as in an operator's rolling restart.
 func stepKillNATSNodes(t *testing.T, sc *scenario) {
+	mon := sc.startNATSMonitor(t)
 	for _, svc := range []string{"nats1", "nats2", "nats3"} {
+		poll(t, 3*time.Minute, "log stream healthy before "+svc+" dies", func(ctx context.Context) error {
+			_, err := mon.healthy(ctx)
+			return err
+		})
 		id := sc.containers(t, svc, 1)[0]
 		sc.dockerCmd(t, "kill", id)
 		sc.waitAcks(t, 300, 2*time.Minute)
