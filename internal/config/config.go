@@ -118,6 +118,9 @@ type Leader struct {
 	SyncTimeout time.Duration
 	// StreamReplicas is the replica count used when the stream is created (1 for a single server, 3 for a cluster).
 	StreamReplicas int
+	// LeaseTTL is how long the leader lease lives without renewal (MinLeaseTTL..MaxLeaseTTL). The lease bucket is
+	// created with it; an existing bucket keeps its own TTL, and the leader goes by the shorter of the two.
+	LeaseTTL time.Duration
 	// NATSFollowerUser and NATSFollowerPassword are the user the embedded server admits followers as, with the
 	// follower permissions (journal.FollowerPermissions). Both or neither; only with the embedded server (no NATSURL)
 	// and NATSUser, and a name other than NATSUser's. Empty with NATSUser set means no follower can connect. The
@@ -434,6 +437,14 @@ func (c Common) TLSFiles() tlsconf.Files {
 	return tlsconf.Files{CertFile: c.TLSCert, KeyFile: c.TLSKey, ClientCAFile: c.TLSClientCA}
 }
 
+// Bounds of --lease-ttl. JetStream removes expired lease keys on a timer of its own, and the leader renews every
+// third of the TTL with a request that must be answered within that third: below a second, a busy server or a slow
+// link lets the lease lapse while its holder is healthy.
+const (
+	MinLeaseTTL = time.Second
+	MaxLeaseTTL = 10 * time.Minute
+)
+
 // ParseLeader parses the leader's flags and environment. Errors wrap ErrUsage (exit 2) or are ErrHelp (exit 0).
 func ParseLeader(args []string, getenv func(string) string, stderr io.Writer) (Leader, error) {
 	var c Leader
@@ -450,6 +461,7 @@ func ParseLeader(args []string, getenv func(string) string, stderr io.Writer) (L
 	fs.IntVar(&c.SyncFollowers, "sync-followers", 0, "a write is confirmed only after this many ready followers applied it (0 = asynchronous)")
 	fs.DurationVar(&c.SyncTimeout, "sync-timeout", 5*time.Second, "how long a write waits for --sync-followers")
 	fs.Func("catchup-mirror-tags", "comma-separated JetStream placement tags for the catch-up mirror when it is created (a cluster puts it on servers that have every tag); needs --catchup-mirror", tagsFlag(&c.CatchUpMirrorTags))
+	fs.DurationVar(&c.LeaseTTL, "lease-ttl", 10*time.Second, "how long the leader lease lives without renewal: another leader can take over this long after the leader last renewed it, and the leader stops answering reads a little before that")
 	fs.IntVar(&c.StreamReplicas, "stream-replicas", 1, "replicas of the stream when it is created (3 on a clustered JetStream)")
 	fs.Func("stream-tags", "comma-separated JetStream placement tags for the stream and the lease bucket when they are created (a cluster puts them on servers that have every tag)", tagsFlag(&c.StreamTags))
 	fs.StringVar(&c.NATSFollowerUser, "nats-follower-user", "", "the user the embedded NATS server admits followers as, with read-only access to the log (with --nats-follower-password; needs --nats-user, only without --nats-url)")
@@ -493,6 +505,12 @@ func ParseLeader(args []string, getenv func(string) string, stderr io.Writer) (L
 	p.check(func() error {
 		if len(c.CatchUpMirrorTags) > 0 && !c.CatchUpMirror {
 			return errors.New("--catchup-mirror-tags: only with --catchup-mirror")
+		}
+		return nil
+	})
+	p.check(func() error {
+		if c.LeaseTTL < MinLeaseTTL || c.LeaseTTL > MaxLeaseTTL {
+			return fmt.Errorf("--lease-ttl: %v is not between %v and %v", c.LeaseTTL, MinLeaseTTL, MaxLeaseTTL)
 		}
 		return nil
 	})

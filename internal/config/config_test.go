@@ -20,7 +20,7 @@ func TestParseLeader_Defaults(t *testing.T) {
 	}
 	if c.DataDir != "./data/leader" || c.HTTPAddr != "127.0.0.1:8080" || c.NATSURL != "" || c.Stream != "REPLIKV" ||
 		c.NATSListen != "127.0.0.1:4222" || c.SnapshotInterval != 5*time.Minute || c.SnapshotKeep != 3 ||
-		c.SyncFollowers != 0 || c.SyncTimeout != 5*time.Second || c.S3Region != "us-east-1" || c.LogLevel != "info" ||
+		c.SyncFollowers != 0 || c.SyncTimeout != 5*time.Second || c.LeaseTTL != 10*time.Second || c.S3Region != "us-east-1" || c.LogLevel != "info" ||
 		c.StreamReplicas != 1 || c.NATSSyncAlways || c.NATSSyncInterval != 0 || c.SnapshotCPU != 0.1 ||
 		c.CatchUpMirror {
 		t.Fatalf("defaults: %+v", c)
@@ -118,6 +118,8 @@ func TestParse_Invalid(t *testing.T) {
 		{"SyncFollowers", true, []string{"--sync-followers", "-2"}, nil, "--sync-followers"},
 		{"NATSSync", true, []string{"--nats-sync-interval", "sometimes"}, nil, "nats-sync-interval"},
 		{"Replicas", true, []string{"--stream-replicas", "7"}, nil, "--stream-replicas"},
+		{"LeaseTTLShort", true, []string{"--lease-ttl", "500ms"}, nil, "--lease-ttl"},
+		{"LeaseTTLLong", true, nil, map[string]string{"REPLIKV_LEASE_TTL": "1h"}, "--lease-ttl"},
 		{"AdvertiseURL", true, []string{"--advertise-url", "leader:8080"}, nil, "--advertise-url"},
 		{"FollowerAdvertiseURL", false, []string{"--advertise-url", "ftp://f1:8081"}, nil, "--advertise-url"},
 		{"AdvertiseURLCredentials", true, []string{"--advertise-url", "http://u:pw@leader:8080"}, nil, "--advertise-url"},

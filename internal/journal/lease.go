@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -64,6 +65,11 @@ type Lease struct {
 
 	rev uint64 // owned by the renewer goroutine; read by Close after it stopped
 	err error  // written before lost is closed
+
+	ttl       time.Duration // the key's lifetime without renewal (the shorter of ours and the bucket's)
+	base      time.Time     // monotonic origin of confirmed
+	confirmed atomic.Int64  // when the last write that kept the key ours was sent, in ns after base
+	regains   atomic.Uint64 // how often the key had expired and was created again (see Regains)
 }
 
 // AcquireLease takes the leader lease in the KV bucket "<stream>_leader" (created if missing with TTL ttl, history 1
@@ -99,6 +105,7 @@ func (c *Conn) AcquireLease(ctx context.Context, info LeaderInfo, ttl time.Durat
 	if t := status.TTL(); t > 0 && t < effective {
 		effective = t
 	}
+	base := time.Now()
 	rev, err := acquire(ctx, kv, info.ID, value)
 	if err != nil {
 		return nil, err
@@ -115,6 +122,8 @@ func (c *Conn) AcquireLease(ctx context.Context, info LeaderInfo, ttl time.Durat
 		done:     make(chan struct{}),
 		lost:     make(chan struct{}),
 		rev:      rev,
+		ttl:      effective,
+		base:     base,
 	}
 	if err := c.track(l); err != nil {
 		cancel()

@@ -24,6 +24,21 @@ func (l *Lease) Err() error {
 	}
 }
 
+// TTL is how long the key lives without a renewal: the shorter of the TTL asked for and the bucket's.
+func (l *Lease) TTL() time.Duration { return l.ttl }
+
+// ValidUntil is the earliest time at which another node may take the lease: one TTL after the last write that kept
+// the key ours was sent (the server stores it later, so its expiry comes later still). Until then no other node holds
+// it, unless it is lost (see Lost). The time carries a monotonic reading: compare it with time.Now.
+func (l *Lease) ValidUntil() time.Time {
+	return l.base.Add(time.Duration(l.confirmed.Load()) + l.ttl)
+}
+
+// Regains counts how often the renewer found the key expired and created it again. Between the expiry and the
+// re-creation another node may have held the lease and written to the log: a holder that serves reads from its own
+// state must catch up with the log after each regain.
+func (l *Lease) Regains() uint64 { return l.regains.Load() }
+
 // Close stops renewing and, if the lease is still ours, deletes the key (compare-and-set on our revision) so a
 // successor does not have to wait for the TTL. ctx bounds the delete. Idempotent; failures are logged only.
 func (l *Lease) Close(ctx context.Context) {
@@ -98,6 +113,7 @@ func (l *Lease) run() {
 func (l *Lease) renew() (lost, err error) {
 	ctx, cancel := context.WithTimeout(l.ctx, l.interval)
 	defer cancel()
+	sent := time.Since(l.base) // every write below is sent after this
 	// The bucket handle is looked up (from the session's cache) on each renewal: the connection it was found on may
 	// have been replaced since (see Conn.redial).
 	kv, err := l.c.leaseKV(ctx, 0)
@@ -107,6 +123,7 @@ func (l *Lease) renew() (lost, err error) {
 	rev, err := kv.Update(ctx, leaseKey, l.value, l.rev)
 	if err == nil {
 		l.rev = rev
+		l.confirmed.Store(int64(sent))
 		return nil, nil
 	}
 	if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
@@ -124,6 +141,8 @@ func (l *Lease) renew() (lost, err error) {
 		}
 		l.c.log.Warn("leader lease had expired, re-created", zap.String(fieldID, l.info.ID))
 		l.rev = rev
+		l.regains.Add(1)
+		l.confirmed.Store(int64(sent))
 		return nil, nil
 	}
 	if err != nil {
@@ -131,6 +150,7 @@ func (l *Lease) renew() (lost, err error) {
 	}
 	if bytes.Equal(entry.Value(), l.value) {
 		l.rev = entry.Revision() // our own write, its ack was lost
+		l.confirmed.Store(int64(sent))
 		return nil, nil
 	}
 	if holder, derr := decodeLeaderInfo(entry.Value()); derr == nil {

@@ -138,6 +138,31 @@ func TestConn_AcquireLease(t *testing.T) {
 			t.Fatalf("lease reported lost: %v", la.Err())
 		default:
 		}
+		if n := la.Regains(); n != 1 {
+			t.Fatalf("Regains = %d after one re-creation, want 1", n)
+		}
+	})
+
+	t.Run("ValidUntil", func(t *testing.T) {
+		t.Parallel()
+		a := connect(t, e.ClientURL(), "VALID")
+		before := time.Now()
+		la := acquireLease(t, a, leaderInfo("a"), ttl)
+		if la.TTL() != ttl {
+			t.Fatalf("TTL = %v, want %v", la.TTL(), ttl)
+		}
+		first := la.ValidUntil()
+		if first.Before(before.Add(ttl)) || first.After(time.Now().Add(ttl)) {
+			t.Fatalf("ValidUntil = %v after acquiring at [%v, now]: not one TTL after the create was sent", first, before)
+		}
+		// Renewals move it forward.
+		waitFor(t, 5*ttl, "a renewal", func() bool { return la.ValidUntil().After(first) })
+		if n := la.Regains(); n != 0 {
+			t.Fatalf("Regains = %d without an expiry", n)
+		}
+		// With the connection closed nothing renews it: it lapses.
+		a.Close()
+		waitFor(t, 2*ttl, "validity to lapse", func() bool { return time.Now().After(la.ValidUntil()) })
 	})
 
 	t.Run("TakenByOther", func(t *testing.T) {

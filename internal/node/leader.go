@@ -22,9 +22,9 @@ import (
 // leader's headers. It is the server default.
 const minMaxPayload = apply.MaxTxnLen + 8<<10
 
-// leaseTTL is how long a leader's lease lives without renewal. A second leader waits this long after the first one
-// died before it can take over.
-const leaseTTL = 10 * time.Second
+// minLeaseMargin is the least a leader keeps between its last read and the earliest moment another leader may take
+// the lease (see leaseHeld); a tenth of the TTL when that is more.
+const minLeaseMargin = 100 * time.Millisecond
 
 // Leader is a running leader: it accepts writes, publishes them to the log, applies them, serves reads and takes
 // snapshots. It implements the API's Node, Writer, TxnWriter, Snapshotter and FollowerLister.
@@ -49,6 +49,11 @@ type Leader struct {
 
 	pipeMu sync.Mutex
 	pipe   *pipeline // nil until recovered and holding the lease
+
+	lease        atomic.Pointer[journal.Lease] // nil until acquired
+	regainMu     sync.Mutex                    // one reaction per regain of the lease
+	regainsSeen  atomic.Uint64                 // the lease's regains the leader has reacted to
+	resyncTarget atomic.Uint64                 // reads wait until the pipeline has resynced this request
 
 	snapMu       sync.Mutex // one snapshot at a time; later requests wait
 	snapInitDone bool
@@ -223,10 +228,10 @@ func (l *Leader) runBackground(ctx context.Context, advertise string) {
 	}
 
 	var lease *journal.Lease
-	if err := retry(ctx, time.Second, leaseTTL/2, func() error {
+	if err := retry(ctx, time.Second, l.cfg.LeaseTTL/2, func() error {
 		var err error
 		lease, err = l.jc.AcquireLease(ctx, journal.LeaderInfo{ID: l.id, URL: advertise, Since: time.Now().UTC(),
-			Async: l.cfg.SyncFollowers == 0}, leaseTTL)
+			Async: l.cfg.SyncFollowers == 0}, l.cfg.LeaseTTL)
 		return err
 	}, func(err error, next time.Duration) {
 		if errors.Is(err, journal.ErrLeaseHeld) {
@@ -243,7 +248,8 @@ func (l *Leader) runBackground(ctx context.Context, advertise string) {
 		defer cancel()
 		lease.Close(cctx)
 	}()
-	l.log.Info("holding the leader lease", zap.String("advertise_url", advertise))
+	l.lease.Store(lease)
+	l.log.Info("holding the leader lease", zap.String("advertise_url", advertise), zap.Duration("ttl", lease.TTL()))
 
 	// Only the lease holder creates or removes the catch-up mirror: a standby started with other flags must not
 	// take it away from the leader's followers.
@@ -320,6 +326,7 @@ func (l *Leader) runBackground(ctx context.Context, advertise string) {
 			<-ctx.Done()
 			return
 		case <-metricsTick.C:
+			_ = l.leaseHeld(pipe) // a regain of the lease starts the resync now, not at the next read
 			updateSeqMetrics(l.metrics, l.Applied(), l.logLast())
 			l.followerMetrics()
 		case <-tick:
@@ -444,7 +451,48 @@ func (l *Leader) AwaitReadable(ctx context.Context, key []byte) error {
 	if err != nil {
 		return err
 	}
-	return p.waitReadable(ctx, key)
+	if err := p.waitReadable(ctx, key); err != nil {
+		return err
+	}
+	return l.leaseHeld(p)
+}
+
+// leaseHeld returns nil when a read may be answered from the store now, because no other leader can have written
+// to the log since the store caught up with it:
+//   - the lease was renewed recently enough that no other node can have taken it (journal.Lease.ValidUntil, less a
+//     margin for the read itself). A leader cut off from NATS, or frozen, stops answering reads before a standby
+//     can take over; a renewal lets them go on. Else ErrUnavailable.
+//   - after the lease expired and the leader took it again (journal.Lease.Regains), another leader may have held it
+//     meanwhile: the write pipeline resyncs (applying whatever the log holds) before reads go on. Else ErrUnavailable.
+//   - a lease lost to another node answers ErrNotLeader.
+func (l *Leader) leaseHeld(p *pipeline) error {
+	lease := l.lease.Load()
+	if lease == nil {
+		return fmt.Errorf("node: no leader lease yet: %w", api.ErrUnavailable)
+	}
+	if err := lease.Err(); err != nil {
+		return fmt.Errorf("node: %w: %w", api.ErrNotLeader, err)
+	}
+	if r := lease.Regains(); r != l.regainsSeen.Load() {
+		l.regainMu.Lock()
+		if r := lease.Regains(); r != l.regainsSeen.Load() {
+			l.resyncTarget.Store(p.requestResync()) // before regainsSeen: a read that sees the regain handled waits
+			l.regainsSeen.Store(r)
+			l.log.Warn("the leader lease had expired and was taken again: reads wait until the store holds whatever "+
+				"the log got meanwhile", zap.Uint64("regains", r))
+		}
+		l.regainMu.Unlock()
+	}
+	if !p.resynced(l.resyncTarget.Load()) {
+		return fmt.Errorf("node: the leader lease had expired; catching up with the log: %w", api.ErrUnavailable)
+	}
+	margin := max(lease.TTL()/10, minLeaseMargin)
+	if until := lease.ValidUntil().Add(-margin); !time.Now().Before(until) {
+		return fmt.Errorf("node: the leader lease was last renewed %v ago (another leader may take it at %v): %w",
+			time.Since(lease.ValidUntil().Add(-lease.TTL())).Round(time.Millisecond),
+			lease.ValidUntil().UTC().Format(time.RFC3339Nano), api.ErrUnavailable)
+	}
+	return nil
 }
 
 // activePipeline returns the write pipeline, or why the leader serves no what (reads, writes) yet: not_leader when it

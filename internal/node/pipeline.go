@@ -173,6 +173,9 @@ type pipeline struct {
 	// sequence when a resync has applied the log up to there. So every entry the log holds from this leader is at
 	// or below it, at any time.
 	published atomic.Uint64
+	// resyncReq counts requests for a resync from outside (requestResync); resyncDone is the newest of them that a
+	// completed resync started after.
+	resyncReq, resyncDone atomic.Uint64
 	// keys maps each key with a write in flight to its newest one's sequence, so that a read of one key waits only
 	// for writes of that key (see waitReadable).
 	keys *keySeqs
@@ -257,7 +260,7 @@ func (p *pipeline) fencedErr() error {
 
 func (p *pipeline) runWriter(ctx context.Context) {
 	for {
-		if p.broken.Load() && !p.fenced.Load() && ctx.Err() == nil {
+		if (p.broken.Load() || p.resyncDone.Load() < p.resyncReq.Load()) && !p.fenced.Load() && ctx.Err() == nil {
 			p.recover(ctx)
 			continue
 		}
@@ -270,6 +273,21 @@ func (p *pipeline) runWriter(ctx context.Context) {
 		}
 	}
 }
+
+// requestResync asks the writer to resynchronise with the log as after a broken chain (drain the writes in flight,
+// apply to the store whatever the log holds beyond them, go on from the log's end), even if nothing failed: the log
+// may hold entries of another writer. It returns the request's generation, for resynced.
+func (p *pipeline) requestResync() uint64 {
+	gen := p.resyncReq.Add(1)
+	select {
+	case p.brokenCh <- struct{}{}:
+	default:
+	}
+	return gen
+}
+
+// resynced reports whether a resync that started after request gen has completed.
+func (p *pipeline) resynced(gen uint64) bool { return p.resyncDone.Load() >= gen }
 
 // waitReadable returns once the store holds every entry of key (every entry, for a nil key) that the log may have
 // committed from this leader when it was called: up to the sequence of key's newest write in flight then (or the
@@ -527,6 +545,7 @@ func (p *pipeline) recover(ctx context.Context) {
 	backoff := 10 * time.Millisecond
 	limit := repeatLimiter{every: resyncLogEvery}
 	for {
+		req := p.resyncReq.Load() // requests made from here on need a resync that starts later
 		err := p.resyncAnswering(ctx)
 		if ctx.Err() != nil {
 			return
@@ -540,6 +559,7 @@ func (p *pipeline) recover(ctx context.Context) {
 			p.log.Info("write pipeline resynchronised with the log", zap.Uint64("next_seq", p.next))
 			p.broken.Store(false)
 			p.breakErr.Store(nil)
+			p.resyncDone.Store(req)
 			return
 		}
 		p.breakErr.Store(&err)

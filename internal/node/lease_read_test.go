@@ -1,0 +1,70 @@
+package node
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/replikv/replikv/internal/journal"
+	"github.com/replikv/replikv/internal/testutil/tcpproxy"
+)
+
+// A leader answers reads only while no other leader can hold the lease. Cut off from NATS (as a frozen or
+// partitioned leader is), it stops before its lease can expire, so a standby that takes over and writes never has
+// its writes hidden by the old leader's reads; and once it takes the lease again after it expired, its reads wait
+// until its store holds what the log got meanwhile.
+func TestLeader_ReadsNeedTheLease(t *testing.T) {
+	emb, err := journal.StartEmbedded(journal.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emb.Close)
+	proxy := tcpproxy.Start(t, strings.TrimPrefix(emb.ClientURL(), "nats://"))
+	snapDir := t.TempDir()
+	const ttl = "2s"
+	l1 := startLeader(t, t.TempDir(), snapDir, "--nats-url", "nats://"+proxy.Addr(), "--lease-ttl", ttl)
+	url1 := base(l1.HTTPAddr())
+	waitState(t, url1, stateReady, 20*time.Second)
+	if code, _ := put(t, url1, "k", "old"); code != http.StatusOK {
+		t.Fatalf("put: %d", code)
+	}
+	l2 := startLeader(t, t.TempDir(), snapDir, "--nats-url", emb.ClientURL(), "--lease-ttl", ttl)
+	url2 := base(l2.HTTPAddr())
+	waitState(t, url2, stateDegraded, 20*time.Second) // the standby waits for the lease
+
+	proxy.Cut()
+	waitState(t, url2, stateReady, 30*time.Second)
+	if code, _ := put(t, url2, "k", "new"); code != http.StatusOK {
+		t.Fatalf("put on the new leader: %d", code)
+	}
+	code, body, _ := do(t, http.MethodGet, url1+"/v1/kv/k?timeout=500ms", nil)
+	if code == http.StatusOK {
+		t.Fatalf("the cut-off leader answered a read with %q after another leader took over", body)
+	}
+	if code != http.StatusServiceUnavailable && code != http.StatusGatewayTimeout {
+		t.Fatalf("read on the cut-off leader: %d %s, want 503 or 504", code, body)
+	}
+
+	// The new leader steps down and releases the lease; the old one, reconnected, finds it free and takes it again.
+	// It must not answer from its store before catching up with the new leader's write.
+	if err := l2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Pass()
+	eventually(t, 30*time.Second, func() string {
+		code, body, _ := do(t, http.MethodGet, url1+"/v1/kv/k?timeout=500ms", nil)
+		switch {
+		case code == http.StatusOK && string(body) == "new":
+			return ""
+		case code == http.StatusOK:
+			t.Fatalf("the leader answered %q after taking the lease back; the log holds \"new\"", body)
+		}
+		return "read: " + strconv.Itoa(code) + " " + string(body)
+	})
+	// And it leads again: writes go on from the log's end.
+	if code, _ := put(t, url1, "k", "newer"); code != http.StatusOK {
+		t.Fatalf("put after taking the lease back: %d", code)
+	}
+}
