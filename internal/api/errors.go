@@ -84,7 +84,7 @@ func (h *handler) writeFailure(w http.ResponseWriter, r *http.Request, op string
 	case errors.Is(err, apply.ErrNotFound):
 		writeError(w, http.StatusNotFound, CodeNotFound, "key not found")
 	case errors.Is(err, ErrNotLeader):
-		writeError(w, http.StatusServiceUnavailable, CodeNotLeader, "this node does not accept writes")
+		writeError(w, http.StatusServiceUnavailable, CodeNotLeader, "this node is not the leader (fenced, or another leader holds the lease)")
 	case errors.Is(err, ErrNoLeader):
 		writeError(w, http.StatusServiceUnavailable, CodeNoLeader, "no leader is known")
 	case errors.Is(err, ErrOutcomeUnknown):
