@@ -22,8 +22,13 @@ const defaultStreamLeaderKills = 3
 
 // maxWriteGap is the longest a kill of the stream's leader may stop the
 // writes: JetStream elects a new one in about 6 s, the leader must go on as
-// soon as it can.
-const maxWriteGap = 10 * time.Second
+// soon as it can. NATS draws each election timeout between 4 and 9 s, so an
+// election can take longer: then the bound is the election time (as the
+// monitor saw it) plus electionSlack.
+const (
+	maxWriteGap   = 10 * time.Second
+	electionSlack = 2 * time.Second
+)
 
 // streamName is the leader's default stream, which docker-compose.yml keeps.
 const streamName = "REPLIKV"
@@ -48,7 +53,8 @@ func streamLeaderKills() (int, error) {
 // stepKillStreamLeader kills the NATS node that leads the log stream, kills
 // times under load, and measures from the client side the longest pause
 // between two acknowledged writes from 1 s before each kill until writes go
-// on under a new stream leader: it must stay within maxWriteGap. After each
+// on under a new stream leader: it must stay within maxWriteGap (or the
+// election time plus electionSlack, when the election took longer). After each
 // kill the node starts again and the stream must be healthy (a leader, every
 // replica current) before the next. At the end nothing acknowledged may be
 // lost and the followers must converge.
@@ -83,9 +89,9 @@ func stepKillStreamLeader(t *testing.T, sc *scenario, kills int) {
 		t.Logf("kill %d of %d: %s led the stream; %s leads %v after the kill; longest pause between acknowledged writes %v, ended %v after the kill",
 			i+1, kills, victim, successor, elected.Round(100*time.Millisecond), gap.Round(10*time.Millisecond),
 			end.Sub(killed).Round(10*time.Millisecond))
-		if gap > maxWriteGap {
-			t.Errorf("kill %d of %d (%s): no write acknowledged for %v, want at most %v", i+1, kills, victim,
-				gap.Round(10*time.Millisecond), maxWriteGap)
+		if bound := max(maxWriteGap, elected+electionSlack); gap > bound {
+			t.Errorf("kill %d of %d (%s): no write acknowledged for %v, want at most %v (the election took %v)",
+				i+1, kills, victim, gap.Round(10*time.Millisecond), bound, elected.Round(100*time.Millisecond))
 		}
 
 		started := time.Now()
