@@ -36,7 +36,8 @@ func startNATS(t *testing.T) string {
 // takes over and takes writes. Woken up (SIGCONT), the old leader must not get a single write into the log, and the
 // requests it took while frozen, a write and a read, get an error: the write is refused, and the read is not answered
 // with the value the new leader has overwritten. The old leader then refuses writes (503 not_leader), and the log
-// holds exactly what the new leader acknowledged, as a follower that joins afterwards confirms.
+// holds exactly what the new leader acknowledged, as a follower that joins afterwards confirms. The old leader stands
+// by meanwhile, and leads again, with the new leader's writes, once the new one stops.
 func TestLeader_FrozenLeaderSplitBrain(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, clusterOpts{})
@@ -118,4 +119,13 @@ func TestLeader_FrozenLeaderSplitBrain(t *testing.T) {
 	if r := fc.must(t, http.MethodGet, kvPath("k"), nil, nil, http.StatusOK); string(r.Body) != "after" {
 		t.Fatalf("k = %q on the follower, want the new leader's \"after\"", r.Body)
 	}
+
+	// The old leader stood by: when the new one stops, it takes the lease back, with every write of the new one.
+	b.stop()
+	ac.waitReady(t)
+	if r := ac.must(t, http.MethodGet, kvPath("k2"), nil, nil, http.StatusOK); string(r.Body) != "v" {
+		t.Fatalf("k2 = %q on the old leader leading again, want \"v\"", r.Body)
+	}
+	ac.must(t, http.MethodPut, kvPath("k3"), []byte("v"), nil, http.StatusOK)
+	waitDigestEqual(t, ac, fc)
 }

@@ -226,7 +226,16 @@ func (l *Leader) runBackground(ctx context.Context, advertise string) {
 		l.log.Warn("the nats server's max_payload is below 1 MiB: it refuses the largest transactions and values, "+
 			"which then fail with 503 unavailable", zap.Int64("max_payload", mp), zap.Int64("want", minMaxPayload))
 	}
+	for l.lead(ctx, advertise) {
+		// Demoted: another leader took the lease. Stand by until it is free again.
+	}
+}
 
+// lead is one term of the leader: it waits for the lease, brings the store up to the log's end, and takes writes
+// until ctx ends (false) or it loses the lease to another leader (true: it is a standby again, and the caller
+// starts the next term). It also returns false on a failure only an operator can fix (the store does not fit the
+// log), with the state degraded.
+func (l *Leader) lead(ctx context.Context, advertise string) (demoted bool) {
 	var lease *journal.Lease
 	if err := retry(ctx, time.Second, l.cfg.LeaseTTL/2, func() error {
 		var err error
@@ -241,21 +250,33 @@ func (l *Leader) runBackground(ctx context.Context, advertise string) {
 		}
 		l.log.Warn("cannot acquire the leader lease", zap.Error(err), zap.Duration("retry_in", next))
 	}); err != nil {
-		return
+		return false
 	}
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		lease.Close(cctx)
 	}()
+	l.state.set(stateStarting, errors.New("holding the lease; catching up with the log"))
+	l.regainsSeen.Store(0)
+	l.resyncTarget.Store(0)
 	l.lease.Store(lease)
+	// A pipeline of an earlier term, fenced when it lost the lease, stops before the store catches up with the log:
+	// its committer must not apply anything meanwhile.
+	l.pipeMu.Lock()
+	old := l.pipe
+	l.pipe = nil
+	l.pipeMu.Unlock()
+	if old != nil {
+		old.stop()
+	}
 	l.log.Info("holding the leader lease", zap.String("advertise_url", advertise), zap.Duration("ttl", lease.TTL()))
 
 	// Only the lease holder creates or removes the catch-up mirror: a standby started with other flags must not
 	// take it away from the leader's followers.
 	if err := retry(ctx, 200*time.Millisecond, 5*time.Second, func() error { return l.ensureCatchUpMirror(ctx) },
 		l.logSetupFailed("preparing the catch-up mirror", "catch-up mirror not ready")); err != nil {
-		return
+		return false
 	}
 
 	if err := retry(ctx, 200*time.Millisecond, 5*time.Second, func() error { return l.recover(ctx) },
@@ -267,7 +288,7 @@ func (l *Leader) runBackground(ctx context.Context, advertise string) {
 			l.state.set(state, err)
 			l.log.Error("recovery from the log failed", zap.Error(err), zap.Duration("retry_in", next))
 		}); err != nil {
-		return
+		return false
 	}
 
 	db := l.holder.get()
@@ -318,13 +339,13 @@ func (l *Leader) runBackground(ctx context.Context, advertise string) {
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case <-lease.Lost():
-			err := fmt.Errorf("lost the leader lease to another leader: %w", journal.ErrLeaseLost)
-			pipe.fence(err)
-			l.log.Error("fenced", zap.Error(err))
-			<-ctx.Done()
-			return
+			err := fmt.Errorf("lost the leader lease to another leader: %w", lease.Err())
+			pipe.fence(err) // writes and reads answer not_leader from now on
+			l.state.set(stateDegraded, fmt.Errorf("%w; standing by to take the lease when it is free", err))
+			l.log.Error("fenced: standing by", zap.Error(err))
+			return true
 		case <-metricsTick.C:
 			_ = l.leaseHeld(pipe) // a regain of the lease starts the resync now, not at the next read
 			updateSeqMetrics(l.metrics, l.Applied(), l.logLast())

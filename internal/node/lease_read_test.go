@@ -68,3 +68,51 @@ func TestLeader_ReadsNeedTheLease(t *testing.T) {
 		t.Fatalf("put after taking the lease back: %d", code)
 	}
 }
+
+// A leader that loses its lease to another leader stops taking writes and stands by: once the lease is free again
+// it takes it, applies what the other leader wrote, and leads again, without a restart.
+func TestLeader_LostLeaseStandsBy(t *testing.T) {
+	emb, err := journal.StartEmbedded(journal.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emb.Close)
+	proxy := tcpproxy.Start(t, strings.TrimPrefix(emb.ClientURL(), "nats://"))
+	snapDir := t.TempDir()
+	const ttl = "2s"
+	l1 := startLeader(t, t.TempDir(), snapDir, "--nats-url", "nats://"+proxy.Addr(), "--lease-ttl", ttl)
+	url1 := base(l1.HTTPAddr())
+	waitState(t, url1, stateReady, 20*time.Second)
+	put(t, url1, "k", "old")
+	l2 := startLeader(t, t.TempDir(), snapDir, "--nats-url", emb.ClientURL(), "--lease-ttl", ttl)
+	url2 := base(l2.HTTPAddr())
+	waitState(t, url2, stateDegraded, 20*time.Second)
+
+	proxy.Cut()
+	waitState(t, url2, stateReady, 30*time.Second)
+	_, v2 := put(t, url2, "k", "new")
+	proxy.Pass() // l1 finds l2 holding the lease
+	eventually(t, 20*time.Second, func() string {
+		var st statusBody
+		getJSON(t, url1+"/v1/status", &st)
+		if st.State == stateDegraded && strings.Contains(st.Error, "another leader holds the lease") {
+			return ""
+		}
+		return "state " + st.State + ", error " + strconv.Quote(st.Error)
+	})
+	code, body, _ := do(t, http.MethodPut, url1+"/v1/kv/k", []byte("stale"))
+	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), "not_leader") {
+		t.Fatalf("write on the demoted leader: %d %s, want 503 not_leader", code, body)
+	}
+
+	if err := l2.Close(); err != nil { // releases the lease
+		t.Fatal(err)
+	}
+	waitState(t, url1, stateReady, 30*time.Second)
+	if code, got, v := getKey(t, url1, "k"); code != http.StatusOK || got != "new" || v != v2 {
+		t.Fatalf("k on the leader again: %d %q version %d, want 200 \"new\" version %d", code, got, v, v2)
+	}
+	if code, v := put(t, url1, "k", "newer"); code != http.StatusOK || v <= v2 {
+		t.Fatalf("write after leading again: %d version %d, want 200 and a version above %d", code, v, v2)
+	}
+}
