@@ -25,12 +25,13 @@ if [ "$BENCH_ONLY" != summary ]; then
 	rm -f "$OUT/core.txt" "$OUT/onboarding.txt" "$OUT/summary.txt" "$OUT/restore.cpu.pprof" "$OUT/restore.pprof.txt"
 fi
 
-if [ "$BENCH_ONLY" != core ] && [ "$BENCH_ONLY" != summary ] && ! command -v redis-server >/dev/null 2>&1; then
-	echo "bench: installing redis-server (Debian package) for the Redis full-sync comparison"
+if [ "$BENCH_ONLY" != core ] && [ "$BENCH_ONLY" != summary ] &&
+	! { command -v redis-server && command -v redis-benchmark; } >/dev/null 2>&1; then
+	echo "bench: installing redis-server and redis-tools (Debian packages) for the Redis comparisons"
 	SUDO=
 	if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 	$SUDO apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server redis-tools >/dev/null
 fi
 
 [ "$BENCH_ONLY" = summary ] || {
@@ -147,6 +148,21 @@ function info(what, unit,    v) {
 	info("  GOMAXPROCS 1: longest (ms)", "gomaxprocs1_store_max_ms")
 	info("  CPU per 1,000 writes, GOMAXPROCS 2 (ms)", "default_cpu_ms_per_1k_writes")
 	info("  CPU per 1,000 writes, GOMAXPROCS 1 (ms)", "gomaxprocs1_cpu_ms_per_1k_writes")
+}
+/^BenchmarkLeader_TxnIngestVsRedis/ {
+	row("9 txn ingest (100 x 128 B) vs redis-benchmark SET -P 100", "x_vs_redis_set", "ge", 0.5)
+	info("  replikv keys/s", "txn_keys/s"); info("  redis SETs/s", "redis_set_keys/s")
+	info("  vs the same with random keys (-r 100000000)", "x_vs_redis_set_r")
+}
+/^BenchmarkFollower_Get/ {
+	row("10 follower GET vs no-op GET (64 clients, 128 B)", "x_vs_noop", "ge", 0.8)
+	info("  follower reads/s", "follower_reads/s"); info("  no-op reads/s", "noop_reads/s")
+	info("  strong GET vs no-op GET", "x_strong_vs_noop"); info("  strong reads/s", "strong_reads/s")
+}
+/^BenchmarkFollower_ReplicationLag/ {
+	row("11 replication lag p99 at 50% of max ingest (ms)", "lag_p99_ms", "le", 10)
+	info("  lag p50 (ms)", "lag_p50_ms"); info("  max writes/s", "max_writes/s"); info("  paced writes/s", "paced_writes/s")
+	info("  follower metric p99, bucket bound (ms)", "metric_p99_le_ms")
 }
 /^BenchmarkFollower_RestoreRSS/ {
 	row("7 follower peak RSS restoring the >= 1 GB snapshot (MiB)", "full_peak_rss_MiB", "le", 256)

@@ -61,8 +61,15 @@ func startBenchLeader(b *testing.B) *node.Leader {
 // server stack (api.Listen) as the leader: the no-op PUT baseline. Cleanup shuts it down.
 func startNoopServer(b *testing.B, n api.Node) string {
 	b.Helper()
-	h, err := api.NewHandler(api.Config{Node: n, Writer: &api.NoopWriter{}, Metrics: metrics.New(api.RoleLeader),
+	return serveNoop(b, api.Config{Node: n, Writer: &api.NoopWriter{}, Metrics: metrics.New(api.RoleLeader),
 		Logger: zap.NewNop()})
+}
+
+// serveNoop serves api.NewHandler(cfg) on the nodes' server stack (api.Listen) on a loopback port and returns its
+// address: the no-op baselines. Cleanup shuts it down.
+func serveNoop(b *testing.B, cfg api.Config) string {
+	b.Helper()
+	h, err := api.NewHandler(cfg)
 	if err != nil {
 		b.Fatalf("noop handler: %v", err)
 	}

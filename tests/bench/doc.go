@@ -24,10 +24,12 @@
 //   - BenchmarkLeader_StoreStalls: the leader's write stalls on one CPU while its store flushes and compacts, at
 //     GOMAXPROCS=1 against the binaries' default of two processors;
 //   - BenchmarkFollower_RestoreRSS: the follower process's peak RSS while restoring a snapshot of at least 1 GB and
-//     one of half that size.
+//     one of half that size;
+//   - BenchmarkLeader_TxnIngestVsRedis: transaction ingest (100 puts of 128 B per request, 16 connections) in keys/s,
+//     against redis-benchmark -t set -P 100 -c 16 -d 128 on a redis-server of its own.
 //
-// They need redis-server, taskset and chrt on PATH (scripts/bench.sh installs Redis; taskset and chrt are in
-// util-linux) and take minutes. Run them with
+// They need redis-server, redis-benchmark, taskset and chrt on PATH (scripts/bench.sh installs Redis's two
+// packages; taskset and chrt are in util-linux) and take minutes. Run them with
 //
 //	go test -tags bench -run '^$' -bench . -benchtime 1x -timeout 60m ./tests/bench
 //
