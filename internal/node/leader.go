@@ -233,8 +233,7 @@ func (l *Leader) runBackground(ctx context.Context, advertise string) {
 
 // lead is one term of the leader: it waits for the lease, brings the store up to the log's end, and takes writes
 // until ctx ends (false) or it loses the lease to another leader (true: it is a standby again, and the caller
-// starts the next term). It also returns false on a failure only an operator can fix (the store does not fit the
-// log), with the state degraded.
+// starts the next term). A store that does not fit the log keeps it in recovery, degraded, until ctx ends.
 func (l *Leader) lead(ctx context.Context, advertise string) (demoted bool) {
 	var lease *journal.Lease
 	if err := retry(ctx, time.Second, l.cfg.LeaseTTL/2, func() error {
