@@ -11,6 +11,7 @@ import (
 
 	"github.com/replikv/replikv/internal/api"
 	"github.com/replikv/replikv/internal/metrics"
+	"github.com/replikv/replikv/internal/testutil/httpload"
 )
 
 // BenchmarkFollower_Get measures a ready follower's read throughput through the HTTP API: GETs (eventual
@@ -77,13 +78,13 @@ func BenchmarkFollower_Get(b *testing.B) {
 	// read dials its connections first (a pool left idle while the other sides run could outlast the server's idle
 	// timeout on a slow machine); the time counts from the first request.
 	read := func(addr string, ps []string, n int) (time.Duration, error) {
-		p, err := dialRawPool(ctx, addr, clients)
+		p, err := httpload.DialPool(ctx, addr, clients)
 		if err != nil {
 			return 0, err
 		}
-		defer p.close()
-		return p.run(ctx, n, func(c *rawConn, i int) error {
-			got, err := c.get(ps[i%len(ps)])
+		defer p.Close()
+		return p.Run(ctx, n, func(c *httpload.PutConn, _, i int) error {
+			got, err := c.Get(ps[i%len(ps)])
 			if err == nil && got != valueSize {
 				err = fmt.Errorf("bench: GET %s: %d bytes, want %d", ps[i%len(ps)], got, valueSize)
 			}

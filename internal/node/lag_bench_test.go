@@ -3,7 +3,6 @@ package node_test
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -11,13 +10,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/replikv/replikv/internal/api"
 	"github.com/replikv/replikv/internal/ctxtime"
 	"github.com/replikv/replikv/internal/node"
+	"github.com/replikv/replikv/internal/testutil/httpload"
 )
 
 // BenchmarkFollower_ReplicationLag measures how far a ready follower trails the leader under a steady write load at
@@ -145,11 +144,11 @@ type lagRun struct {
 // measures for each write the time from its answer to the follower having applied it.
 func pacedLag(ctx context.Context, f *node.Follower, addr string, conns int, rate float64, dur time.Duration,
 	prefix string, value []byte) (lagRun, error) {
-	p, err := dialRawPool(ctx, addr, conns)
+	p, err := httpload.DialPool(ctx, addr, conns)
 	if err != nil {
 		return lagRun{}, err
 	}
-	defer p.close()
+	defer p.Close()
 	type stamp struct {
 		seq uint64
 		at  time.Time
@@ -171,36 +170,30 @@ func pacedLag(ctx context.Context, f *node.Follower, addr string, conns int, rat
 		}
 	}()
 
-	answered := make([][]stamp, len(p)) // per connection, owned by its worker until wg.Wait
-	errs := make([]error, len(p))
-	interval := time.Duration(float64(time.Second) * float64(len(p)) / rate)
+	answered := make([][]stamp, p.Len()) // per connection, owned by its worker until Each returns
+	interval := time.Duration(float64(time.Second) * float64(p.Len()) / rate)
 	begin := time.Now().Add(10 * time.Millisecond)
 	end := begin.Add(dur)
-	var wg sync.WaitGroup
-	for w, c := range p {
-		wg.Go(func() {
-			next := begin.Add(time.Duration(w) * interval / time.Duration(len(p)))
-			for i := 0; next.Before(end); i++ {
-				if d := time.Until(next); d > 0 {
-					if err := ctxtime.Sleep(ctx, d); err != nil {
-						errs[w] = err
-						return
-					}
+	err = p.Each(ctx, func(c *httpload.PutConn, w int) error {
+		next := begin.Add(time.Duration(w) * interval / time.Duration(p.Len()))
+		for i := 0; next.Before(end); i++ {
+			if d := time.Until(next); d > 0 {
+				if err := ctxtime.Sleep(ctx, d); err != nil {
+					return err
 				}
-				seq, err := c.put(prefix+strconv.Itoa(w)+"-"+strconv.Itoa(i), value)
-				at := time.Now()
-				if err != nil {
-					errs[w] = err
-					return
-				}
-				answered[w] = append(answered[w], stamp{seq, at})
-				next = next.Add(interval)
 			}
-		})
-	}
-	wg.Wait()
+			seq, err := c.PutVersion(prefix+strconv.Itoa(w)+"-"+strconv.Itoa(i), value)
+			at := time.Now()
+			if err != nil {
+				return err
+			}
+			answered[w] = append(answered[w], stamp{seq, at})
+			next = next.Add(interval)
+		}
+		return nil
+	})
 	elapsed := time.Since(begin)
-	if err := errors.Join(errs...); err != nil {
+	if err != nil {
 		stopWatch()
 		<-watched
 		return lagRun{}, err

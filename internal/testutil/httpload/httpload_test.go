@@ -3,11 +3,14 @@ package httpload
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -91,19 +94,27 @@ func TestPool_RunStopsAtFirstError(t *testing.T) {
 	}
 }
 
-func TestPool_RunContextEnds(t *testing.T) {
+// stalledPool is a pool of 2 connections to a server that never answers, and a context cancelled after 100 ms.
+func stalledPool(t *testing.T) (*Pool, context.Context) {
+	t.Helper()
 	block := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-block }))
-	defer srv.Close()
-	defer close(block)
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(block) }) // before srv.Close: cleanups run last-in first-out
 	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
 	pool, err := DialPool(ctx, srv.Listener.Addr().String(), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pool.Close()
+	t.Cleanup(pool.Close)
 	time.AfterFunc(100*time.Millisecond, cancel)
-	_, err = pool.Run(ctx, 10, func(c *PutConn, _, i int) error { return c.Put(strconv.Itoa(i), nil) })
+	return pool, ctx
+}
+
+func TestPool_RunContextEnds(t *testing.T) {
+	pool, ctx := stalledPool(t)
+	_, err := pool.Run(ctx, 10, func(c *PutConn, _, i int) error { return c.Put(strconv.Itoa(i), nil) })
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run after ctx ended = %v, want context.Canceled", err)
 	}
@@ -182,5 +193,179 @@ func TestPutConn_Post(t *testing.T) {
 	defer mu.Unlock()
 	if len(got) != 2 || got[0] != `POST /v1/txn application/json {"ops":[]}` {
 		t.Fatalf("server saw %q", got)
+	}
+}
+
+// TestPutConn_Get: a Get sends the path with its query, returns the length of the body, keeps the Server-Timing,
+// and wraps ErrUnexpectedStatus for anything but 200; the connection stays usable after a refused request.
+func TestPutConn_Get(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.Method+" "+r.URL.RequestURI())
+		mu.Unlock()
+		switch r.URL.Path {
+		case "/v1/kv/missing":
+			http.Error(w, "no such key", http.StatusNotFound)
+		case "/v1/kv/empty":
+		default:
+			w.Header().Set("Server-Timing", "read;dur=0.5")
+			_, _ = w.Write([]byte(strings.Repeat("x", 5000))) // more than the reader's buffer
+		}
+	}))
+	t.Cleanup(srv.Close)
+	c, err := DialPut(t.Context(), srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if n, err := c.Get("/v1/kv/k1?consistency=strong"); err != nil || n != 5000 {
+		t.Fatalf("Get = %d, %v; want 5000, nil", n, err)
+	}
+	if got := c.ServerTiming(); got != 500*time.Microsecond {
+		t.Fatalf("ServerTiming after Get = %v, want 500µs", got)
+	}
+	if _, err := c.Get("/v1/kv/missing"); !errors.Is(err, ErrUnexpectedStatus) || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("Get of a missing key = %v, want ErrUnexpectedStatus with 404", err)
+	}
+	if n, err := c.Get("/v1/kv/empty"); err != nil || n != 0 {
+		t.Fatalf("Get of an empty value = %d, %v; want 0, nil", n, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{"GET /v1/kv/k1?consistency=strong", "GET /v1/kv/missing", "GET /v1/kv/empty"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("server saw %q, want %q", got, want)
+	}
+}
+
+// TestPutConn_PutVersion: PutVersion returns the version of the answer's quoted ETag, and an error for an answer
+// without one or other than 200.
+func TestPutConn_PutVersion(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		switch key := strings.TrimPrefix(r.URL.Path, "/v1/kv/"); {
+		case r.Method != http.MethodPut || string(b) != "v":
+			w.WriteHeader(http.StatusBadRequest)
+		case key == "refused":
+			w.Header().Set("ETag", `"7"`)
+			w.WriteHeader(http.StatusConflict)
+		case key == "bad":
+			w.Header().Set("ETag", `W/"x"`)
+		case key != "none":
+			w.Header().Set("ETag", `"`+strings.TrimPrefix(key, "k")+`"`)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	c, err := DialPut(t.Context(), srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, want := range []uint64{1, 42, 18446744073709551615} {
+		if got, err := c.PutVersion("k"+strconv.FormatUint(want, 10), []byte("v")); err != nil || got != want {
+			t.Fatalf("PutVersion = %d, %v; want %d", got, err, want)
+		}
+	}
+	if _, err := c.PutVersion("refused", []byte("v")); !errors.Is(err, ErrUnexpectedStatus) {
+		t.Fatalf("PutVersion refused = %v, want ErrUnexpectedStatus", err)
+	}
+	for _, key := range []string{"none", "bad"} {
+		if v, err := c.PutVersion(key, []byte("v")); err == nil || errors.Is(err, ErrUnexpectedStatus) {
+			t.Fatalf("PutVersion with ETag %s = %d, %v; want an ETag error", key, v, err)
+		}
+	}
+	if got, err := c.PutVersion("k5", []byte("v")); err != nil || got != 5 { // still in step after the errors
+		t.Fatalf("PutVersion after errors = %d, %v; want 5", got, err)
+	}
+}
+
+// TestPool_RunGet: Run's requests may be GETs.
+func TestPool_RunGet(t *testing.T) {
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if r.Method != http.MethodGet {
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			return
+		}
+		_, _ = w.Write([]byte(r.URL.Path))
+	}))
+	t.Cleanup(srv.Close)
+	pool, err := DialPool(t.Context(), srv.Listener.Addr().String(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := pool.Run(t.Context(), 200, func(c *PutConn, _, i int) error {
+		path := "/v1/kv/k" + strconv.Itoa(i)
+		n, err := c.Get(path)
+		if err == nil && n != int64(len(path)) {
+			err = fmt.Errorf("GET %s: %d bytes, want %d", path, n, len(path))
+		}
+		return err
+	}); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if n := hits.Load(); n != 200 {
+		t.Fatalf("%d requests, want 200", n)
+	}
+}
+
+// TestPool_Each: Each runs the work once on every connection, with distinct workers, lets the others finish when
+// one fails, and joins their errors.
+func TestPool_Each(t *testing.T) {
+	srv, seen := putServer(t, 1<<30)
+	pool, err := DialPool(t.Context(), srv.Listener.Addr().String(), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if pool.Len() != 4 {
+		t.Fatalf("Len = %d, want 4", pool.Len())
+	}
+	errOdd := errors.New("odd worker")
+	var mu sync.Mutex
+	conns := map[*PutConn]int{}
+	err = pool.Each(t.Context(), func(c *PutConn, w int) error {
+		mu.Lock()
+		conns[c] = w
+		mu.Unlock()
+		for i := range 10 {
+			if err := c.Put(strconv.Itoa(w*10+i), nil); err != nil {
+				return err
+			}
+		}
+		if w%2 == 1 {
+			return fmt.Errorf("worker %d: %w", w, errOdd)
+		}
+		return nil
+	})
+	if msg := fmt.Sprint(err); !errors.Is(err, errOdd) || !strings.Contains(msg, "worker 1") ||
+		!strings.Contains(msg, "worker 3") {
+		t.Fatalf("Each = %v, want both odd workers' errors", err)
+	}
+	workers := map[int]bool{}
+	for _, w := range conns {
+		workers[w] = true
+	}
+	if len(conns) != 4 || len(workers) != 4 {
+		t.Fatalf("work ran on %d connections as %d workers, want 4 and 4", len(conns), len(workers))
+	}
+	if n := len(seen()); n != 40 {
+		t.Fatalf("%d distinct keys, want 40", n)
+	}
+	if err := pool.Each(t.Context(), func(*PutConn, int) error { return nil }); err != nil {
+		t.Fatalf("Each without errors = %v", err)
+	}
+}
+
+// TestPool_EachContextEnds: ctx ending closes the connections under Each's work, and its error is joined.
+func TestPool_EachContextEnds(t *testing.T) {
+	pool, ctx := stalledPool(t)
+	err := pool.Each(ctx, func(c *PutConn, _ int) error { _, err := c.Get("/v1/kv/k"); return err })
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Each after ctx ended = %v, want context.Canceled", err)
 	}
 }
