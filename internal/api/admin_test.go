@@ -276,9 +276,27 @@ func TestHandler_SeqOnEveryAnswer(t *testing.T) {
 			if got := rec.Header().Get(HeaderSeq); got != "77" {
 				t.Errorf("%s = %q, want 77", HeaderSeq, got)
 			}
+			if got, ok := rec.Header()[HeaderLeader]; ok {
+				t.Errorf("%s = %q from a node that knows no leader", HeaderLeader, got)
+			}
+			// A node that knows where the leader is says so on every answer.
+			hinted := &hintNode{fakeNode: newFakeNode(77), hint: "http://leader:8080"}
+			rec = do(newLeader(t, hinted.fakeNode, &fakeWriter{}, func(c *Config) { c.Node = hinted }), tc.method,
+				tc.target, nil)
+			if got := rec.Header().Get(HeaderLeader); rec.Code != tc.status || got != hinted.hint {
+				t.Errorf("status %d, %s = %q; want %d and %q", rec.Code, HeaderLeader, got, tc.status, hinted.hint)
+			}
 		})
 	}
 }
+
+// hintNode is a fakeNode that knows the leader's URL (api.LeaderHinter).
+type hintNode struct {
+	*fakeNode
+	hint string
+}
+
+func (n *hintNode) LeaderHint() string { return n.hint }
 
 func TestHandler_Metrics(t *testing.T) {
 	node := newFakeNode(1)

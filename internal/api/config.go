@@ -31,6 +31,9 @@ const (
 	MaxListLimit = 10000
 	// HeaderSeq is the header every answer carries: the answering node's applied sequence.
 	HeaderSeq = "Replikv-Seq"
+	// HeaderLeader is the header that tells the client where the leader is, as the answering node knows it (see
+	// LeaderHinter); absent when the node does not know.
+	HeaderLeader = "Replikv-Leader"
 	// HeaderServerTiming carries, on a successful write, how long the leader spent on it from having read the request's
 	// headers to answering (W3C Server-Timing, "write;dur=<milliseconds>"): what the leader's own work and waits cost,
 	// without the network and the client.

@@ -226,6 +226,11 @@ func (w *responseWriter) WriteHeader(status int) {
 	if _, ok := w.Header()[HeaderSeq]; !ok {
 		setSeq(w.Header(), w.node.Applied())
 	}
+	if h, ok := w.node.(LeaderHinter); ok {
+		if u := h.LeaderHint(); u != "" {
+			w.Header()[HeaderLeader] = []string{u}
+		}
+	}
 	w.ResponseWriter.WriteHeader(status)
 }
 

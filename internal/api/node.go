@@ -46,6 +46,16 @@ type Status struct {
 	// LeaderURL is the leader's advertised URL: the leader's own, or the one a follower last read from the lease;
 	// empty when unknown.
 	LeaderURL string `json:"leader_url,omitempty"`
+	// Epoch is the leader's term (journal.LeaderInfo.Epoch), higher at every takeover: on a leader, that of the lease
+	// it holds; on a follower, the one it last read from the lease; 0 when unknown.
+	Epoch uint64 `json:"epoch,omitempty"`
+}
+
+// LeaderHinter is optionally implemented by a Node: LeaderHint returns the URL of the leader as the node knows it
+// without asking anyone (its own while it holds the lease, or the one a follower last read), or "" when it does not
+// know. Every answer then carries it as Replikv-Leader.
+type LeaderHinter interface {
+	LeaderHint() string
 }
 
 // Item is one entry of a list page. Value is nil unless values were asked for.

@@ -44,6 +44,10 @@ type LeaderInfo struct {
 	// followers need not confirm each applied batch at once. Absent (a leader from before the field) means false:
 	// followers confirm promptly, which is always safe.
 	Async bool `json:"async,omitempty"`
+	// Epoch is the lease key's revision when its holder took it, or took it again after it had expired: every
+	// takeover has a higher one (KV revisions only grow). 0 in a lease written before the field, and in the value
+	// passed to AcquireLease, which sets it.
+	Epoch uint64 `json:"epoch,omitempty"`
 }
 
 // Lease is a held leader lease that renews itself until Close (or Conn.Close). Lost is closed when another node
@@ -70,6 +74,7 @@ type Lease struct {
 	base      time.Time     // monotonic origin of confirmed
 	confirmed atomic.Int64  // when the last write that kept the key ours was sent, in ns after base
 	regains   atomic.Uint64 // how often the key had expired and was created again (see Regains)
+	epoch     atomic.Uint64 // info.Epoch, for Epoch (the renewer changes info)
 }
 
 // AcquireLease takes the leader lease in the KV bucket "<stream>_leader" (created if missing with TTL ttl, history 1
@@ -110,6 +115,15 @@ func (c *Conn) AcquireLease(ctx context.Context, info LeaderInfo, ttl time.Durat
 	if err != nil {
 		return nil, err
 	}
+	// The epoch is the revision just taken: written into the value at once, so that readers of the lease see it.
+	info.Epoch = rev
+	if value, err = json.Marshal(info); err != nil {
+		return nil, fmt.Errorf("journal: acquire lease: %w: %w", ErrMalformed, err)
+	}
+	if rev, err = kv.Update(ctx, leaseKey, value, rev); err != nil {
+		// Still ours with the old value (or lost already): a retry takes it back as our own.
+		return nil, wrapErr("acquire lease: epoch", err)
+	}
 	lctx, cancel := context.WithCancel(context.Background())
 	l := &Lease{
 		c:        c,
@@ -125,11 +139,13 @@ func (c *Conn) AcquireLease(ctx context.Context, info LeaderInfo, ttl time.Durat
 		ttl:      effective,
 		base:     base,
 	}
+	l.epoch.Store(info.Epoch)
 	if err := c.track(l); err != nil {
 		cancel()
 		return nil, fmt.Errorf("journal: acquire lease: %w", err)
 	}
-	c.log.Info("leader lease acquired", zap.String(fieldID, info.ID), zap.Duration("ttl", effective))
+	c.log.Info("leader lease acquired", zap.String(fieldID, info.ID), zap.Duration("ttl", effective),
+		zap.Uint64("epoch", info.Epoch))
 	go l.run()
 	return l, nil
 }

@@ -3,6 +3,7 @@ package journal
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -33,6 +34,9 @@ func (l *Lease) TTL() time.Duration { return l.ttl }
 func (l *Lease) ValidUntil() time.Time {
 	return l.base.Add(time.Duration(l.confirmed.Load()) + l.ttl)
 }
+
+// Epoch is the lease's epoch (LeaderInfo.Epoch): raised when the renewer takes the key again after it expired.
+func (l *Lease) Epoch() uint64 { return l.epoch.Load() }
 
 // Regains counts how often the renewer found the key expired and created it again. Between the expiry and the
 // re-creation another node may have held the lease and written to the log: a holder that serves reads from its own
@@ -139,10 +143,19 @@ func (l *Lease) renew() (lost, err error) {
 		if err != nil {
 			return nil, wrapErr("lease re-create", err)
 		}
-		l.c.log.Warn("leader lease had expired, re-created", zap.String(fieldID, l.info.ID))
+		l.c.log.Warn("leader lease had expired, re-created", zap.String(fieldID, l.info.ID), zap.Uint64("epoch", rev))
 		l.rev = rev
 		l.regains.Add(1)
 		l.confirmed.Store(int64(sent))
+		// Another holder may have come and gone: a new epoch, written by this renewal or, if that fails, the next.
+		l.info.Epoch = rev
+		l.epoch.Store(rev)
+		if v, err := json.Marshal(l.info); err == nil {
+			l.value = v
+		}
+		if rev, err := kv.Update(ctx, leaseKey, l.value, l.rev); err == nil {
+			l.rev = rev
+		}
 		return nil, nil
 	}
 	if err != nil {

@@ -106,13 +106,19 @@ func TestConn_AcquireLease(t *testing.T) {
 		t.Parallel()
 		a := connect(t, e.ClientURL(), "EXPIRE")
 		b := connect(t, e.ClientURL(), "EXPIRE")
-		acquireLease(t, a, leaderInfo("a"), ttl)
+		la := acquireLease(t, a, leaderInfo("a"), ttl)
 		a.Close() // stops renewing without deleting: the key must expire by itself
 		waitFor(t, 5*ttl, "lease expiry", func() bool {
 			_, err := b.Leader(testCtx(t))
 			return errors.Is(err, ErrNoLeader)
 		})
-		acquireLease(t, b, leaderInfo("b"), ttl)
+		lb := acquireLease(t, b, leaderInfo("b"), ttl)
+		if la.Epoch() == 0 || lb.Epoch() <= la.Epoch() {
+			t.Fatalf("epochs %d then %d: want a higher one at the takeover", la.Epoch(), lb.Epoch())
+		}
+		if got, err := b.Leader(testCtx(t)); err != nil || got.Epoch != lb.Epoch() {
+			t.Fatalf("Leader = %+v, %v; want epoch %d in the lease", got, err, lb.Epoch())
+		}
 	})
 
 	t.Run("RecreatedWhenGone", func(t *testing.T) {
@@ -120,6 +126,7 @@ func TestConn_AcquireLease(t *testing.T) {
 		a := connect(t, e.ClientURL(), "RECREATE")
 		info := leaderInfo("a")
 		la := acquireLease(t, a, info, ttl)
+		first := la.Epoch()
 		// Simulate the key expiring during an outage: it disappears, and the holder takes it again (still ours).
 		kv, err := a.jetStream().KeyValue(testCtx(t), leaseBucket("RECREATE"))
 		if err != nil {
@@ -141,6 +148,13 @@ func TestConn_AcquireLease(t *testing.T) {
 		if n := la.Regains(); n != 1 {
 			t.Fatalf("Regains = %d after one re-creation, want 1", n)
 		}
+		if la.Epoch() <= first {
+			t.Fatalf("epoch %d after the re-creation, want above %d", la.Epoch(), first)
+		}
+		waitFor(t, 5*ttl, "the new epoch in the lease", func() bool {
+			got, err := a.Leader(testCtx(t))
+			return err == nil && got.Epoch == la.Epoch()
+		})
 	})
 
 	t.Run("ValidUntil", func(t *testing.T) {

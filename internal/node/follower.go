@@ -643,7 +643,9 @@ func (f *Follower) leaderWaits(ctx context.Context) bool {
 // that it is within --ready-lag of the log.
 func (f *Follower) Status() api.Status {
 	st := f.state.status(api.RoleFollower, f.cfg.ID, f.Applied())
-	st.LeaderURL = f.knownLeaderURL()
+	f.leaderMu.Lock()
+	st.LeaderURL, st.Epoch = f.leaderInfo.URL, f.leaderInfo.Epoch
+	f.leaderMu.Unlock()
 	if st.State == stateReady {
 		if h := f.jc.Health(); !h.Connected {
 			st.State, st.Error = stateDegraded, fmt.Sprintf("replication log unreachable: %v", h.Err)
@@ -667,6 +669,9 @@ func (f *Follower) LeaderURL(ctx context.Context) (string, error) {
 	info, err := f.leader(ctx)
 	return info.URL, err
 }
+
+// LeaderHint implements api.LeaderHinter with knownLeaderURL.
+func (f *Follower) LeaderHint() string { return f.knownLeaderURL() }
 
 // knownLeaderURL is the leader's URL as last read from the lease, without asking NATS (so that status never waits);
 // empty before the first read. The heartbeat loop reads the lease every second (leaderWaits), and so do redirects.

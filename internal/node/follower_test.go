@@ -80,17 +80,22 @@ func TestFollower_ReplaysLogAndServesReads(t *testing.T) {
 		})
 	})
 	t.Run("StatusNamesLeader", func(t *testing.T) {
+		var lst statusBody
+		getJSON(t, lurl+"/v1/status", &lst)
+		if lst.Epoch == 0 {
+			t.Fatal("the leader's status has no epoch")
+		}
 		for _, u := range []string{lurl, furl} {
 			eventually(t, 5*time.Second, func() string {
-				var st struct {
-					LeaderURL string `json:"leader_url"`
-				}
+				var st statusBody
 				getJSON(t, u+"/v1/status", &st)
-				if st.LeaderURL != lurl {
-					return fmt.Sprintf("%s: leader_url %q, want %q", u, st.LeaderURL, lurl)
+				if st.LeaderURL != lurl || st.Epoch != lst.Epoch {
+					return fmt.Sprintf("%s: leader_url %q epoch %d, want %q and %d", u, st.LeaderURL, st.Epoch, lurl,
+						lst.Epoch)
 				}
 				return ""
 			})
+			leaderHint(t, u, lurl) // and every answer says where the leader is
 		}
 	})
 }

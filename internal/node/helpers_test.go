@@ -76,6 +76,8 @@ type statusBody struct {
 	LogLastSeq  uint64 `json:"log_last_seq"`
 	SnapshotSeq uint64 `json:"snapshot_seq"`
 	Error       string `json:"error"`
+	LeaderURL   string `json:"leader_url"`
+	Epoch       uint64 `json:"epoch"`
 }
 
 type digestBody struct {

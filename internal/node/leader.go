@@ -428,6 +428,9 @@ func (l *Leader) Status() api.Status {
 	if u := l.advertise.Load(); u != nil {
 		st.LeaderURL = *u
 	}
+	if lease := l.lease.Load(); lease != nil && lease.Err() == nil {
+		st.Epoch = lease.Epoch()
+	}
 	if st.State != stateReady {
 		return st
 	}
@@ -456,6 +459,18 @@ func (l *Leader) pipeline() *pipeline {
 	l.pipeMu.Lock()
 	defer l.pipeMu.Unlock()
 	return l.pipe
+}
+
+// LeaderHint implements api.LeaderHinter: this leader's advertised URL while it holds the lease, else "" (a standby,
+// or a leader that lost the lease, does not know who holds it).
+func (l *Leader) LeaderHint() string {
+	if lease := l.lease.Load(); lease == nil || lease.Err() != nil {
+		return ""
+	}
+	if u := l.advertise.Load(); u != nil {
+		return *u
+	}
+	return ""
 }
 
 // StrongTarget implements api.Node: every read on the leader has passed AwaitReadable first, so what the leader has

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replikv/replikv/internal/api"
 	"github.com/replikv/replikv/internal/journal"
 	"github.com/replikv/replikv/internal/testutil/tcpproxy"
 )
@@ -82,14 +83,19 @@ func TestLeader_LostLeaseStandsBy(t *testing.T) {
 	const ttl = "2s"
 	l1 := startLeader(t, t.TempDir(), snapDir, "--nats-url", "nats://"+proxy.Addr(), "--lease-ttl", ttl)
 	url1 := base(l1.HTTPAddr())
-	waitState(t, url1, stateReady, 20*time.Second)
+	e1 := waitState(t, url1, stateReady, 20*time.Second).Epoch
 	put(t, url1, "k", "old")
 	l2 := startLeader(t, t.TempDir(), snapDir, "--nats-url", emb.ClientURL(), "--lease-ttl", ttl)
 	url2 := base(l2.HTTPAddr())
 	waitState(t, url2, stateDegraded, 20*time.Second)
+	leaderHint(t, url1, url1) // the leader names itself
+	leaderHint(t, url2, "")   // a standby does not know
 
 	proxy.Cut()
-	waitState(t, url2, stateReady, 30*time.Second)
+	e2 := waitState(t, url2, stateReady, 30*time.Second).Epoch
+	if e1 == 0 || e2 <= e1 {
+		t.Fatalf("epochs %d then %d: want a higher one at the takeover", e1, e2)
+	}
 	_, v2 := put(t, url2, "k", "new")
 	proxy.Pass() // l1 finds l2 holding the lease
 	eventually(t, 20*time.Second, func() string {
@@ -105,14 +111,27 @@ func TestLeader_LostLeaseStandsBy(t *testing.T) {
 		t.Fatalf("write on the demoted leader: %d %s, want 503 not_leader", code, body)
 	}
 
+	leaderHint(t, url1, "") // it lost the lease: it does not know the leader
+
 	if err := l2.Close(); err != nil { // releases the lease
 		t.Fatal(err)
 	}
-	waitState(t, url1, stateReady, 30*time.Second)
+	if e3 := waitState(t, url1, stateReady, 30*time.Second).Epoch; e3 <= e2 {
+		t.Fatalf("epoch %d when leading again after epoch %d", e3, e2)
+	}
 	if code, got, v := getKey(t, url1, "k"); code != http.StatusOK || got != "new" || v != v2 {
 		t.Fatalf("k on the leader again: %d %q version %d, want 200 \"new\" version %d", code, got, v, v2)
 	}
 	if code, v := put(t, url1, "k", "newer"); code != http.StatusOK || v <= v2 {
 		t.Fatalf("write after leading again: %d version %d, want 200 and a version above %d", code, v, v2)
+	}
+}
+
+// leaderHint checks the Replikv-Leader header of a status answer of the node at url ("" for none).
+func leaderHint(t *testing.T, url, want string) {
+	t.Helper()
+	_, _, hdr := do(t, http.MethodGet, url+"/v1/status", nil)
+	if got := hdr.Get(api.HeaderLeader); got != want {
+		t.Fatalf("%s of %s = %q, want %q", api.HeaderLeader, url, got, want)
 	}
 }
