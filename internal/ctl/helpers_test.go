@@ -69,8 +69,12 @@ func (n *memNode) Status() api.Status {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return api.Status{Role: n.role, ID: n.id, State: n.state, AppliedSeq: n.applied, LogLastSeq: n.applied,
+	st := api.Status{Role: n.role, ID: n.id, State: n.state, AppliedSeq: n.applied, LogLastSeq: n.applied,
 		SnapshotSeq: n.snapSeq}
+	if n.role == api.RoleLeader {
+		st.Epoch = 42
+	}
+	return st
 }
 
 func (n *memNode) Applied() uint64 {

@@ -48,6 +48,7 @@ type SnapshotInfo struct {
 // StatusOutput is the JSON output of `status`.
 type StatusOutput struct {
 	Leader         string        `json:"leader,omitempty"` // the leader's id, "" when none was found
+	Epoch          uint64        `json:"epoch,omitempty"`  // the leader's epoch, 0 when unknown
 	Nodes          []NodeRow     `json:"nodes"`
 	NewestSnapshot *SnapshotInfo `json:"newest_snapshot,omitempty"`
 	Errors         []string      `json:"errors,omitempty"` // what could not be learned
@@ -91,7 +92,7 @@ func (a *app) statusOutput(c *cluster) (StatusOutput, []string, error) {
 		out.Nodes = append(out.Nodes, nodeRow(m))
 	}
 	if c.leader != nil {
-		out.Leader = c.leader.status.ID
+		out.Leader, out.Epoch = c.leader.status.ID, c.leader.status.Epoch
 	}
 	var errs []error
 	if err := c.errProbes(); err != nil {
@@ -182,6 +183,9 @@ func (a *app) printStatus(out StatusOutput, warnings []string) error {
 			ago(now, s.CreatedAt), s.Keys, bytesText(s.Bytes), s.Count)
 	} else if out.Leader != "" && len(warnings) == 0 {
 		fmt.Fprintln(a.io.Out, "\nnewest snapshot: none")
+	}
+	if out.Epoch > 0 {
+		fmt.Fprintf(a.io.Out, "leader epoch: %d (higher at every takeover)\n", out.Epoch)
 	}
 	for _, r := range out.Nodes {
 		if r.Error != "" && r.Source != sourceUnreachable {

@@ -68,7 +68,7 @@ func TestRun_Status(t *testing.T) {
 		mustContain(t, "leader row", lines[1], "l1", "leader", "ready", "10", c.lurl)
 		mustContain(t, "f1 row", lines[2], "f1", "follower", "ready", "ago", c.furls[0])
 		mustContain(t, "f2 row", lines[3], "f2", "follower", "ready", "(unknown)")
-		mustContain(t, "stdout", r.out, "newest snapshot: seq 10", "1 stored")
+		mustContain(t, "stdout", r.out, "newest snapshot: seq 10", "1 stored", "leader epoch: 42")
 	})
 	t.Run("JSON", func(t *testing.T) {
 		r := runCLI(t, nil, "", "--url", c.urls(0), "status", "-o", "json")
@@ -77,7 +77,7 @@ func TestRun_Status(t *testing.T) {
 		if err := json.Unmarshal([]byte(r.out), &out); err != nil {
 			t.Fatal(err)
 		}
-		if out.Leader != "l1" || len(out.Nodes) != 3 || out.NewestSnapshot == nil || out.NewestSnapshot.Seq != 10 {
+		if out.Leader != "l1" || out.Epoch != 42 || len(out.Nodes) != 3 || out.NewestSnapshot == nil || out.NewestSnapshot.Seq != 10 {
 			t.Fatalf("%+v", out)
 		}
 		want := []struct{ id, source string }{{"l1", sourceNode}, {"f1", sourceNode}, {"f2", sourceLeader}}

@@ -51,6 +51,8 @@ type Status struct {
 	// LeaderURL is the leader's advertised URL (a follower knows it from the lease): a follower's URL is enough to
 	// find the leader. Empty from older servers.
 	LeaderURL string `json:"leader_url,omitempty"`
+	// Epoch is the leader's term, higher at every takeover (0 from older servers, or when unknown).
+	Epoch uint64 `json:"epoch,omitempty"`
 }
 
 // Progress is the status object's onboarding progress.
