@@ -141,6 +141,9 @@ func (l *Lease) renew() (lost, err error) {
 			return fmt.Errorf("%w: taken after it expired", ErrLeaseLost), nil
 		}
 		if err != nil {
+			// The create may have landed with its answer lost: the next renewal then finds our value and takes it
+			// as its own. Count the regain now, since that path cannot tell.
+			l.regains.Add(1)
 			return nil, wrapErr("lease re-create", err)
 		}
 		l.c.log.Warn("leader lease had expired, re-created", zap.String(fieldID, l.info.ID), zap.Uint64("epoch", rev))
@@ -162,8 +165,14 @@ func (l *Lease) renew() (lost, err error) {
 		return nil, wrapErr("lease renew check", err)
 	}
 	if bytes.Equal(entry.Value(), l.value) {
-		l.rev = entry.Revision() // our own write, its ack was lost
-		l.confirmed.Store(int64(sent))
+		// Our own write of an earlier attempt, its answer lost: it was sent before this renewal, when exactly is
+		// unknown, so it does not move ValidUntil. A write now does.
+		l.rev = entry.Revision()
+		again := time.Since(l.base)
+		if rev, err := kv.Update(ctx, leaseKey, l.value, l.rev); err == nil {
+			l.rev = rev
+			l.confirmed.Store(int64(again))
+		}
 		return nil, nil
 	}
 	if holder, derr := decodeLeaderInfo(entry.Value()); derr == nil {

@@ -179,6 +179,46 @@ func TestConn_AcquireLease(t *testing.T) {
 		waitFor(t, 2*ttl, "validity to lapse", func() bool { return time.Now().After(la.ValidUntil()) })
 	})
 
+	// ValidUntil never runs ahead of the key's real expiry, even when the renewer finds its own value written by an
+	// earlier attempt whose answer it never got (here written by the test, at a time the renewer does not know).
+	t.Run("ValidUntilAfterLostAnswer", func(t *testing.T) {
+		t.Parallel()
+		a := connect(t, e.ClientURL(), "LOSTACK")
+		la := acquireLease(t, a, leaderInfo("a"), ttl)
+		kv, err := a.jetStream().KeyValue(testCtx(t), leaseBucket("LOSTACK"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cur, err := kv.Get(testCtx(t), leaseKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The same bytes, a new revision: what an update whose answer was lost leaves behind.
+		if _, err := kv.Put(testCtx(t), leaseKey, cur.Value()); err != nil {
+			t.Fatal(err)
+		}
+		seen := la.ValidUntil()
+		deadline := time.Now().Add(3 * ttl)
+		for changes := 0; changes < 3 && time.Now().Before(deadline); {
+			vu := la.ValidUntil()
+			if vu.Equal(seen) {
+				time.Sleep(time.Millisecond)
+				continue
+			}
+			changes++
+			seen = vu
+			latest, err := kv.Get(testCtx(t), leaseKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Same host, same clock: the key cannot expire before its newest write's time plus the TTL.
+			if expiry := latest.Created().Add(ttl); vu.After(expiry.Add(5 * time.Millisecond)) {
+				t.Fatalf("ValidUntil %v is %v after the key's expiry %v", vu.Format(time.StampMicro),
+					vu.Sub(expiry), expiry.Format(time.StampMicro))
+			}
+		}
+	})
+
 	t.Run("TakenByOther", func(t *testing.T) {
 		t.Parallel()
 		a := connect(t, e.ClientURL(), "STOLEN")
