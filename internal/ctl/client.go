@@ -238,6 +238,8 @@ func newAPIError(resp *response) *APIError {
 		e.Hint = "set the token in REPLIKV_TOKEN or --token-file"
 	case codeForbidden:
 		e.Hint = "this token allows reads only"
+	case codeOutcomeUnknown:
+		e.Hint = "read the key back before retrying"
 	}
 	if isRedirect(resp.status) {
 		e.Message = "unexpected redirect to " + resp.header.Get("Location")

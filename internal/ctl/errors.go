@@ -27,6 +27,9 @@ const (
 	ExitPrecondition = 6
 	// ExitInconclusive: verify could not get the nodes to one common sequence (they kept moving under writes).
 	ExitInconclusive = 7
+	// ExitOutcomeUnknown: the server answered a write with outcome_unknown (503 or 504): it may or may not be
+	// committed. Read the key back before retrying.
+	ExitOutcomeUnknown = 8
 	// ExitInterrupted: interrupted by SIGINT or SIGTERM (the shell's 128 + SIGINT).
 	ExitInterrupted = 130
 )
@@ -45,6 +48,8 @@ var (
 	ErrMismatch = errors.New("digest mismatch")
 	// ErrInconclusive means the nodes could not be compared at one common sequence.
 	ErrInconclusive = errors.New("inconclusive")
+	// ErrOutcomeUnknown is an outcome_unknown answer to a write: it may or may not be committed.
+	ErrOutcomeUnknown = errors.New("outcome unknown")
 )
 
 // APIError is an error answer of the API: its HTTP status and the {"error","code"} body. Is maps the codes onto the
@@ -66,6 +71,7 @@ const (
 	codePreconditionFailed = "precondition_failed"
 	codeUnauthorized       = "unauthorized"
 	codeForbidden          = "forbidden"
+	codeOutcomeUnknown     = "outcome_unknown"
 )
 
 func (e *APIError) Error() string {
@@ -89,6 +95,8 @@ func (e *APIError) Is(target error) bool {
 		return e.Code == codeNotFound
 	case ErrPrecondition:
 		return e.Code == codePreconditionFailed || (e.Code == "" && e.Status == http.StatusPreconditionFailed)
+	case ErrOutcomeUnknown:
+		return e.Code == codeOutcomeUnknown
 	}
 	return false
 }
@@ -111,6 +119,8 @@ func ExitCode(err error) int {
 		return ExitNotFound
 	case errors.Is(err, ErrPrecondition):
 		return ExitPrecondition
+	case errors.Is(err, ErrOutcomeUnknown):
+		return ExitOutcomeUnknown
 	case errors.Is(err, context.Canceled):
 		return ExitInterrupted
 	}

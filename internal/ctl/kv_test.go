@@ -282,3 +282,28 @@ func TestRun_WriteTimeout(t *testing.T) {
 	wantCode(t, r, ExitUnreachable)
 	mustContain(t, "stderr", r.err, "may or may not have been committed")
 }
+
+// A write the server answers with outcome_unknown (503 when its ack was lost, 504 past the write timeout) exits 8,
+// for put, del and txn alike, and says to read the key back.
+func TestRun_WriteOutcomeUnknown(t *testing.T) {
+	for _, status := range []int{http.StatusServiceUnavailable, http.StatusGatewayTimeout} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			_, _ = w.Write([]byte(`{"error":"the write was sent to the log but not confirmed","code":"outcome_unknown"}`))
+		}))
+		t.Cleanup(srv.Close)
+		for _, args := range [][]string{{"put", "k", "v"}, {"del", "k"}, {"txn"}} {
+			r := runCLI(t, nil, "put k v\n", append([]string{"--url", srv.URL}, args...)...)
+			wantCode(t, r, ExitOutcomeUnknown)
+			mustContain(t, "stderr", r.err, "outcome_unknown", "read the key back before retrying")
+		}
+	}
+	// Other 503s stay plain errors: nothing was committed.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"error":"node unavailable, retry later","code":"unavailable"}`))
+	}))
+	t.Cleanup(srv.Close)
+	wantCode(t, runCLI(t, nil, "", "--url", srv.URL, "put", "k", "v"), ExitError)
+}

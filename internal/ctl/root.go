@@ -115,7 +115,8 @@ from REPLIKV_TOKEN or --token-file, never from a flag value. Every global flag c
 name in upper case ('-' as '_').
 
 Exit codes: 0 ok; 1 error; 2 usage; 3 verify found a digest mismatch; 4 a node could not be reached or located;
-5 key not found; 6 precondition failed; 7 verify found no common sequence; 130 interrupted.`,
+5 key not found; 6 precondition failed; 7 verify found no common sequence; 8 a write's outcome is unknown (read it
+back before retrying); 130 interrupted.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

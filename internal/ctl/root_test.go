@@ -24,6 +24,8 @@ func TestExitCode(t *testing.T) {
 		{"Mismatch", errors.Join(ErrInconclusive, ErrUnreachable, ErrMismatch), ExitMismatch},
 		{"UnreachableBeforeInconclusive", errors.Join(ErrInconclusive, ErrUnreachable), ExitUnreachable},
 		{"Inconclusive", ErrInconclusive, ExitInconclusive},
+		{"OutcomeUnknown", fmt.Errorf("w: %w", &APIError{Status: 503, Code: codeOutcomeUnknown}), ExitOutcomeUnknown},
+		{"OutcomeUnknownTimeout", &APIError{Status: 504, Code: codeOutcomeUnknown}, ExitOutcomeUnknown},
 		{"Interrupted", fmt.Errorf("w: %w", context.Canceled), ExitInterrupted},
 	}
 	for _, tc := range tests {
