@@ -3,8 +3,12 @@
 package tests
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -59,6 +63,7 @@ func TestLeader_FrozenLeaderSplitBrain(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = proc.Signal(syscall.SIGCONT) }) // a failed test must not leave it stopped
+	waitStopped(t, proc.Pid())
 	// Requests to the frozen leader wait in its listen backlog until it runs again.
 	type answer struct {
 		r   *response
@@ -128,4 +133,49 @@ func TestLeader_FrozenLeaderSplitBrain(t *testing.T) {
 	}
 	ac.must(t, http.MethodPut, kvPath("k3"), []byte("v"), nil, http.StatusOK)
 	waitDigestEqual(t, ac, fc)
+}
+
+// waitStopped waits until every thread of process pid is stopped (state T in /proc). kill returns before a stop
+// signal takes effect: the process stops only once one of its threads handles the signal, and until then its other
+// threads go on, serving requests sent meanwhile.
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		stopped, err := allThreadsStopped(pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stopped {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d not stopped 10 s after SIGSTOP", pid)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// allThreadsStopped reports whether every thread of pid is in state T (stopped) or t (traced).
+func allThreadsStopped(pid int) (bool, error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return false, fmt.Errorf("threads of %d: %w", pid, err)
+	}
+	for _, task := range tasks {
+		stat, err := os.ReadFile(filepath.Join(dir, task.Name(), "stat"))
+		if err != nil {
+			return false, nil // a thread that ended meanwhile: look again
+		}
+		// "tid (comm) S ...": the state follows the last ')' (comm may hold any character).
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 || i+2 >= len(stat) {
+			return false, fmt.Errorf("thread %s of %d: unexpected stat %q", task.Name(), pid, stat)
+		}
+		if state := stat[i+2]; state != 'T' && state != 't' {
+			return false, nil
+		}
+	}
+	return true, nil
 }
