@@ -95,13 +95,17 @@ func TestFollower_FallsBackWhenMirrorRemoved(t *testing.T) {
 	})
 }
 
-// mirrorFallback starts a leader with --catchup-mirror holding 1,200 entries and a follower with empty storage that
-// catches up from the mirror at rate entries/s, and runs disturb once the follower has started reading the mirror.
+// mirrorFallback starts a leader with --catchup-mirror holding 1,200 entries and taking a trickle of writes, and a
+// follower with empty storage that catches up from the mirror at rate entries/s, and runs disturb once the follower has
+// started reading the mirror.
 // It checks that the follower then goes on from the log, once and before it reached the mirror's end, becomes ready
 // within readyWithin and converges, and returns the error the follower logged when it left the mirror.
 func mirrorFallback(t *testing.T, rate string, readyWithin time.Duration, disturb func(l *Leader, lurl string)) string {
 	t.Helper()
 	l, lurl, snapDir := startMirrorLeader(t, 1200)
+	// The catch-up is paced only while the log grows (an idle log lets it read as fast as it can and finish before
+	// the disturbance): a busy leader's trickle of writes until then.
+	stopTrickle := trickle(t, lurl, 20*time.Millisecond)
 	log, logs := observedLogger(t)
 	f := startFollowerLog(t, log, t.TempDir(), snapDir, l.NATSURL(), "--catchup-rate", rate)
 	furl := base(f.HTTPAddr())
@@ -112,6 +116,7 @@ func mirrorFallback(t *testing.T, rate string, readyWithin time.Duration, distur
 		return ""
 	})
 	disturb(l, lurl)
+	stopTrickle()
 	st := waitState(t, furl, stateReady, readyWithin)
 	if logs.FilterMessage(msgMirrorDone).Len() != 0 {
 		t.Fatalf("the follower finished its catch-up from the mirror before it was disturbed (applied %d)", st.AppliedSeq)
