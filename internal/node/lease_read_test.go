@@ -17,23 +17,8 @@ import (
 // its writes hidden by the old leader's reads; and once it takes the lease again after it expired, its reads wait
 // until its store holds what the log got meanwhile.
 func TestLeader_ReadsNeedTheLease(t *testing.T) {
-	emb, err := journal.StartEmbedded(journal.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Close)
-	proxy := tcpproxy.Start(t, strings.TrimPrefix(emb.ClientURL(), "nats://"))
-	snapDir := t.TempDir()
-	const ttl = "2s"
-	l1 := startLeader(t, t.TempDir(), snapDir, "--nats-url", "nats://"+proxy.Addr(), "--lease-ttl", ttl)
-	url1 := base(l1.HTTPAddr())
-	waitState(t, url1, stateReady, 20*time.Second)
-	if code, _ := put(t, url1, "k", "old"); code != http.StatusOK {
-		t.Fatalf("put: %d", code)
-	}
-	l2 := startLeader(t, t.TempDir(), snapDir, "--nats-url", emb.ClientURL(), "--lease-ttl", ttl)
-	url2 := base(l2.HTTPAddr())
-	waitState(t, url2, stateDegraded, 20*time.Second) // the standby waits for the lease
+	tk := startTakeover(t)
+	url1, l2, url2, proxy := tk.url1, tk.l2, tk.url2, tk.proxy
 
 	proxy.Cut()
 	waitState(t, url2, stateReady, 30*time.Second)
@@ -73,21 +58,8 @@ func TestLeader_ReadsNeedTheLease(t *testing.T) {
 // A leader that loses its lease to another leader stops taking writes and stands by: once the lease is free again
 // it takes it, applies what the other leader wrote, and leads again, without a restart.
 func TestLeader_LostLeaseStandsBy(t *testing.T) {
-	emb, err := journal.StartEmbedded(journal.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Close)
-	proxy := tcpproxy.Start(t, strings.TrimPrefix(emb.ClientURL(), "nats://"))
-	snapDir := t.TempDir()
-	const ttl = "2s"
-	l1 := startLeader(t, t.TempDir(), snapDir, "--nats-url", "nats://"+proxy.Addr(), "--lease-ttl", ttl)
-	url1 := base(l1.HTTPAddr())
-	e1 := waitState(t, url1, stateReady, 20*time.Second).Epoch
-	put(t, url1, "k", "old")
-	l2 := startLeader(t, t.TempDir(), snapDir, "--nats-url", emb.ClientURL(), "--lease-ttl", ttl)
-	url2 := base(l2.HTTPAddr())
-	waitState(t, url2, stateDegraded, 20*time.Second)
+	tk := startTakeover(t)
+	url1, l2, url2, proxy, e1 := tk.url1, tk.l2, tk.url2, tk.proxy, tk.epoch1
 	leaderHint(t, url1, url1) // the leader names itself
 	leaderHint(t, url2, "")   // a standby does not know
 
@@ -134,4 +106,35 @@ func leaderHint(t *testing.T, url, want string) {
 	if got := hdr.Get(api.HeaderLeader); got != want {
 		t.Fatalf("%s of %s = %q, want %q", api.HeaderLeader, url, got, want)
 	}
+}
+
+// takeover is the setup of a takeover: a leader whose link to NATS goes through a proxy (to cut it off), holding
+// k = "old", and a standby on the same NATS waiting for the lease; both with a 2 s lease.
+type takeover struct {
+	proxy      *tcpproxy.Proxy
+	l2         *Leader
+	url1, url2 string
+	epoch1     uint64 // the first leader's epoch
+}
+
+func startTakeover(t *testing.T) takeover {
+	t.Helper()
+	emb, err := journal.StartEmbedded(journal.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emb.Close)
+	tk := takeover{proxy: tcpproxy.Start(t, strings.TrimPrefix(emb.ClientURL(), "nats://"))}
+	snapDir := t.TempDir()
+	const ttl = "2s"
+	l1 := startLeader(t, t.TempDir(), snapDir, "--nats-url", "nats://"+tk.proxy.Addr(), "--lease-ttl", ttl)
+	tk.url1 = base(l1.HTTPAddr())
+	tk.epoch1 = waitState(t, tk.url1, stateReady, 20*time.Second).Epoch
+	if code, _ := put(t, tk.url1, "k", "old"); code != http.StatusOK {
+		t.Fatalf("put: %d", code)
+	}
+	tk.l2 = startLeader(t, t.TempDir(), snapDir, "--nats-url", emb.ClientURL(), "--lease-ttl", ttl)
+	tk.url2 = base(tk.l2.HTTPAddr())
+	waitState(t, tk.url2, stateDegraded, 20*time.Second) // the standby waits for the lease
+	return tk
 }
