@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"math"
 	"net/http"
 	"slices"
 	"sort"
@@ -17,6 +16,7 @@ import (
 	"github.com/replikv/replikv/internal/ctxtime"
 	"github.com/replikv/replikv/internal/node"
 	"github.com/replikv/replikv/internal/testutil/httpload"
+	"github.com/replikv/replikv/internal/testutil/latency"
 )
 
 // BenchmarkFollower_ReplicationLag measures how far a ready follower trails the leader under a steady write load at
@@ -106,16 +106,16 @@ func BenchmarkFollower_ReplicationLag(b *testing.B) {
 		early += run.early
 		pacedOverMax += float64(len(run.lags)) / run.elapsed.Seconds() / maxRate
 		b.Logf("round %d: max %.0f writes/s, paced %.0f writes/s; lag p50 %v, p99 %v, max %v", rounds, maxRate,
-			float64(len(run.lags))/run.elapsed.Seconds(), quantile(run.lags, 0.5), quantile(run.lags, 0.99),
+			float64(len(run.lags))/run.elapsed.Seconds(), latency.Quantile(run.lags, 0.5), latency.Quantile(run.lags, 0.99),
 			slices.Max(run.lags))
 		rounds++
 	}
 	b.ReportMetric(float64(rounds*satWrites)/tSat.Seconds(), "max_writes/s")
 	b.ReportMetric(float64(pacedWrites)/tPaced.Seconds(), "paced_writes/s")
 	b.ReportMetric(pacedOverMax/float64(rounds), "paced_vs_max")
-	b.ReportMetric(ms(quantile(lags, 0.5)), "lag_p50_ms")
-	b.ReportMetric(ms(quantile(lags, 0.99)), "lag_p99_ms")
-	b.ReportMetric(ms(slices.Max(lags)), "lag_max_ms")
+	b.ReportMetric(latency.Ms(latency.Quantile(lags, 0.5)), "lag_p50_ms")
+	b.ReportMetric(latency.Ms(latency.Quantile(lags, 0.99)), "lag_p99_ms")
+	b.ReportMetric(latency.Ms(slices.Max(lags)), "lag_max_ms")
 	b.ReportMetric(100*float64(early)/float64(len(lags)), "early_%")
 	b.ReportMetric(1000*metricPooled.quantileLE(0.5), "metric_p50_le_ms")
 	b.ReportMetric(1000*metricPooled.quantileLE(0.99), "metric_p99_le_ms")
@@ -325,18 +325,4 @@ func scrapeLagHistogram(ctx context.Context, addr string) (lagHistogram, error) 
 		return lagHistogram{}, fmt.Errorf("bench: no %s in /metrics", name)
 	}
 	return h, nil
-}
-
-// ms converts a duration to milliseconds for metrics.
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// quantile returns the q-quantile (0 < q <= 1) of d by the nearest-rank method; 0 for no samples.
-func quantile(d []time.Duration, q float64) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	s := slices.Clone(d)
-	slices.Sort(s)
-	i := int(math.Ceil(q*float64(len(s)))) - 1
-	return s[max(0, min(i, len(s)-1))]
 }

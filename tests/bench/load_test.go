@@ -5,7 +5,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"math"
 	"slices"
 	"sync"
 	"time"
@@ -182,17 +181,3 @@ func inWindows(t time.Time, ws []window) bool {
 	}
 	return false
 }
-
-// quantile returns the q-quantile (0 < q <= 1) of lats by the nearest-rank method; 0 for no samples.
-func quantile(lats []time.Duration, q float64) time.Duration {
-	if len(lats) == 0 {
-		return 0
-	}
-	s := slices.Clone(lats)
-	slices.Sort(s)
-	i := int(math.Ceil(q*float64(len(s)))) - 1
-	return s[max(0, min(i, len(s)-1))]
-}
-
-// ms converts a duration to milliseconds for metrics.
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

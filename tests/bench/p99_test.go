@@ -16,6 +16,7 @@ import (
 
 	"github.com/replikv/replikv/internal/ctxtime"
 	"github.com/replikv/replikv/internal/journal"
+	"github.com/replikv/replikv/internal/testutil/latency"
 )
 
 // p99Result accumulates latencies of one p99 benchmark, pooled over its rounds and per round.
@@ -79,14 +80,14 @@ func (r *p99Result) addRound(samples []sample, idleWs, busyWs []window) {
 	r.busy = append(r.busy, busy...)
 	r.idleLate = append(r.idleLate, lateness(samples, idleWs...)...)
 	r.busyLate = append(r.busyLate, lateness(samples, busyWs...)...)
-	if i99 := quantile(idle, 0.99); i99 > 0 {
-		r.ratios = append(r.ratios, float64(quantile(busy, 0.99))/float64(i99))
+	if i99 := latency.Quantile(idle, 0.99); i99 > 0 {
+		r.ratios = append(r.ratios, float64(latency.Quantile(busy, 0.99))/float64(i99))
 	}
 	idleSrv, busySrv := serverTimes(samples, idleWs...), serverTimes(samples, busyWs...)
 	r.idleSrv = append(r.idleSrv, idleSrv...)
 	r.busySrv = append(r.busySrv, busySrv...)
-	if i99 := quantile(idleSrv, 0.99); i99 > 0 && len(busySrv) > 0 {
-		r.srvRatios = append(r.srvRatios, float64(quantile(busySrv, 0.99))/float64(i99))
+	if i99 := latency.Quantile(idleSrv, 0.99); i99 > 0 && len(busySrv) > 0 {
+		r.srvRatios = append(r.srvRatios, float64(latency.Quantile(busySrv, 0.99))/float64(i99))
 	}
 }
 
@@ -98,18 +99,18 @@ func (r *p99Result) report(b *testing.B, goal float64, what string) {
 	if len(r.idle) == 0 || len(r.busy) == 0 || len(r.ratios) == 0 {
 		b.Fatalf("no samples (idle %d, busy %d)", len(r.idle), len(r.busy))
 	}
-	idle99, busy99 := quantile(r.idle, 0.99), quantile(r.busy, 0.99)
+	idle99, busy99 := latency.Quantile(r.idle, 0.99), latency.Quantile(r.busy, 0.99)
 	pooled := float64(busy99) / float64(idle99)
 	ratio := upperMedian(r.ratios)
-	b.ReportMetric(ms(idle99), "idle_p99_ms")
-	b.ReportMetric(ms(busy99), "busy_p99_ms")
+	b.ReportMetric(latency.Ms(idle99), "idle_p99_ms")
+	b.ReportMetric(latency.Ms(busy99), "busy_p99_ms")
 	b.ReportMetric(ratio, "x_vs_idle")
 	b.ReportMetric(pooled, "x_vs_idle_pooled")
-	b.ReportMetric(ms(quantile(r.idle, 0.5)), "idle_p50_ms")
-	b.ReportMetric(ms(quantile(r.idleLate, 0.99)), "idle_late_p99_ms")
-	b.ReportMetric(ms(quantile(r.busyLate, 0.99)), "busy_late_p99_ms")
-	b.ReportMetric(ms(quantile(r.busy, 0.5)), "busy_p50_ms")
-	b.ReportMetric(ms(quantile(r.busy, 0.999)), "busy_p999_ms")
+	b.ReportMetric(latency.Ms(latency.Quantile(r.idle, 0.5)), "idle_p50_ms")
+	b.ReportMetric(latency.Ms(latency.Quantile(r.idleLate, 0.99)), "idle_late_p99_ms")
+	b.ReportMetric(latency.Ms(latency.Quantile(r.busyLate, 0.99)), "busy_late_p99_ms")
+	b.ReportMetric(latency.Ms(latency.Quantile(r.busy, 0.5)), "busy_p50_ms")
+	b.ReportMetric(latency.Ms(latency.Quantile(r.busy, 0.999)), "busy_p999_ms")
 	b.ReportMetric(r.busyTime.Seconds(), "busy_s")
 	b.ReportMetric(100*r.leaderCPU.Seconds()/r.busyTime.Seconds(), "leader_cpu_%")
 	if r.otherCPU > 0 {
@@ -120,26 +121,26 @@ func (r *p99Result) report(b *testing.B, goal float64, what string) {
 		b.ReportMetric(100*r.idleIO.Seconds()/r.idleTime.Seconds(), "idle_io_stall_%")
 	}
 	b.Logf("leader write p99 %v while %s vs %v idle (pooled %.2fx); per-round ratios %.2f, median %.2fx (goal <= %.2f, 0 = none); p50 %v vs %v; the load generator's own delay before sending, p99 %v vs %v; %d busy and %d idle samples",
-		busy99, what, idle99, pooled, r.ratios, ratio, goal, quantile(r.busy, 0.5), quantile(r.idle, 0.5),
-		quantile(r.busyLate, 0.99), quantile(r.idleLate, 0.99), len(r.busy), len(r.idle))
+		busy99, what, idle99, pooled, r.ratios, ratio, goal, latency.Quantile(r.busy, 0.5), latency.Quantile(r.idle, 0.5),
+		latency.Quantile(r.busyLate, 0.99), latency.Quantile(r.idleLate, 0.99), len(r.busy), len(r.idle))
 	for _, ph := range r.phases {
 		// Pooled over the rounds, against the pooled idle p99s: which part of onboarding the busy tail comes from.
-		p99, srv99 := quantile(ph.lat, 0.99), quantile(ph.srv, 0.99)
-		b.ReportMetric(ms(p99), ph.name+"_p99_ms")
+		p99, srv99 := latency.Quantile(ph.lat, 0.99), latency.Quantile(ph.srv, 0.99)
+		b.ReportMetric(latency.Ms(p99), ph.name+"_p99_ms")
 		b.ReportMetric(ph.dur.Seconds(), ph.name+"_s")
 		b.Logf("busy phase %q: %v over the rounds, %d samples, p99 %v (%.2fx idle), the leader's own timing p99 %v (%.2fx idle)",
 			ph.name, ph.dur.Round(time.Millisecond), len(ph.lat), p99, float64(p99)/float64(idle99),
-			srv99, float64(srv99)/float64(max(quantile(r.idleSrv, 0.99), 1)))
+			srv99, float64(srv99)/float64(max(latency.Quantile(r.idleSrv, 0.99), 1)))
 	}
 	if len(r.srvRatios) > 0 {
 		// Reported beside the goal's ratio, not instead of it: the client-side latency is what the goal is about.
-		srvIdle99, srvBusy99 := quantile(r.idleSrv, 0.99), quantile(r.busySrv, 0.99)
+		srvIdle99, srvBusy99 := latency.Quantile(r.idleSrv, 0.99), latency.Quantile(r.busySrv, 0.99)
 		srvRatio := upperMedian(r.srvRatios)
-		b.ReportMetric(ms(srvIdle99), "idle_server_p99_ms")
-		b.ReportMetric(ms(srvBusy99), "busy_server_p99_ms")
+		b.ReportMetric(latency.Ms(srvIdle99), "idle_server_p99_ms")
+		b.ReportMetric(latency.Ms(srvBusy99), "busy_server_p99_ms")
 		b.ReportMetric(srvRatio, "server_x_vs_idle")
 		b.Logf("the leader's own timing of the same writes (Server-Timing): p99 %v busy vs %v idle; per-round ratios %.2f, median %.2fx; p50 %v vs %v",
-			srvBusy99, srvIdle99, r.srvRatios, srvRatio, quantile(r.busySrv, 0.5), quantile(r.idleSrv, 0.5))
+			srvBusy99, srvIdle99, r.srvRatios, srvRatio, latency.Quantile(r.busySrv, 0.5), latency.Quantile(r.idleSrv, 0.5))
 	}
 }
 
@@ -560,8 +561,8 @@ func benchP99Snapshot(b *testing.B, c *cluster) {
 		b.Logf("round %d: slowest writes during the snapshots: %s", rounds+1, slowest(samples, 5, busy...))
 		busyLat, idleLat, shortLat := latencies(samples, busy...), latencies(samples, idle...), latencies(samples, short...)
 		res.addRound(samples, idle, busy)
-		if s99 := quantile(shortLat, 0.99); s99 > 0 {
-			shortRatios = append(shortRatios, float64(quantile(busyLat, 0.99))/float64(s99))
+		if s99 := latency.Quantile(shortLat, 0.99); s99 > 0 {
+			shortRatios = append(shortRatios, float64(latency.Quantile(busyLat, 0.99))/float64(s99))
 		}
 		idleAll = append(idleAll, idleLat...)
 		idleShort = append(idleShort, shortLat...)
@@ -569,13 +570,13 @@ func benchP99Snapshot(b *testing.B, c *cluster) {
 		rounds++
 	}
 	if len(compact) > 0 {
-		b.ReportMetric(ms(quantile(compact, 0.99)), "compact_p99_ms")
-		b.ReportMetric(ms(quantile(compact, 1)), "compact_max_ms")
+		b.ReportMetric(latency.Ms(latency.Quantile(compact, 0.99)), "compact_p99_ms")
+		b.ReportMetric(latency.Ms(latency.Quantile(compact, 1)), "compact_max_ms")
 		b.Logf("retention and log compaction after the snapshots: write p99 %v, max %v (%d samples)",
-			quantile(compact, 0.99), quantile(compact, 1), len(compact))
+			latency.Quantile(compact, 0.99), latency.Quantile(compact, 1), len(compact))
 	}
 	if len(shortRatios) > 0 && len(idleShort) > 0 {
-		long99, short99 := quantile(idleAll, 0.99), quantile(idleShort, 0.99)
+		long99, short99 := latency.Quantile(idleAll, 0.99), latency.Quantile(idleShort, 0.99)
 		b.ReportMetric(upperMedian(shortRatios), "x_vs_idle5s")
 		b.ReportMetric(float64(long99)/float64(short99), "idle_long_vs_5s")
 		b.Logf("against the first 5 s of each idle window only: per-round ratios %.2f; idle p99 over whole windows %v, over their first 5 s %v",

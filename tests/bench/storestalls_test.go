@@ -17,6 +17,7 @@ import (
 	"github.com/replikv/replikv/internal/cli"
 	"github.com/replikv/replikv/internal/ctxtime"
 	"github.com/replikv/replikv/internal/proclog"
+	"github.com/replikv/replikv/internal/testutil/latency"
 )
 
 var flagStoreFlushes = flag.Int("bench.storeflushes", 2,
@@ -70,12 +71,12 @@ func BenchmarkLeader_StoreStalls(b *testing.B) {
 			b.Fatalf("%s: no writes during store work (%d) or outside it (%d)", v.name, len(r.store), len(r.idle))
 		}
 		maxOf[i] = slices.Max(r.store)
-		storeP99, idleP99 := quantile(r.store, 0.99), quantile(r.idle, 0.99)
-		cpuPerK := ms(r.cpu) / float64(len(r.store)+len(r.idle)) * 1000
-		b.ReportMetric(ms(storeP99), v.name+"_store_p99_ms")
-		b.ReportMetric(ms(maxOf[i]), v.name+"_store_max_ms")
-		b.ReportMetric(ms(idleP99), v.name+"_idle_p99_ms")
-		b.ReportMetric(ms(slices.Max(r.idle)), v.name+"_idle_max_ms")
+		storeP99, idleP99 := latency.Quantile(r.store, 0.99), latency.Quantile(r.idle, 0.99)
+		cpuPerK := latency.Ms(r.cpu) / float64(len(r.store)+len(r.idle)) * 1000
+		b.ReportMetric(latency.Ms(storeP99), v.name+"_store_p99_ms")
+		b.ReportMetric(latency.Ms(maxOf[i]), v.name+"_store_max_ms")
+		b.ReportMetric(latency.Ms(idleP99), v.name+"_idle_p99_ms")
+		b.ReportMetric(latency.Ms(slices.Max(r.idle)), v.name+"_idle_max_ms")
 		b.ReportMetric(cpuPerK, v.name+"_cpu_ms_per_1k_writes")
 		b.Logf("%s: %d writes during store work: p99 %v, max %v; %d idle: p99 %v, max %v; leader CPU %.0f ms per 1,000 writes",
 			v.name, len(r.store), storeP99.Round(time.Microsecond), maxOf[i].Round(time.Microsecond), len(r.idle),
