@@ -670,12 +670,10 @@ func (f *Follower) LeaderURL(ctx context.Context) (string, error) {
 	return info.URL, err
 }
 
-// LeaderHint implements api.LeaderHinter with knownLeaderURL.
-func (f *Follower) LeaderHint() string { return f.knownLeaderURL() }
-
-// knownLeaderURL is the leader's URL as last read from the lease, without asking NATS (so that status never waits);
-// empty before the first read. The heartbeat loop reads the lease every second (leaderWaits), and so do redirects.
-func (f *Follower) knownLeaderURL() string {
+// LeaderHint implements api.LeaderHinter: the leader's URL as last read from the lease, without asking NATS (so that
+// no answer waits); empty before the first read. The heartbeat loop reads the lease every second (leaderWaits), and
+// so do redirects.
+func (f *Follower) LeaderHint() string {
 	f.leaderMu.Lock()
 	defer f.leaderMu.Unlock()
 	return f.leaderInfo.URL

@@ -428,7 +428,7 @@ func (l *Leader) Status() api.Status {
 	if u := l.advertise.Load(); u != nil {
 		st.LeaderURL = *u
 	}
-	if lease := l.lease.Load(); lease != nil && lease.Err() == nil {
+	if lease := l.heldLease(); lease != nil {
 		st.Epoch = lease.Epoch()
 	}
 	if st.State != stateReady {
@@ -464,13 +464,18 @@ func (l *Leader) pipeline() *pipeline {
 // LeaderHint implements api.LeaderHinter: this leader's advertised URL while it holds the lease, else "" (a standby,
 // or a leader that lost the lease, does not know who holds it).
 func (l *Leader) LeaderHint() string {
-	if lease := l.lease.Load(); lease == nil || lease.Err() != nil {
-		return ""
-	}
-	if u := l.advertise.Load(); u != nil {
+	if u := l.advertise.Load(); u != nil && l.heldLease() != nil {
 		return *u
 	}
 	return ""
+}
+
+// heldLease is the lease of the current term, or nil before the first one or once it is lost.
+func (l *Leader) heldLease() *journal.Lease {
+	if lease := l.lease.Load(); lease != nil && lease.Err() == nil {
+		return lease
+	}
+	return nil
 }
 
 // StrongTarget implements api.Node: every read on the leader has passed AwaitReadable first, so what the leader has
