@@ -3,38 +3,14 @@
 package tests
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
+	"github.com/replikv/replikv/internal/journal"
 )
-
-// startNATS starts a JetStream server in the test process, on a free loopback port, for leaders that must not host
-// the log themselves (a frozen leader would freeze its embedded server too). It stops at cleanup.
-func startNATS(t *testing.T) string {
-	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
-		StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	})
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	return srv.ClientURL()
-}
 
 // TestLeader_FrozenLeaderSplitBrain freezes the leader (SIGSTOP) past its lease while a standby waits: the standby
 // takes over and takes writes. Woken up (SIGCONT), the old leader must not get a single write into the log, and the
@@ -45,7 +21,13 @@ func startNATS(t *testing.T) string {
 func TestLeader_FrozenLeaderSplitBrain(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, clusterOpts{})
-	c.natsURL = startNATS(t)
+	// The log on a server of the test process: a frozen leader would freeze its embedded server too.
+	emb, err := journal.StartEmbedded(journal.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emb.Close)
+	c.natsURL = emb.ClientURL()
 	const ttl = "--lease-ttl=2s"
 	a := c.startLeader("--nats-url="+c.natsURL, ttl)
 	ac := a.api()
@@ -59,11 +41,11 @@ func TestLeader_FrozenLeaderSplitBrain(t *testing.T) {
 	ac.must(t, http.MethodPut, kvPath("k"), []byte("before"), nil, http.StatusOK)
 
 	proc := a.current()
-	if err := proc.Signal(syscall.SIGSTOP); err != nil {
+	t.Cleanup(func() { _ = proc.Signal(syscall.SIGCONT) }) // a failed test must not leave it stopped
+	// Only once it is stopped: until then it may still take the requests below.
+	if err := proc.Pause(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = proc.Signal(syscall.SIGCONT) }) // a failed test must not leave it stopped
-	waitStopped(t, proc.Pid())
 	// Requests to the frozen leader wait in its listen backlog until it runs again.
 	type answer struct {
 		r   *response
@@ -133,49 +115,4 @@ func TestLeader_FrozenLeaderSplitBrain(t *testing.T) {
 	}
 	ac.must(t, http.MethodPut, kvPath("k3"), []byte("v"), nil, http.StatusOK)
 	waitDigestEqual(t, ac, fc)
-}
-
-// waitStopped waits until every thread of process pid is stopped (state T in /proc). kill returns before a stop
-// signal takes effect: the process stops only once one of its threads handles the signal, and until then its other
-// threads go on, serving requests sent meanwhile.
-func waitStopped(t *testing.T, pid int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		stopped, err := allThreadsStopped(pid)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if stopped {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("process %d not stopped 10 s after SIGSTOP", pid)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-// allThreadsStopped reports whether every thread of pid is in state T (stopped) or t (traced).
-func allThreadsStopped(pid int) (bool, error) {
-	dir := fmt.Sprintf("/proc/%d/task", pid)
-	tasks, err := os.ReadDir(dir)
-	if err != nil {
-		return false, fmt.Errorf("threads of %d: %w", pid, err)
-	}
-	for _, task := range tasks {
-		stat, err := os.ReadFile(filepath.Join(dir, task.Name(), "stat"))
-		if err != nil {
-			return false, nil // a thread that ended meanwhile: look again
-		}
-		// "tid (comm) S ...": the state follows the last ')' (comm may hold any character).
-		i := bytes.LastIndexByte(stat, ')')
-		if i < 0 || i+2 >= len(stat) {
-			return false, fmt.Errorf("thread %s of %d: unexpected stat %q", task.Name(), pid, stat)
-		}
-		if state := stat[i+2]; state != 'T' && state != 't' {
-			return false, nil
-		}
-	}
-	return true, nil
 }

@@ -7,10 +7,12 @@
 package procrun
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -96,6 +98,50 @@ func (p *Process) Signal(sig os.Signal) error {
 		return fmt.Errorf("procrun: signal %v to %d: %w", sig, p.Pid(), err)
 	}
 	return nil
+}
+
+// Pause sends SIGSTOP and waits up to timeout until every thread of the process is stopped. kill returns before a
+// stop signal takes effect: the process stops once one of its threads handles the signal, and until then the others
+// run on (and may, say, answer a request sent meanwhile). Resume it with Signal(syscall.SIGCONT).
+func (p *Process) Pause(timeout time.Duration) error {
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		stopped, err := threadsStopped(p.Pid())
+		if err != nil || stopped {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("procrun: %d not stopped %v after SIGSTOP", p.Pid(), timeout)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// threadsStopped reports whether every thread of pid is in state T (stopped) or t (traced), from /proc.
+func threadsStopped(pid int) (bool, error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return false, fmt.Errorf("procrun: threads of %d: %w", pid, err)
+	}
+	for _, task := range tasks {
+		stat, err := os.ReadFile(filepath.Join(dir, task.Name(), "stat"))
+		if err != nil {
+			return false, nil // a thread that ended meanwhile: look again
+		}
+		// "tid (comm) S ...": the state follows the last ')' (comm may hold any character).
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 || i+2 >= len(stat) {
+			return false, fmt.Errorf("procrun: thread %s of %d: unexpected stat %q", task.Name(), pid, stat)
+		}
+		if state := stat[i+2]; state != 'T' && state != 't' {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // Wait waits up to timeout for the process to exit and reports whether it did.

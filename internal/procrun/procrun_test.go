@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -118,5 +119,40 @@ func TestStart_Errors(t *testing.T) {
 	cmd.Stdout = os.Stdout
 	if _, err := Start(cmd, g); err == nil {
 		t.Fatal("Start of a command with its output set: no error")
+	}
+}
+
+// Pause returns only once the process is stopped: it no longer runs until SIGCONT.
+func TestProcess_Pause(t *testing.T) {
+	p, out := start(t, `while :; do echo tick; sleep 0.01; done`)
+	if err := p.Pause(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	stopped, err := threadsStopped(p.Pid())
+	if err != nil || !stopped {
+		t.Fatalf("after Pause: stopped %v, %v", stopped, err)
+	}
+	time.Sleep(50 * time.Millisecond) // output already in the pipe reaches the file
+	before, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // ten ticks, were it running
+	if after, _ := os.ReadFile(out); len(after) != len(before) {
+		t.Fatalf("the paused process wrote %d bytes", len(after)-len(before))
+	}
+	if err := p.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for stopped, _ := threadsStopped(p.Pid()); stopped; stopped, _ = threadsStopped(p.Pid()) {
+		if time.Now().After(deadline) {
+			t.Fatal("still stopped after SIGCONT")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	p.Kill()
+	if err := p.Pause(time.Second); err == nil || !strings.Contains(err.Error(), "threads of") {
+		t.Fatalf("Pause of an exited process = %v, want an error about its threads", err)
 	}
 }

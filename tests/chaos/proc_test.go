@@ -97,7 +97,7 @@ func (p *proc) kill() {
 	}
 }
 
-// pause sends SIGSTOP.
+// pause sends SIGSTOP and returns once the process is stopped (procrun.Process.Pause).
 func (p *proc) pause() error {
 	r := p.current()
 	if r == nil || r.Exited() {
@@ -106,7 +106,7 @@ func (p *proc) pause() error {
 	p.mu.Lock()
 	p.stopped = true
 	p.mu.Unlock()
-	return r.Signal(syscall.SIGSTOP)
+	return r.Pause(10 * time.Second)
 }
 
 // cont sends SIGCONT to a paused process.
