@@ -122,25 +122,16 @@ func (h *handler) serveTxn(w *responseWriter, r *http.Request) {
 		writeTxnError(w, txnTooLarge("body of %d bytes, longer than %d", r.ContentLength, limit))
 		return
 	}
-	// Reserve the body's bytes before reading it, as for a PUT.
-	n := r.ContentLength
-	if n < 0 {
-		n = limit
-	}
-	if !h.bodies.take(n) {
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "too many request bodies in flight, retry later")
+	release, ok := h.reserveBody(w, r, limit)
+	if !ok {
 		return
 	}
-	defer h.bodies.give(n)
-	rc := http.NewResponseController(w.ResponseWriter)
-	_ = rc.SetReadDeadline(time.Now().Add(h.cfg.BodyTimeout)) // a writer that does not support it keeps no deadline
-	body, err := readBody(w.ResponseWriter, r, limit)
-	_ = rc.SetReadDeadline(time.Time{})
+	defer release()
+	body, answered, err := h.readBodyInTime(w, r, func(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+		return readBody(w, r, limit)
+	})
 	switch {
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		w.Header().Set("Connection", "close")
-		writeError(w, http.StatusRequestTimeout, CodeTimeout, "request body not received in time")
+	case answered:
 		return
 	case errors.Is(err, errBodyTooLarge):
 		writeTxnError(w, txnTooLarge("body longer than %d bytes", limit))

@@ -61,24 +61,13 @@ func (h *handler) serveWrite(w *responseWriter, r *http.Request, op apply.Op, es
 			writeError(w, http.StatusRequestEntityTooLarge, CodeValueTooLarge, msgValueTooLarge)
 			return
 		}
-		// Reserve the body's bytes before reading it, so that slow or many bodies cannot pin unbounded memory.
-		n := r.ContentLength
-		if n < 0 {
-			n = apply.MaxValueLen
-		}
-		if !h.bodies.take(n) {
-			w.Header().Set("Retry-After", "1")
-			writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "too many request bodies in flight, retry later")
+		release, ok := h.reserveBody(w, r, apply.MaxValueLen)
+		if !ok {
 			return
 		}
-		defer h.bodies.give(n)
-		rc := http.NewResponseController(w.ResponseWriter)
-		_ = rc.SetReadDeadline(time.Now().Add(h.cfg.BodyTimeout)) // a writer that does not support it keeps no deadline
-		value, err = readValue(w.ResponseWriter, r)
-		_ = rc.SetReadDeadline(time.Time{})
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			w.Header().Set("Connection", "close")
-			writeError(w, http.StatusRequestTimeout, CodeTimeout, "request body not received in time")
+		defer release()
+		var answered bool
+		if value, answered, err = h.readBodyInTime(w, r, readValue); answered {
 			return
 		}
 		if err != nil {
@@ -147,6 +136,39 @@ func (h *handler) redirect(w http.ResponseWriter, r *http.Request) {
 
 // readValue reads the request body as a value: at most apply.MaxValueLen bytes, never reading more than one byte
 // past the limit. A declared or actual length above the limit returns apply.ErrValueTooLarge.
+// reserveBody reserves the bytes of r's body (its Content-Length, or limit when unknown) in the body budget before it
+// is read, so that slow or many bodies cannot pin unbounded memory. Over budget it answers 503 with Retry-After and
+// returns false. release gives the bytes back.
+func (h *handler) reserveBody(w *responseWriter, r *http.Request, limit int64) (release func(), ok bool) {
+	n := r.ContentLength
+	if n < 0 {
+		n = limit
+	}
+	if !h.bodies.take(n) {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "too many request bodies in flight, retry later")
+		return nil, false
+	}
+	return func() { h.bodies.give(n) }, true
+}
+
+// readBodyInTime reads r's body with read under the body read deadline (Config.BodyTimeout). A body that does not
+// arrive in time is answered 408, closing the connection, and answered is true; other errors are the caller's to
+// answer.
+func (h *handler) readBodyInTime(w *responseWriter, r *http.Request,
+	read func(http.ResponseWriter, *http.Request) ([]byte, error)) (body []byte, answered bool, err error) {
+	rc := http.NewResponseController(w.ResponseWriter)
+	_ = rc.SetReadDeadline(time.Now().Add(h.cfg.BodyTimeout)) // a writer that does not support it keeps no deadline
+	body, err = read(w.ResponseWriter, r)
+	_ = rc.SetReadDeadline(time.Time{})
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusRequestTimeout, CodeTimeout, "request body not received in time")
+		return nil, true, err
+	}
+	return body, false, err
+}
+
 func readValue(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	buf, err := readBody(w, r, apply.MaxValueLen)
 	switch {
