@@ -438,6 +438,9 @@ func (l *Leader) Status() api.Status {
 	if p := l.pipeline(); p != nil {
 		if err := p.brokenErr(); err != nil {
 			why = fmt.Errorf("writes paused, resynchronising with the replication log: %w", err)
+		} else if !p.resynced(p.resyncReq.Load()) {
+			why = errors.New("writes paused, resynchronising with the replication log: the lease had expired " +
+				"and was taken again")
 		}
 	}
 	if h := l.jc.Health(); !h.Connected {

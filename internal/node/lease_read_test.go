@@ -1,6 +1,7 @@
 package node
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -137,4 +138,28 @@ func startTakeover(t *testing.T) takeover {
 	tk.url2 = base(tk.l2.HTTPAddr())
 	waitState(t, tk.url2, stateDegraded, 20*time.Second) // the standby waits for the lease
 	return tk
+}
+
+// While the write pipeline resyncs because the lease was taken again after it had expired, writes wait or answer
+// 503: the leader is not ready until the resync is done.
+func TestLeader_NotReadyWhileResyncRequested(t *testing.T) {
+	l := startLeader(t, t.TempDir(), t.TempDir())
+	url := base(l.HTTPAddr())
+	waitState(t, url, stateReady, 20*time.Second)
+	g, release := holdAcks(t, l, nil)
+	w := async(t, http.MethodPut, url+"/v1/kv/a", []byte("1"))
+	<-g.held
+	// The resync first drains the committer, which waits on the held ack: it cannot finish yet.
+	l.pipeline().requestResync()
+	eventually(t, 5*time.Second, func() string {
+		if code, why := readyz(t, url); code != http.StatusServiceUnavailable || !strings.Contains(why, "taken again") {
+			return fmt.Sprintf("readyz %d, error %q while the resync waits", code, why)
+		}
+		return ""
+	})
+	release()
+	if a := recv(t, w); a.code != http.StatusOK {
+		t.Fatalf("held write: %d %s", a.code, a.body)
+	}
+	waitState(t, url, stateReady, 10*time.Second)
 }
