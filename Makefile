@@ -10,7 +10,7 @@ export REPLIKV_VERSITYGW ?= $(GOBIN)/versitygw
 # duration runs out while a worker is busy (golang/go#75804, fixed in go1.27). 20,000 inputs take 0.5-35 s per target.
 FUZZTIME ?= 20000x
 
-.PHONY: all build demo tools lint test test-unit test-fuzz test-e2e test-chaos soak test-compose compose-plugin bench compose-build compose-up compose-down clean
+.PHONY: all build demo tools lint test test-unit test-fuzz test-e2e test-chaos soak test-compose compose-plugin bench bench-failover compose-build compose-up compose-down clean
 
 all: build
 
@@ -92,6 +92,11 @@ compose-plugin:
 
 bench: tools
 	./scripts/bench.sh
+
+## The write outage at a leader kill, over FAILOVER_KILLS kills of whichever node leads (docs/benchmarks.md#failover).
+FAILOVER_KILLS ?= 12
+bench-failover: tools
+	$(GO) test -count=1 -tags e2e -timeout 30m -run '^TestFailover_KillLeaderRepeatedly$$' -v ./tests/ -args -failover-kills=$(FAILOVER_KILLS)
 
 compose-build:
 	./scripts/compose.sh build

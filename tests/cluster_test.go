@@ -16,6 +16,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	"github.com/replikv/replikv/internal/journal"
 	"github.com/replikv/replikv/internal/testutil/versitygw"
 )
 
@@ -61,6 +62,18 @@ func newCluster(t *testing.T, opts clusterOpts) *cluster {
 		c.common = append(c.common, "--auth-token="+opts.token)
 	}
 	return c
+}
+
+// useTestNATS runs the cluster's NATS server in the test process (JetStream, on a free port) instead of a leader's
+// embedded one: nodes can then be frozen or killed, the leader too, while the log stays up.
+func (c *cluster) useTestNATS() {
+	c.t.Helper()
+	emb, err := journal.StartEmbedded(journal.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: c.t.TempDir()})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(emb.Close)
+	c.natsURL = emb.ClientURL()
 }
 
 // baseEnv is the test process's environment without any REPLIKV_* or AWS_* variable, so nothing from the outside

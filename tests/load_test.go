@@ -25,6 +25,7 @@ type loadOpts struct {
 	workers int           // concurrent writers (default 4)
 	keys    int           // keys per writer (default 64); each key has exactly one writer
 	pace    time.Duration // minimum time between one writer's requests (default 0: as fast as answers come)
+	prefix  string        // key prefix (default loadPrefix); a test that runs several loads gives each its own
 }
 
 // load is a running write load: PUTs, DELETEs and conditional writes (If-Match, If-None-Match: *) of small values.
@@ -38,6 +39,7 @@ type load struct {
 	failed   atomic.Int64 // answers that leave the outcome unknown (transport errors, 5xx, ...)
 	stopOnce sync.Once
 	ledger   ledger
+	prefix   string
 }
 
 // loadOp is one mutation attempt on a key.
@@ -50,6 +52,7 @@ type loadOp struct {
 
 // ledger is every mutation attempt by key, in issue order, plus invariant violations the workers saw.
 type ledger struct {
+	prefix     string // every key of the load starts with it
 	ops        map[string][]loadOp
 	violations []string
 	unknown    []string // why outcomes were unknown, one line per write
@@ -87,8 +90,11 @@ func startLoad(t *testing.T, target *client, opts loadOpts) *load {
 	if opts.keys == 0 {
 		opts.keys = 64
 	}
+	if opts.prefix == "" {
+		opts.prefix = loadPrefix
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &load{cancel: cancel}
+	l := &load{cancel: cancel, prefix: opts.prefix}
 	for w := range opts.workers {
 		wk := &loadWorker{
 			id: w, c: target, pace: opts.pace, l: l,
@@ -97,7 +103,7 @@ func startLoad(t *testing.T, target *client, opts loadOpts) *load {
 			known: map[string]knownKey{},
 		}
 		for k := range opts.keys {
-			wk.keys = append(wk.keys, fmt.Sprintf("%sw%02d/k%04d", loadPrefix, w, k))
+			wk.keys = append(wk.keys, fmt.Sprintf("%sw%02d/k%04d", opts.prefix, w, k))
 		}
 		l.workers = append(l.workers, wk)
 		l.wg.Add(1)
@@ -124,7 +130,7 @@ func (l *load) stop() ledger {
 	l.stopOnce.Do(func() {
 		l.cancel()
 		l.wg.Wait()
-		l.ledger = ledger{ops: map[string][]loadOp{}, acked: l.acked.Load(), failed: l.failed.Load()}
+		l.ledger = ledger{ops: map[string][]loadOp{}, acked: l.acked.Load(), failed: l.failed.Load(), prefix: l.prefix}
 		for _, w := range l.workers {
 			for k, ops := range w.hist {
 				l.ledger.ops[k] = ops
@@ -296,7 +302,7 @@ func (lg ledger) check(items []listItem) []string {
 	}
 	state := map[string]listItem{}
 	for _, it := range items {
-		if !strings.HasPrefix(it.Key, loadPrefix) {
+		if !strings.HasPrefix(it.Key, lg.prefix) {
 			continue
 		}
 		state[it.Key] = it
@@ -349,7 +355,7 @@ func checkKey(key string, ops []loadOp, got listItem, present bool) string {
 // verifyLoad lists the node's load keys and fails the test on any ledger problem.
 func verifyLoad(t *testing.T, node *client, lg ledger) {
 	t.Helper()
-	items, _ := node.list(t, loadPrefix)
+	items, _ := node.list(t, lg.prefix)
 	problems := lg.check(items)
 	if len(problems) > 0 {
 		if len(problems) > 20 {

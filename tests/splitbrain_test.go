@@ -8,8 +8,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/replikv/replikv/internal/journal"
 )
 
 // TestLeader_FrozenLeaderSplitBrain freezes the leader (SIGSTOP) past its lease while a standby waits: the standby
@@ -22,12 +20,7 @@ func TestLeader_FrozenLeaderSplitBrain(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, clusterOpts{})
 	// The log on a server of the test process: a frozen leader would freeze its embedded server too.
-	emb, err := journal.StartEmbedded(journal.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Close)
-	c.natsURL = emb.ClientURL()
+	c.useTestNATS()
 	const ttl = "--lease-ttl=2s"
 	a := c.startLeader("--nats-url="+c.natsURL, ttl)
 	ac := a.api()

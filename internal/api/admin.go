@@ -3,7 +3,9 @@ package api
 import (
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // snapshotsBody is the JSON answer of GET /v1/snapshots.
@@ -88,4 +90,41 @@ func (h *handler) serveFollowers(w http.ResponseWriter) {
 	}
 	slices.SortFunc(fs, func(a, b FollowerInfo) int { return strings.Compare(a.ID, b.ID) })
 	writeJSON(w, http.StatusOK, followersBody{Followers: fs})
+}
+
+// DefaultPromoteTimeout is how long POST /v1/promote waits without a timeout parameter for the lease to be free and
+// the log replayed; MaxPromoteTimeout is the largest timeout parameter.
+const (
+	DefaultPromoteTimeout = 30 * time.Second
+	MaxPromoteTimeout     = 10 * time.Minute
+)
+
+// servePromote answers POST /v1/promote: 200 with the status object once the node leads (its state tells whether it
+// has replayed the log yet), 409 when it may not or cannot take the lease (see Promoter).
+func (h *handler) servePromote(w http.ResponseWriter, r *http.Request) {
+	timeout := DefaultPromoteTimeout
+	for name := range r.URL.Query() {
+		if name != "timeout" {
+			writeError(w, http.StatusBadRequest, CodeInvalidRequest, "unknown parameter "+strconv.Quote(name))
+			return
+		}
+	}
+	if v, ok, err := single(r.URL.Query(), "timeout"); err != nil {
+		h.writeRequestError(w, err)
+		return
+	} else if ok {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 || d > MaxPromoteTimeout {
+			writeError(w, http.StatusBadRequest, CodeInvalidRequest,
+				"timeout must be a duration above 0 and at most "+MaxPromoteTimeout.String())
+			return
+		}
+		timeout = d
+	}
+	st, err := h.cfg.Promoter.Promote(r.Context(), timeout)
+	if err != nil {
+		h.writeFailure(w, r, "promote", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, statusBody(st))
 }

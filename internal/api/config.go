@@ -45,7 +45,8 @@ const (
 type Config struct {
 	// Node serves status, reads and consistency waits. Required.
 	Node Node
-	// Writer is the leader's write path. When set, Redirector is ignored.
+	// Writer is the leader's write path. When set, Redirector is ignored, unless Writer implements Leading and reports
+	// that the node follows at the moment.
 	Writer Writer
 	// Redirector sends a follower's writers to the leader (307). Used when Writer is nil.
 	Redirector Redirector
@@ -59,6 +60,8 @@ type Config struct {
 	Snapshots Snapshotter
 	// Followers serves /v1/followers (leader only). Nil answers 404 "leader-only endpoint".
 	Followers FollowerLister
+	// Promoter serves POST /v1/promote (a follower that can take over as leader). Nil answers 404.
+	Promoter Promoter
 	// AuthToken, when not empty, is required as "Authorization: Bearer <token>" on every /v1/ request (ReadToken
 	// will do for reads). It allows every request. It is never logged.
 	AuthToken string
@@ -98,6 +101,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Writer == nil && c.Redirector == nil {
 		return c, fmt.Errorf("api: %w: Writer (leader) or Redirector (follower) is required", errConfig)
+	}
+	if _, ok := c.Writer.(Leading); ok && c.Redirector == nil {
+		return c, fmt.Errorf("api: %w: a Writer that may follow (Leading) needs a Redirector", errConfig)
 	}
 	if c.ReadToken != "" && (c.AuthToken == "" || c.ReadToken == c.AuthToken) {
 		return c, fmt.Errorf("api: %w: ReadToken needs an AuthToken that differs from it", errConfig)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/replikv/replikv/internal/apply"
 	"go.uber.org/zap"
@@ -32,6 +33,15 @@ var (
 	// ErrSnapshotBusy means a snapshot is already being taken, so POST /v1/snapshots cannot start another one.
 	// Answered 409 snapshot_busy; the client may retry once the running snapshot is listed.
 	ErrSnapshotBusy = errors.New("snapshot in progress")
+	// ErrFailoverOff means the node does not take over as leader (a follower with --failover off). Answered 409
+	// failover_off.
+	ErrFailoverOff = errors.New("failover is off on this node")
+	// ErrNotEligible means the node may not take over as leader now: it is not ready (catching up, cut off from the
+	// log, or more than --ready-lag behind). Answered 409 not_eligible.
+	ErrNotEligible = errors.New("not eligible to lead")
+	// ErrLeaderAlive means another node held the leader lease for as long as a promotion waited. Answered 409
+	// leader_alive.
+	ErrLeaderAlive = errors.New("another leader holds the lease")
 	// ErrNotFound is apply.ErrNotFound, re-exported so that View implementations can signal an absent key without
 	// importing apply. Answered 404 not_found.
 	ErrNotFound = apply.ErrNotFound
@@ -55,6 +65,9 @@ const (
 	CodeTimeout            = "timeout"
 	CodeMethodNotAllowed   = "method_not_allowed"
 	CodeSnapshotBusy       = "snapshot_busy"
+	CodeFailoverOff        = "failover_off"
+	CodeNotEligible        = "not_eligible"
+	CodeLeaderAlive        = "leader_alive"
 	CodeInternal           = "internal"
 )
 
@@ -96,6 +109,12 @@ func (h *handler) writeFailure(w http.ResponseWriter, r *http.Request, op string
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "node unavailable, retry later")
 	case errors.Is(err, ErrSnapshotBusy):
 		writeError(w, http.StatusConflict, CodeSnapshotBusy, "a snapshot is already in progress")
+	case errors.Is(err, ErrFailoverOff):
+		writeError(w, http.StatusConflict, CodeFailoverOff, "failover is off on this node (--failover off)")
+	case errors.Is(err, ErrNotEligible):
+		writeError(w, http.StatusConflict, CodeNotEligible, "this node may not lead now: "+causeAfter(err, ErrNotEligible))
+	case errors.Is(err, ErrLeaderAlive):
+		writeError(w, http.StatusConflict, CodeLeaderAlive, "another node holds the leader lease: "+causeAfter(err, ErrLeaderAlive))
 	case errors.Is(err, context.DeadlineExceeded):
 		writeError(w, http.StatusGatewayTimeout, CodeTimeout, "timed out")
 	case errors.Is(err, context.Canceled):
@@ -105,6 +124,16 @@ func (h *handler) writeFailure(w http.ResponseWriter, r *http.Request, op string
 		h.log.Error("request failed", zap.String(fieldOp, op), zap.String(fieldMethod, r.Method), zap.Error(err))
 		writeError(w, http.StatusInternalServerError, CodeInternal, "internal error")
 	}
+}
+
+// causeAfter is the text of err after its sentinel's: the node's own explanation (the node's state or the lease's
+// holder), which holds nothing secret.
+func causeAfter(err, sentinel error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, sentinel.Error()+": "); i >= 0 {
+		return msg[i+len(sentinel.Error())+2:]
+	}
+	return sentinel.Error()
 }
 
 // Human messages shared by several answers.

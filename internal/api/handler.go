@@ -20,6 +20,7 @@ const (
 	pathStatus    = "/v1/status"
 	pathSnapshots = "/v1/snapshots"
 	pathFollowers = "/v1/followers"
+	pathPromote   = "/v1/promote"
 	pathHealthz   = "/healthz"
 	pathReadyz    = "/readyz"
 	pathMetrics   = "/metrics"
@@ -33,6 +34,7 @@ const (
 	allowKey       = "GET, HEAD, PUT, DELETE"
 	allowSnapshots = "GET, HEAD, POST"
 	allowTxn       = "POST"
+	allowPromote   = "POST"
 )
 
 // handler is the http.Handler of NewHandler. It holds no mutable state: requests run concurrently.
@@ -129,13 +131,19 @@ func (h *handler) routeV1(w *responseWriter, r *http.Request, path string) {
 			writeJSON(w, http.StatusOK, statusBody(h.node.Status()))
 		}
 	case path == pathSnapshots:
-		if h.cfg.Snapshots == nil {
+		if h.cfg.Snapshots == nil || !h.leads() {
 			writeError(w, http.StatusNotFound, CodeNotFound, "leader-only endpoint")
 		} else if allowMethod(w, r, allowSnapshots) {
 			h.serveSnapshots(w, r)
 		}
+	case path == pathPromote:
+		if h.cfg.Promoter == nil {
+			writeError(w, http.StatusNotFound, CodeNotFound, "this node is not promoted by request (a follower is)")
+		} else if allowMethod(w, r, allowPromote) {
+			h.servePromote(w, r)
+		}
 	case path == pathFollowers:
-		if h.cfg.Followers == nil {
+		if h.cfg.Followers == nil || !h.leads() {
 			writeError(w, http.StatusNotFound, CodeNotFound, "leader-only endpoint")
 		} else if allowMethod(w, r, allowRead) {
 			h.serveFollowers(w)
@@ -143,6 +151,18 @@ func (h *handler) routeV1(w *responseWriter, r *http.Request, path string) {
 	default:
 		writeError(w, http.StatusNotFound, CodeNotFound, "no such endpoint")
 	}
+}
+
+// leads reports whether the node takes writes itself now: it has a Writer that is not a follower at the moment (see
+// Leading).
+func (h *handler) leads() bool {
+	if h.cfg.Writer == nil {
+		return false
+	}
+	if l, ok := h.cfg.Writer.(Leading); ok {
+		return l.Leading()
+	}
+	return true
 }
 
 // access is what a request's bearer token allows under /v1/.

@@ -216,3 +216,18 @@ type FollowerInfo struct {
 type FollowerLister interface {
 	Followers() []FollowerInfo
 }
+
+// Leading is implemented by a Writer whose node changes role (a follower that can be promoted to leader): while
+// Leading reports false, the handler treats the node as a follower (writes are redirected, leader-only endpoints
+// answer 404), and the configuration must have a Redirector too.
+type Leading interface {
+	Leading() bool
+}
+
+// Promoter is a node that can be asked to take over as leader (POST /v1/promote). Promote returns once the node
+// leads (the status it then has: ready, or still replaying the log when timeout ran out first), or with
+// ErrFailoverOff, ErrNotEligible or ErrLeaderAlive (the lease stayed held for timeout; the node goes on following).
+// A node that leads already returns its status.
+type Promoter interface {
+	Promote(ctx context.Context, timeout time.Duration) (Status, error)
+}

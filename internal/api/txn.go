@@ -109,7 +109,7 @@ func writeTxnError(w http.ResponseWriter, e *txnError) {
 func (h *handler) serveTxn(w *responseWriter, r *http.Request) {
 	start := time.Now()
 	defer h.observeWrite(apply.OpTxn, w, start)
-	if h.cfg.Writer == nil {
+	if !h.leads() {
 		h.redirect(w, r)
 		return
 	}

@@ -51,7 +51,7 @@ func (h *handler) serveWrite(w *responseWriter, r *http.Request, op apply.Op, es
 		h.writeRequestError(w, err)
 		return
 	}
-	if h.cfg.Writer == nil {
+	if !h.leads() {
 		h.redirect(w, r)
 		return
 	}

@@ -98,6 +98,18 @@ type Leader struct {
 	NATSSyncInterval time.Duration
 	// NATSSyncAlways makes the embedded JetStream fsync every write before acknowledging it.
 	NATSSyncAlways bool
+	// Duties are the settings of the leader's work, which a follower uses once promoted.
+	Duties
+	// NATSFollowerUser and NATSFollowerPassword are the user the embedded server admits followers as, with the
+	// follower permissions (journal.FollowerPermissions). Both or neither; only with the embedded server (no NATSURL)
+	// and NATSUser, and a name other than NATSUser's. Empty with NATSUser set means no follower can connect. The
+	// password is never logged.
+	NATSFollowerUser, NATSFollowerPassword string
+}
+
+// Duties are the settings of the work only the node holding the leader lease does: the lease itself, snapshots,
+// sync confirmations and the stream's creation. Both binaries take them: a follower uses them once promoted.
+type Duties struct {
 	// SnapshotInterval is how often a snapshot is taken if the log moved; 0 means only on demand.
 	SnapshotInterval time.Duration
 	// SnapshotKeep is how many snapshots are kept in the store; at least 2.
@@ -121,16 +133,26 @@ type Leader struct {
 	// LeaseTTL is how long the leader lease lives without renewal (MinLeaseTTL..MaxLeaseTTL). The lease bucket is
 	// created with it; an existing bucket keeps its own TTL, and the leader goes by the shorter of the two.
 	LeaseTTL time.Duration
-	// NATSFollowerUser and NATSFollowerPassword are the user the embedded server admits followers as, with the
-	// follower permissions (journal.FollowerPermissions). Both or neither; only with the embedded server (no NATSURL)
-	// and NATSUser, and a name other than NATSUser's. Empty with NATSUser set means no follower can connect. The
-	// password is never logged.
-	NATSFollowerUser, NATSFollowerPassword string
 }
+
+// Failover modes of a follower (--failover).
+const (
+	// FailoverOff: the follower never leads; POST /v1/promote answers 409.
+	FailoverOff = "off"
+	// FailoverManual: the follower leads only when asked (POST /v1/promote, replikvctl promote).
+	FailoverManual = "manual"
+	// FailoverAuto: the follower also takes the lease by itself when it is free and the follower is eligible (ready,
+	// connected, within --ready-lag of the log).
+	FailoverAuto = "auto"
+)
 
 // Follower is the follower's configuration.
 type Follower struct {
 	Common
+	// Duties are the leader's settings, used once the follower is promoted.
+	Duties
+	// Failover is FailoverOff, FailoverManual or FailoverAuto.
+	Failover string
 	// ID is the unique follower id shown by the leader; derived from the host name and data dir when empty.
 	ID string
 	// CatchUpRate is the most log entries per second a follower reads while catching up (raised to twice the log's
@@ -450,10 +472,27 @@ func ParseLeader(args []string, getenv func(string) string, stderr io.Writer) (L
 	var c Leader
 	p := newParser("leader", stderr)
 	p.common(&c.Common, "leader", "127.0.0.1:8080", "", getenv)
+	p.duties(&c.Duties, "leader")
 	fs := p.fs
 	fs.StringVar(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "client address of the embedded NATS server (only without --nats-url); port 0 picks a free port")
 	syncFlag := &natsSync{}
 	fs.Var(syncFlag, "nats-sync-interval", "embedded JetStream fsync: 'default' (server default, 2m: acknowledged writes may not be on disk yet), 'always' (fsync every write), or a duration")
+	fs.StringVar(&c.NATSFollowerUser, "nats-follower-user", "", "the user the embedded NATS server admits followers as, with read-only access to the log (with --nats-follower-password; needs --nats-user, only without --nats-url)")
+	fs.StringVar(&c.NATSFollowerPassword, "nats-follower-password", "", "the password of --nats-follower-user (prefer the environment variable)")
+	p.check(func() error { return checkNATSFollowerUser(&c) })
+	p.check(func() error { return checkHostPort("--nats-listen", c.NATSListen) })
+	p.check(func() error {
+		c.NATSSyncInterval, c.NATSSyncAlways = syncFlag.interval, syncFlag.always
+		return nil
+	})
+	err := p.parse(args, getenv)
+	return c, err
+}
+
+// duties registers the flags of the leader's work (Duties) and their checks; a follower takes them for when it is
+// promoted.
+func (p *parser) duties(c *Duties, role string) {
+	fs := p.fs
 	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", 5*time.Minute, "take a snapshot this often if the log moved; 0 = only on demand")
 	fs.IntVar(&c.SnapshotKeep, "snapshot-keep", 3, "snapshots kept in the store; never fewer than 2")
 	fs.Float64Var(&c.SnapshotCPU, "snapshot-cpu", 0.1, "share of one CPU core a snapshot may use, in (0, 1]; 1 = unpaced (fastest)")
@@ -464,14 +503,6 @@ func ParseLeader(args []string, getenv func(string) string, stderr io.Writer) (L
 	fs.DurationVar(&c.LeaseTTL, "lease-ttl", 10*time.Second, "how long the leader lease lives without renewal: another leader can take over this long after the leader last renewed it, and the leader stops answering reads a little before that")
 	fs.IntVar(&c.StreamReplicas, "stream-replicas", 1, "replicas of the stream when it is created (3 on a clustered JetStream)")
 	fs.Func("stream-tags", "comma-separated JetStream placement tags for the stream and the lease bucket when they are created (a cluster puts them on servers that have every tag)", tagsFlag(&c.StreamTags))
-	fs.StringVar(&c.NATSFollowerUser, "nats-follower-user", "", "the user the embedded NATS server admits followers as, with read-only access to the log (with --nats-follower-password; needs --nats-user, only without --nats-url)")
-	fs.StringVar(&c.NATSFollowerPassword, "nats-follower-password", "", "the password of --nats-follower-user (prefer the environment variable)")
-	p.check(func() error { return checkNATSFollowerUser(&c) })
-	p.check(func() error { return checkHostPort("--nats-listen", c.NATSListen) })
-	p.check(func() error {
-		c.NATSSyncInterval, c.NATSSyncAlways = syncFlag.interval, syncFlag.always
-		return nil
-	})
 	p.check(func() error {
 		if c.SnapshotInterval < 0 {
 			return errors.New("--snapshot-interval must not be negative")
@@ -520,8 +551,14 @@ func ParseLeader(args []string, getenv func(string) string, stderr io.Writer) (L
 		}
 		return nil
 	})
-	err := p.parse(args, getenv)
-	return c, err
+	if role == "follower" {
+		// The help says when they apply.
+		for _, name := range []string{"snapshot-interval", "snapshot-keep", "snapshot-cpu", "catchup-mirror",
+			"sync-followers", "sync-timeout", "catchup-mirror-tags", "lease-ttl", "stream-replicas", "stream-tags"} {
+			f := fs.Lookup(name)
+			f.Usage = "once promoted to leader: " + f.Usage
+		}
+	}
 }
 
 // ParseFollower parses the follower's flags and environment. Errors wrap ErrUsage (exit 2) or are ErrHelp (exit 0).
@@ -529,6 +566,15 @@ func ParseFollower(args []string, getenv func(string) string, stderr io.Writer) 
 	var c Follower
 	p := newParser("follower", stderr)
 	p.common(&c.Common, "follower", "127.0.0.1:8081", "nats://127.0.0.1:4222", getenv)
+	p.duties(&c.Duties, "follower")
+	p.fs.StringVar(&c.Failover, "failover", FailoverManual, "when this follower takes over as leader: off (never), manual (on POST /v1/promote), auto (also by itself when the lease is free and it is ready)")
+	p.check(func() error {
+		switch c.Failover {
+		case FailoverOff, FailoverManual, FailoverAuto:
+			return nil
+		}
+		return fmt.Errorf("--failover: %q is not one of off, manual, auto", c.Failover)
+	})
 	fs := p.fs
 	fs.StringVar(&c.ID, "id", "", "unique follower id shown by the leader; default derived from host name and data dir")
 	readyLag := fs.Int64("ready-lag", 100, "the follower is ready when it is at most this many log entries behind")

@@ -57,6 +57,22 @@ type memNode struct {
 	requests atomic.Int64
 	// lastAuth is the Authorization header of the last request.
 	lastAuth atomic.Value
+	// promoteErr is what a follower's Promote answers; nil promotes it. promoteTimeout is the timeout it was given.
+	promoteErr     error
+	promoteTimeout time.Duration
+}
+
+// Promote makes a follower the leader unless promoteErr is set.
+func (n *memNode) Promote(_ context.Context, timeout time.Duration) (api.Status, error) {
+	n.mu.Lock()
+	n.promoteTimeout = timeout
+	if n.promoteErr != nil {
+		n.mu.Unlock()
+		return api.Status{}, n.promoteErr
+	}
+	n.role = api.RoleLeader
+	n.mu.Unlock()
+	return n.Status(), nil
 }
 
 func newMemNode(role, id string) *memNode {
@@ -273,7 +289,7 @@ func serve(t *testing.T, n *memNode, token string) *httptest.Server {
 			cfg.Txn = n
 		}
 	} else {
-		cfg.Redirector = n
+		cfg.Redirector, cfg.Promoter = n, n
 	}
 	h, err := api.NewHandler(cfg)
 	if err != nil {

@@ -134,7 +134,7 @@ back before retrying); 130 interrupted.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return fmt.Errorf("%w: %w", ErrUsage, err) })
 
 	root.AddCommand(a.statusCmd(), a.getCmd(), a.putCmd(), a.delCmd(), a.txnCmd(), a.listCmd(), a.snapshotsCmd(),
-		a.verifyCmd(), a.watchCmd())
+		a.promoteCmd(), a.verifyCmd(), a.watchCmd())
 	return root
 }
 

@@ -61,7 +61,7 @@ func TestRepo_Check(t *testing.T) {
 		) + "See [api](docs/api.md#read-consistency), `internal/ctl/root.go`, `TestCheckArgs`, `REPLIKV_DATA_DIR`, " +
 			"`make test-unit`.\n", ""},
 		{"MadeUpLeaderFlag", sh("leader --data-dir /tmp/l --made-up-flag 1"), "leader --made-up-flag: no such flag"},
-		{"MadeUpFollowerFlag", sh("follower --snapshot-keep 3"), "follower --snapshot-keep: no such flag"},
+		{"MadeUpFollowerFlag", sh("follower --nats-listen :4222"), "follower --nats-listen: no such flag"},
 		{"MadeUpFlagInline", "Run `leader --made-up-flag=1` first.\n", "leader --made-up-flag: no such flag"},
 		{"MadeUpCtlFlag", sh("replikvctl status --made-up-flag"), "unknown flag: --made-up-flag"},
 		{"MadeUpCtlCommand", sh("bin/replikvctl stauts"), `unknown command "stauts"`},
@@ -115,8 +115,8 @@ func TestRepo_Complete(t *testing.T) {
 	}
 	t.Run("FlagNotDescribed", func(t *testing.T) {
 		texts := copyDocs(base)
-		texts["docs/configuration.md"] = strings.ReplaceAll(texts["docs/configuration.md"], "`--snapshot-keep`", "snapshots kept")
-		assertOne(t, r.Complete(texts), "--snapshot-keep is not described")
+		texts["docs/configuration.md"] = strings.ReplaceAll(texts["docs/configuration.md"], "`--nats-listen`", "the listen address")
+		assertOne(t, r.Complete(texts), "--nats-listen is not described")
 	})
 	t.Run("MadeUpFlagRow", func(t *testing.T) {
 		texts := copyDocs(base)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -33,7 +34,7 @@ type Follower struct {
 	cfg     config.Follower
 	log     *zap.Logger
 	metrics *metrics.Metrics
-	local
+	*local
 
 	jc *journal.Conn
 
@@ -56,6 +57,10 @@ type Follower struct {
 	leaderMu   sync.Mutex
 	leaderInfo journal.LeaderInfo // the lease as last read, zero until read
 	leaderAt   time.Time
+
+	baseLog   *zap.Logger            // the logger without the role, for the leader role
+	promoteCh chan promoteReq        // requests of POST /v1/promote, served by the roles goroutine
+	term      atomic.Pointer[Leader] // the leader role while promoted, nil while following
 }
 
 // RunFollower runs a follower until ctx is cancelled, then drains HTTP, stops following, closes the store and
@@ -71,7 +76,8 @@ func RunFollower(ctx context.Context, cfg config.Follower, log *zap.Logger) erro
 // StartFollower starts a follower and returns once its HTTP API is listening; onboarding runs in the background and
 // is reported in Status. Close stops it.
 func StartFollower(ctx context.Context, cfg config.Follower, log *zap.Logger) (_ *Follower, err error) {
-	f := &Follower{cfg: cfg, metrics: metrics.New("follower"), hbKick: make(chan struct{}, 1)}
+	f := &Follower{cfg: cfg, metrics: metrics.New("follower"), hbKick: make(chan struct{}, 1), local: &local{},
+		promoteCh: make(chan promoteReq), baseLog: log}
 	f.log = log.With(zap.String("role", "follower"), zap.String("id", cfg.ID))
 	log = f.log
 	f.checkpoints = newCheckpointVerifier(log, f.metrics)
@@ -88,16 +94,24 @@ func StartFollower(ctx context.Context, cfg config.Follower, log *zap.Logger) (_
 		return nil, err
 	}
 	cleanup = append(cleanup, func() { _ = f.holder.swap(nil) })
+	f.repo = f.repo.WithCreateCPU(cfg.SnapshotCPU) // for the snapshots it takes once promoted
 	if f.jc, err = journal.Connect(ctx, journal.Config{URL: cfg.NATSURL, Stream: cfg.Stream, Name: "replikv-" + cfg.ID,
-		Logger: log, CredsFile: cfg.NATSCreds, CAFile: cfg.NATSCA, CertFile: cfg.NATSCert, KeyFile: cfg.NATSKey,
+		Replicas: cfg.StreamReplicas, StreamTags: cfg.StreamTags, MirrorTags: cfg.CatchUpMirrorTags, Logger: log, CredsFile: cfg.NATSCreds, CAFile: cfg.NATSCA, CertFile: cfg.NATSCert, KeyFile: cfg.NATSKey,
 		User: cfg.NATSUser, Password: cfg.NATSPassword}); err != nil {
 		return nil, fmt.Errorf("node: connect to nats: %w", err)
 	}
 	cleanup = append(cleanup, f.jc.Close)
 	f.restorer.jc = f.jc
 
-	f.srv, f.served, err = serveHTTP(cfg.Common, api.Config{Node: f, Redirector: f, Metrics: f.metrics, Logger: log},
-		log)
+	hc := api.Config{Node: f, Redirector: f, Metrics: f.metrics, Logger: log}
+	if cfg.Failover != config.FailoverOff {
+		// Promotable: the leader's paths, which answer as a follower's until the node leads (api.Leading).
+		hc.Writer, hc.Txn, hc.Barrier, hc.Snapshots, hc.Followers = f, f, f, f, f
+		hc.BodyTimeout, hc.BodyBuffer = cfg.HTTPBodyTimeout, cfg.HTTPBodyBuffer
+		hc.WriteTimeout = max(api.DefaultWriteTimeout, cfg.SyncTimeout+10*time.Second)
+	}
+	hc.Promoter = f // answers 409 failover_off with --failover off
+	f.srv, f.served, err = serveHTTP(cfg.Common, hc, log)
 	if err != nil {
 		return nil, err
 	}
@@ -107,9 +121,8 @@ func StartFollower(ctx context.Context, cfg config.Follower, log *zap.Logger) (_
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	f.cancel = cancel
-	f.wg.Add(3)
-	go func() { defer f.wg.Done(); f.run(runCtx) }()
-	go func() { defer f.wg.Done(); f.heartbeats(runCtx) }()
+	f.wg.Add(2)
+	go func() { defer f.wg.Done(); f.roles(runCtx) }()
 	go func() { defer f.wg.Done(); f.checkpoints.run(runCtx) }()
 	return f, nil
 }
@@ -642,6 +655,9 @@ func (f *Follower) leaderWaits(ctx context.Context) bool {
 // Status implements api.Node. A follower cut off from NATS is not ready, whatever it last observed: it cannot know
 // that it is within --ready-lag of the log.
 func (f *Follower) Status() api.Status {
+	if l := f.term.Load(); l != nil {
+		return l.Status()
+	}
 	st := f.state.status(api.RoleFollower, f.cfg.ID, f.Applied())
 	f.leaderMu.Lock()
 	st.LeaderURL, st.Epoch = f.leaderInfo.URL, f.leaderInfo.Epoch
@@ -656,6 +672,9 @@ func (f *Follower) Status() api.Status {
 
 // StrongTarget implements api.Node: the log's last sequence as of now, asked of NATS (not of the leader).
 func (f *Follower) StrongTarget(ctx context.Context) (uint64, error) {
+	if l := f.term.Load(); l != nil {
+		return l.StrongTarget(ctx)
+	}
 	info, err := f.jc.Info(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("node: log last sequence: %w", wrapUnavailable(err))
@@ -674,6 +693,9 @@ func (f *Follower) LeaderURL(ctx context.Context) (string, error) {
 // no answer waits); empty before the first read. The heartbeat loop reads the lease every second (leaderWaits), and
 // so do redirects.
 func (f *Follower) LeaderHint() string {
+	if l := f.term.Load(); l != nil {
+		return l.LeaderHint()
+	}
 	f.leaderMu.Lock()
 	defer f.leaderMu.Unlock()
 	return f.leaderInfo.URL

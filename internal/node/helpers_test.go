@@ -71,6 +71,7 @@ func startFollowerLog(t testing.TB, log *zap.Logger, dataDir, snapDir, natsURL s
 }
 
 type statusBody struct {
+	Role        string `json:"role"`
 	State       string `json:"state"`
 	AppliedSeq  uint64 `json:"applied_seq"`
 	LogLastSeq  uint64 `json:"log_last_seq"`

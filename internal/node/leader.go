@@ -33,7 +33,7 @@ type Leader struct {
 	log     *zap.Logger
 	metrics *metrics.Metrics
 	id      string
-	local
+	*local
 
 	jc        *journal.Conn
 	followers *followerTable
@@ -73,7 +73,7 @@ func RunLeader(ctx context.Context, cfg config.Leader, log *zap.Logger) error {
 // StartLeader starts a leader and returns once its HTTP API is listening; it comes up (stream, lease, recovery) in
 // the background, reporting its state in Status. Close stops it.
 func StartLeader(ctx context.Context, cfg config.Leader, log *zap.Logger) (_ *Leader, err error) {
-	l := &Leader{cfg: cfg, log: log, metrics: metrics.New("leader"), followers: newFollowerTable()}
+	l := &Leader{cfg: cfg, log: log, metrics: metrics.New("leader"), followers: newFollowerTable(), local: &local{}}
 	var cleanup []func()
 	defer func() {
 		if err != nil {
@@ -162,11 +162,7 @@ func (l *Leader) Close() error {
 		shutdownHTTP(l.srv, l.served, l.log)
 		l.cancel()
 		l.wg.Wait()
-		l.pipeMu.Lock()
-		if l.pipe != nil {
-			l.pipe.stop()
-		}
-		l.pipeMu.Unlock()
+		l.stopPipeline()
 		l.jc.Close()
 		if l.emb != nil {
 			l.emb.Close()
@@ -231,15 +227,26 @@ func (l *Leader) runBackground(ctx context.Context, advertise string) {
 	}
 }
 
-// lead is one term of the leader: it waits for the lease, brings the store up to the log's end, and takes writes
-// until ctx ends (false) or it loses the lease to another leader (true: it is a standby again, and the caller
-// starts the next term). A store that does not fit the log keeps it in recovery, degraded, until ctx ends.
+// newLeaderRole returns a leader over a node's open parts (its store, snapshot store and NATS connection), which it
+// uses and does not close: the role a follower takes on promotion. Its terms run with term.
+func newLeaderRole(cfg config.Leader, log *zap.Logger, m *metrics.Metrics, id, advertise string, loc *local,
+	jc *journal.Conn) *Leader {
+	l := &Leader{cfg: cfg, log: log, metrics: m, id: id, local: loc, jc: jc, followers: newFollowerTable()}
+	l.advertise.Store(&advertise)
+	return l
+}
+
+// leaseInfo is the lease value this leader takes the lease with.
+func (l *Leader) leaseInfo(advertise string) journal.LeaderInfo {
+	return journal.LeaderInfo{ID: l.id, URL: advertise, Since: time.Now().UTC(), Async: l.cfg.SyncFollowers == 0}
+}
+
+// lead is one term of the leader: it waits for the lease, then runs the term (see term).
 func (l *Leader) lead(ctx context.Context, advertise string) (demoted bool) {
 	var lease *journal.Lease
 	if err := retry(ctx, time.Second, l.cfg.LeaseTTL/2, func() error {
 		var err error
-		lease, err = l.jc.AcquireLease(ctx, journal.LeaderInfo{ID: l.id, URL: advertise, Since: time.Now().UTC(),
-			Async: l.cfg.SyncFollowers == 0}, l.cfg.LeaseTTL)
+		lease, err = l.jc.AcquireLease(ctx, l.leaseInfo(advertise), l.cfg.LeaseTTL)
 		return err
 	}, func(err error, next time.Duration) {
 		if errors.Is(err, journal.ErrLeaseHeld) {
@@ -251,6 +258,14 @@ func (l *Leader) lead(ctx context.Context, advertise string) (demoted bool) {
 	}); err != nil {
 		return false
 	}
+	return l.term(ctx, lease, advertise)
+}
+
+// term is one term of the leader under lease, which it releases at the end: it brings the store up to the log's
+// end and takes writes until ctx ends (false) or it loses the lease to another leader (true: it is a standby again,
+// or a follower, and the caller decides what comes next). A store that does not fit the log keeps it in recovery,
+// degraded, until ctx ends. The term's pipeline outlives it, fenced after a lost lease: stopPipeline stops it.
+func (l *Leader) term(ctx context.Context, lease *journal.Lease, advertise string) (demoted bool) {
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -262,13 +277,7 @@ func (l *Leader) lead(ctx context.Context, advertise string) (demoted bool) {
 	l.lease.Store(lease)
 	// A pipeline of an earlier term, fenced when it lost the lease, stops before the store catches up with the log:
 	// its committer must not apply anything meanwhile.
-	l.pipeMu.Lock()
-	old := l.pipe
-	l.pipe = nil
-	l.pipeMu.Unlock()
-	if old != nil {
-		old.stop()
-	}
+	l.stopPipeline()
 	l.log.Info("holding the leader lease", zap.String("advertise_url", advertise), zap.Duration("ttl", lease.TTL()))
 
 	// Only the lease holder creates or removes the catch-up mirror: a standby started with other flags must not
@@ -455,6 +464,17 @@ func (l *Leader) Status() api.Status {
 		st.State, st.Error = stateDegraded, why.Error()
 	}
 	return st
+}
+
+// stopPipeline stops the write pipeline, if any, and waits until its committer no longer applies anything.
+func (l *Leader) stopPipeline() {
+	l.pipeMu.Lock()
+	old := l.pipe
+	l.pipe = nil
+	l.pipeMu.Unlock()
+	if old != nil {
+		old.stop()
+	}
 }
 
 // pipeline returns the write pipeline, nil until the leader holds the lease and has recovered.

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/replikv/replikv/internal/api"
-	"github.com/replikv/replikv/internal/journal"
 	"github.com/replikv/replikv/internal/testutil/tcpproxy"
 )
 
@@ -120,21 +119,13 @@ type takeover struct {
 
 func startTakeover(t *testing.T) takeover {
 	t.Helper()
-	emb, err := journal.StartEmbedded(journal.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Close)
-	tk := takeover{proxy: tcpproxy.Start(t, strings.TrimPrefix(emb.ClientURL(), "nats://"))}
-	snapDir := t.TempDir()
-	const ttl = "2s"
-	l1 := startLeader(t, t.TempDir(), snapDir, "--nats-url", "nats://"+tk.proxy.Addr(), "--lease-ttl", ttl)
-	tk.url1 = base(l1.HTTPAddr())
-	tk.epoch1 = waitState(t, tk.url1, stateReady, 20*time.Second).Epoch
+	s := startFailover(t)
+	tk := takeover{proxy: s.proxy, url1: s.url, epoch1: status(t, s.url).Epoch}
 	if code, _ := put(t, tk.url1, "k", "old"); code != http.StatusOK {
 		t.Fatalf("put: %d", code)
 	}
-	tk.l2 = startLeader(t, t.TempDir(), snapDir, "--nats-url", emb.ClientURL(), "--lease-ttl", ttl)
+	tk.l2 = startLeader(t, t.TempDir(), s.snapDir, "--nats-url", s.emb.ClientURL(), "--lease-ttl",
+		failoverTTL.String())
 	tk.url2 = base(tk.l2.HTTPAddr())
 	waitState(t, tk.url2, stateDegraded, 20*time.Second) // the standby waits for the lease
 	return tk
