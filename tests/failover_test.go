@@ -19,8 +19,9 @@ var failoverKills = flag.Int("failover-kills", 5, "leader kills of TestFailover_
 // TestFailover_KillLeaderRepeatedly runs a leader and two followers with --failover auto on a NATS server of the
 // test process, and 5 times in a row (-failover-kills) SIGKILLs whichever node leads under a write load of 8 clients that write
 // through a follower (307 to the leader). Each time a surviving follower takes over, and writes through the follower
-// succeed again within the lease TTL + 2 s; no acknowledged write is lost; the killed node, restarted as a follower
-// on its data dir, rejoins and converges: every node's digest is the same at the end of each round.
+// succeed again within the lease TTL + 2 s; no acknowledged write is lost; the killed node, restarted on its data
+// dir (the leader binary too), follows the new leader and converges: every node's digest is the same at the end of
+// each round.
 func TestFailover_KillLeaderRepeatedly(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, clusterOpts{})
@@ -67,15 +68,8 @@ func TestFailover_KillLeaderRepeatedly(t *testing.T) {
 		}
 		ld.waitAcked(t, ld.acked.Load()+200) // the load goes on through the new leader
 
-		// The killed node comes back as a follower on its data dir (the leader binary's too).
-		if victim.bin == binaries.follower {
-			victim.restart(false)
-		} else {
-			victim = c.newFollower(victim.name+"-f", "--data-dir="+flagValue(victim.args, "data-dir"),
-				"--failover=auto", ttlFlag)
-			victim.start(false)
-			nodes[lead] = victim
-		}
+		// The killed node comes back on its data dir and follows the new leader (the leader binary too).
+		victim.restart(false)
 		lg := ld.stop()
 		verifyLoad(t, nodes[newLead].api(), lg)
 		victim.api().waitReady(t)

@@ -6,13 +6,14 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
 
-// TestLeader_SecondLeaderFenced: a second leader on the same stream (its own data dir, the first leader's NATS) is
-// fenced: it never accepts a write and reports degraded or answers 503 not_leader. The first leader keeps taking
-// writes and its data stays intact, as an independent follower confirms.
+// TestLeader_SecondLeaderFenced: a second leader on the same stream (its own data dir, the first leader's NATS) never
+// accepts a write: it follows the first one (status role follower) and redirects writers to it (307). The first
+// leader keeps taking writes and its data stays intact, as an independent follower confirms.
 func TestLeader_SecondLeaderFenced(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, clusterOpts{})
@@ -22,11 +23,11 @@ func TestLeader_SecondLeaderFenced(t *testing.T) {
 	lg.waitAcked(t, 500)
 
 	b := c.newLeader("--nats-url=" + c.natsURL)
-	c.runLeader(b) // not startLeader: a fenced leader never becomes ready
+	c.runLeader(b) // not startLeader: it never leads
 	bc := b.api()
-	degraded, refused := false, false
+	following, redirected := false, false
 	deadline := time.Now().Add(20 * time.Second)
-	for i := 0; time.Now().Before(deadline) && !(degraded && refused); i++ {
+	for i := 0; time.Now().Before(deadline) && !(following && redirected); i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		r, err := bc.do(ctx, http.MethodPut, kvPath(fmt.Sprintf("intruder/%d", i)), []byte("overwrite"), nil)
 		cancel()
@@ -36,23 +37,20 @@ func TestLeader_SecondLeaderFenced(t *testing.T) {
 		switch {
 		case r.Code >= 200 && r.Code < 300:
 			t.Fatalf("second leader accepted a write: %s", r)
-		case r.Code == http.StatusServiceUnavailable && decode[errorDoc](t, r).Code == "not_leader":
-			refused = true
+		case r.Code == http.StatusTemporaryRedirect && strings.HasPrefix(r.Header.Get("Location"), a.URL()):
+			redirected = true
 		default:
 			t.Logf("second leader answered a write with %s", r)
 		}
-		if st := bc.status(t); st.State == "degraded" {
-			if st.Error == "" {
-				t.Fatalf("degraded status without error: %+v", st)
-			}
-			degraded = true
+		if st := bc.status(t); st.Role == "follower" && st.State == "ready" {
+			following = true
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if !degraded && !refused {
-		t.Fatalf("second leader is neither degraded nor refusing writes with 503 not_leader: %+v", bc.status(t))
+	if !following || !redirected {
+		t.Fatalf("second leader: following %v, redirecting writes to the first %v: %+v", following, redirected,
+			bc.status(t))
 	}
-	t.Logf("second leader fenced: degraded=%v refused=%v", degraded, refused)
 	before := lg.acked.Load()
 	lg.waitAcked(t, before+500) // the first leader keeps taking writes
 	b.stop()

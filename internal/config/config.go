@@ -146,6 +146,12 @@ const (
 	FailoverAuto = "auto"
 )
 
+// Defaults of the follower's --ready-lag and --catchup-rate, which a leader that follows another uses too.
+const (
+	DefaultReadyLag    = 100
+	DefaultCatchUpRate = 20000
+)
+
 // Follower is the follower's configuration.
 type Follower struct {
 	Common
@@ -577,8 +583,8 @@ func ParseFollower(args []string, getenv func(string) string, stderr io.Writer) 
 	})
 	fs := p.fs
 	fs.StringVar(&c.ID, "id", "", "unique follower id shown by the leader; default derived from host name and data dir")
-	readyLag := fs.Int64("ready-lag", 100, "the follower is ready when it is at most this many log entries behind")
-	fs.Float64Var(&c.CatchUpRate, "catchup-rate", 20000, "log entries per second (at least 100) a follower reads while catching up, at least twice the log's growth; 0 = unpaced")
+	readyLag := fs.Int64("ready-lag", DefaultReadyLag, "the follower is ready when it is at most this many log entries behind")
+	fs.Float64Var(&c.CatchUpRate, "catchup-rate", DefaultCatchUpRate, "log entries per second (at least 100) a follower reads while catching up, at least twice the log's growth; 0 = unpaced")
 	p.check(func() error {
 		if *readyLag < 0 {
 			return fmt.Errorf("--ready-lag: %d is negative", *readyLag)

@@ -73,14 +73,23 @@ func RunFollower(ctx context.Context, cfg config.Follower, log *zap.Logger) erro
 	return runUntilDone(ctx, f.served, f.Close)
 }
 
+// newFollowerRole returns a follower over a node's parts (its store, snapshot store and NATS connection: the
+// caller opens and closes them) that advertises advertise: the follower of the follower binary, and the role of a
+// leader that finds another node holding the lease. Its roles run with roles, or following alone.
+func newFollowerRole(cfg config.Follower, log *zap.Logger, m *metrics.Metrics, loc *local, jc *journal.Conn,
+	advertise string) *Follower {
+	f := &Follower{cfg: cfg, metrics: m, hbKick: make(chan struct{}, 1), local: loc, jc: jc, advertise: advertise,
+		promoteCh: make(chan promoteReq), baseLog: log}
+	f.log = log.With(zap.String("role", "follower"), zap.String("id", cfg.ID))
+	f.checkpoints = newCheckpointVerifier(f.log, f.metrics)
+	return f
+}
+
 // StartFollower starts a follower and returns once its HTTP API is listening; onboarding runs in the background and
 // is reported in Status. Close stops it.
 func StartFollower(ctx context.Context, cfg config.Follower, log *zap.Logger) (_ *Follower, err error) {
-	f := &Follower{cfg: cfg, metrics: metrics.New("follower"), hbKick: make(chan struct{}, 1), local: &local{},
-		promoteCh: make(chan promoteReq), baseLog: log}
-	f.log = log.With(zap.String("role", "follower"), zap.String("id", cfg.ID))
+	f := newFollowerRole(cfg, log, metrics.New("follower"), &local{}, nil, "")
 	log = f.log
-	f.checkpoints = newCheckpointVerifier(log, f.metrics)
 	var cleanup []func()
 	defer func() {
 		if err != nil {

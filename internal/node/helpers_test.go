@@ -136,6 +136,21 @@ func eventually(t testing.TB, timeout time.Duration, cond func() string) {
 	t.Fatalf("condition not met in %s: %s", timeout, why)
 }
 
+// waitRole waits until the node at url is ready in role (api.RoleLeader: it leads and takes writes; api.RoleFollower:
+// it follows, within --ready-lag of the log).
+func waitRole(t testing.TB, url, role string, timeout time.Duration) statusBody {
+	t.Helper()
+	var st statusBody
+	eventually(t, timeout, func() string {
+		getJSON(t, url+"/v1/status", &st)
+		if st.Role != role || st.State != stateReady {
+			return fmt.Sprintf("role %s, state %q (error %q), want %s, ready", st.Role, st.State, st.Error, role)
+		}
+		return ""
+	})
+	return st
+}
+
 func waitState(t testing.TB, url, state string, timeout time.Duration) statusBody {
 	t.Helper()
 	var st statusBody

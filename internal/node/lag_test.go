@@ -41,7 +41,7 @@ func TestFollower_ReplicationLagMetric(t *testing.T) {
 
 // Only a ready follower observes, only entries it applied, and a clock behind the server's counts as no lag.
 func TestFollower_ObserveReplicationLag(t *testing.T) {
-	f := &Follower{metrics: metrics.New("follower"), log: zap.NewNop()}
+	f := &Follower{metrics: metrics.New("follower"), log: zap.NewNop(), local: &local{}}
 	now := time.Now()
 	batch := []journal.Msg{
 		{Seq: 1, Stored: now.Add(-20 * time.Millisecond)},

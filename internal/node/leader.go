@@ -50,6 +50,9 @@ type Leader struct {
 	pipeMu sync.Mutex
 	pipe   *pipeline // nil until recovered and holding the lease
 
+	baseLog  *zap.Logger              // the logger without the role, for the follower role
+	follower atomic.Pointer[Follower] // the follower role while another node holds the lease, else nil
+
 	lease        atomic.Pointer[journal.Lease] // nil until acquired
 	regainMu     sync.Mutex                    // one reaction per regain of the lease
 	regainsSeen  atomic.Uint64                 // the lease's regains the leader has reacted to
@@ -90,6 +93,7 @@ func StartLeader(ctx context.Context, cfg config.Leader, log *zap.Logger) (_ *Le
 	if l.id, err = loadOrCreateID(filepath.Join(dataDir, "leader-id"), "leader-"); err != nil {
 		return nil, err
 	}
+	l.baseLog = log
 	l.log = log.With(zap.String("role", "leader"), zap.String("id", l.id))
 	log = l.log
 
@@ -126,7 +130,7 @@ func StartLeader(ctx context.Context, cfg config.Leader, log *zap.Logger) (_ *Le
 	l.restorer.jc = l.jc
 
 	l.srv, l.served, err = serveHTTP(cfg.Common, api.Config{Node: l, Writer: l, Txn: l, Barrier: l, Snapshots: l, Followers: l,
-		Metrics: l.metrics, Logger: log,
+		Redirector: l, Metrics: l.metrics, Logger: log,
 		BodyTimeout: cfg.HTTPBodyTimeout, BodyBuffer: cfg.HTTPBodyBuffer,
 		// A sync write must be able to wait out --sync-timeout and still answer 202, never 504.
 		WriteTimeout: max(api.DefaultWriteTimeout, cfg.SyncTimeout+10*time.Second)}, log)
@@ -222,8 +226,12 @@ func (l *Leader) runBackground(ctx context.Context, advertise string) {
 		l.log.Warn("the nats server's max_payload is below 1 MiB: it refuses the largest transactions and values, "+
 			"which then fail with 503 unavailable", zap.Int64("max_payload", mp), zap.Int64("want", minMaxPayload))
 	}
-	for l.lead(ctx, advertise) {
-		// Demoted: another leader took the lease. Stand by until it is free again.
+	for {
+		lease := l.acquireOrFollow(ctx, advertise)
+		if lease == nil || !l.term(ctx, lease, advertise) {
+			return
+		}
+		// Demoted: another node took the lease. Follow it until the lease is free again.
 	}
 }
 
@@ -241,30 +249,61 @@ func (l *Leader) leaseInfo(advertise string) journal.LeaderInfo {
 	return journal.LeaderInfo{ID: l.id, URL: advertise, Since: time.Now().UTC(), Async: l.cfg.SyncFollowers == 0}
 }
 
-// lead is one term of the leader: it waits for the lease, then runs the term (see term).
-func (l *Leader) lead(ctx context.Context, advertise string) (demoted bool) {
+// acquireOrFollow takes the leader lease and returns it, or nil once ctx ends. While another node holds the lease the
+// leader follows the log as a follower does (following), and takes the lease when it is free and the leader is
+// caught up (as a follower with --failover auto).
+func (l *Leader) acquireOrFollow(ctx context.Context, advertise string) *journal.Lease {
 	var lease *journal.Lease
-	if err := retry(ctx, time.Second, l.cfg.LeaseTTL/2, func() error {
-		var err error
-		lease, err = l.jc.AcquireLease(ctx, l.leaseInfo(advertise), l.cfg.LeaseTTL)
-		return err
-	}, func(err error, next time.Duration) {
-		if errors.Is(err, journal.ErrLeaseHeld) {
-			l.state.set(stateDegraded, fmt.Errorf("another leader holds the lease, not taking writes: %w", err))
-		} else {
+	for {
+		var held bool
+		if err := retry(ctx, time.Second, l.cfg.LeaseTTL/2, func() error {
+			var err error
+			lease, err = l.jc.AcquireLease(ctx, l.leaseInfo(advertise), l.cfg.LeaseTTL)
+			held = errors.Is(err, journal.ErrLeaseHeld)
+			if held {
+				return nil
+			}
+			return err
+		}, func(err error, next time.Duration) {
 			l.state.set(stateStarting, fmt.Errorf("acquiring the leader lease: %w", err))
+			l.log.Warn("cannot acquire the leader lease", zap.Error(err), zap.Duration("retry_in", next))
+		}); err != nil {
+			return nil
 		}
-		l.log.Warn("cannot acquire the leader lease", zap.Error(err), zap.Duration("retry_in", next))
-	}); err != nil {
-		return false
+		if !held {
+			return lease
+		}
+		if lease = l.follow(ctx, advertise); lease != nil || ctx.Err() != nil {
+			return lease
+		}
 	}
-	return l.term(ctx, lease, advertise)
+}
+
+// follow runs the follower role over the leader's store and connection until it takes the lease (returned) or ctx
+// ends (nil). Meanwhile the leader answers as a follower: reads from its store (each waits, as a strong read, for
+// what the log held when it arrived), writes redirected to the lease's holder.
+func (l *Leader) follow(ctx context.Context, advertise string) *journal.Lease {
+	l.stopPipeline() // a fenced pipeline of the last term must not apply anything while the follower does
+	f := newFollowerRole(config.Follower{Common: l.cfg.Common, Duties: l.cfg.Duties, ID: l.id,
+		Failover: config.FailoverAuto, ReadyLag: config.DefaultReadyLag, CatchUpRate: config.DefaultCatchUpRate},
+		l.baseLog, l.metrics, l.local, l.jc, advertise)
+	l.state.set(stateStarting, nil)
+	l.follower.Store(f)
+	defer l.follower.Store(nil)
+	l.log.Warn("another node holds the leader lease: following the log, and leading once the lease is free")
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); f.checkpoints.run(cctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	return f.following(ctx)
 }
 
 // term is one term of the leader under lease, which it releases at the end: it brings the store up to the log's
-// end and takes writes until ctx ends (false) or it loses the lease to another leader (true: it is a standby again,
-// or a follower, and the caller decides what comes next). A store that does not fit the log keeps it in recovery,
-// degraded, until ctx ends. The term's pipeline outlives it, fenced after a lost lease: stopPipeline stops it.
+// end and takes writes until ctx ends (false) or it loses the lease to another node (true: the caller makes it a
+// follower). A store that does not fit the log keeps it in recovery, degraded, until ctx ends. The term's pipeline outlives it, fenced after a lost lease: stopPipeline stops it.
 func (l *Leader) term(ctx context.Context, lease *journal.Lease, advertise string) (demoted bool) {
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -351,8 +390,8 @@ func (l *Leader) term(ctx context.Context, lease *journal.Lease, advertise strin
 		case <-lease.Lost():
 			err := fmt.Errorf("lost the leader lease to another leader: %w", lease.Err())
 			pipe.fence(err) // writes and reads answer not_leader from now on
-			l.state.set(stateDegraded, fmt.Errorf("%w; standing by to take the lease when it is free", err))
-			l.log.Error("fenced: standing by", zap.Error(err))
+			l.state.set(stateDegraded, fmt.Errorf("%w; following it", err))
+			l.log.Error("fenced: another node leads", zap.Error(err))
 			return true
 		case <-metricsTick.C:
 			_ = l.leaseHeld(pipe) // a regain of the lease starts the resync now, not at the next read
@@ -432,6 +471,9 @@ func (l *Leader) followerMetrics() {
 // resynchronising after a failed publish, or whose connection to NATS is down, reports degraded with the reason, and
 // ready again once it recovers.
 func (l *Leader) Status() api.Status {
+	if f := l.follower.Load(); f != nil {
+		return f.Status()
+	}
 	l.state.observeLogLast(l.logLast())
 	st := l.state.status(api.RoleLeader, l.id, l.Applied())
 	if u := l.advertise.Load(); u != nil {
@@ -487,6 +529,9 @@ func (l *Leader) pipeline() *pipeline {
 // LeaderHint implements api.LeaderHinter: this leader's advertised URL while it holds the lease, else "" (a standby,
 // or a leader that lost the lease, does not know who holds it).
 func (l *Leader) LeaderHint() string {
+	if f := l.follower.Load(); f != nil {
+		return f.LeaderHint()
+	}
 	if u := l.advertise.Load(); u != nil && l.heldLease() != nil {
 		return *u
 	}
@@ -502,14 +547,40 @@ func (l *Leader) heldLease() *journal.Lease {
 }
 
 // StrongTarget implements api.Node: every read on the leader has passed AwaitReadable first, so what the leader has
-// applied is all a strong read needs.
-func (l *Leader) StrongTarget(context.Context) (uint64, error) { return l.Applied(), nil }
+// applied is all a strong read needs. While the leader follows, the log's last sequence, as on a follower.
+func (l *Leader) StrongTarget(ctx context.Context) (uint64, error) {
+	if f := l.follower.Load(); f != nil {
+		return f.StrongTarget(ctx)
+	}
+	return l.Applied(), nil
+}
+
+// Leading implements api.Leading: false while another node holds the lease and the leader follows it.
+func (l *Leader) Leading() bool { return l.follower.Load() == nil }
+
+// LeaderURL implements api.Redirector while the leader follows: the lease holder's URL.
+func (l *Leader) LeaderURL(ctx context.Context) (string, error) {
+	if f := l.follower.Load(); f != nil {
+		return f.LeaderURL(ctx)
+	}
+	return "", fmt.Errorf("node: %w", api.ErrNoLeader)
+}
 
 // AwaitReadable implements api.ReadBarrier: a read waits until the store holds every write of its key (of every key,
 // for lists and digests) this leader may have sent to the log when it arrived. Before the leader has recovered from
-// the log no read is answered (ErrUnavailable, retried by the handler until the read's timeout); a leader that does
-// not hold the lease answers not_leader.
+// the log no read is answered (ErrUnavailable, retried by the handler until the read's timeout); a leader whose lease
+// was lost answers not_leader until it follows, and while it follows a read waits for the log's end as it was when
+// the read arrived.
 func (l *Leader) AwaitReadable(ctx context.Context, key []byte) error {
+	if f := l.follower.Load(); f != nil {
+		// Following: a read waits, as a strong read does, until the store holds what the log held when it arrived,
+		// so that a client of the leader's URL keeps reads that see every acknowledged write.
+		seq, err := f.StrongTarget(ctx)
+		if err != nil {
+			return fmt.Errorf("node: %w: %w", api.ErrUnavailable, err)
+		}
+		return f.WaitApplied(ctx, seq)
+	}
 	p, err := l.activePipeline("reads")
 	if err != nil {
 		return err

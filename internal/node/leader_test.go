@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replikv/replikv/internal/api"
 	"github.com/replikv/replikv/internal/apply"
 	"github.com/replikv/replikv/internal/journal"
 )
@@ -132,7 +133,9 @@ func TestLeader_RestartRecoversFromLog(t *testing.T) {
 	}
 }
 
-func TestLeader_SecondLeaderIsFenced(t *testing.T) {
+// A second leader process finds the lease held: it follows the log, answers reads that see the leader's writes, and
+// redirects writers to the leader.
+func TestLeader_SecondLeaderFollows(t *testing.T) {
 	snapDir := t.TempDir()
 	l1 := startLeader(t, t.TempDir(), snapDir)
 	url1 := base(l1.HTTPAddr())
@@ -141,13 +144,22 @@ func TestLeader_SecondLeaderIsFenced(t *testing.T) {
 
 	l2 := startLeader(t, t.TempDir(), snapDir, "--nats-url", l1.NATSURL())
 	url2 := base(l2.HTTPAddr())
-	st := waitState(t, url2, stateDegraded, 20*time.Second)
-	mustContain(t, st.Error, "lease")
-	code, b, _ := do(t, http.MethodPut, url2+"/v1/kv/b", []byte("2"))
-	if code != http.StatusServiceUnavailable {
-		t.Fatalf("write on fenced leader: %d %s", code, b)
+	if st := waitRole(t, url2, api.RoleFollower, 20*time.Second); st.LeaderURL != url1 {
+		t.Fatalf("the second leader follows %q, want %s", st.LeaderURL, url1)
 	}
-	mustContain(t, string(b), "not_leader")
+	code, b, hdr := do(t, http.MethodPut, url2+"/v1/kv/b", []byte("2"))
+	if code != http.StatusTemporaryRedirect || !strings.HasPrefix(hdr.Get("Location"), url1) {
+		t.Fatalf("write on the second leader: %d %s to %q, want 307 to %s", code, b, hdr.Get("Location"), url1)
+	}
+	put(t, url1, "a", "2")
+	if code, got, _ := getKey(t, url2, "a"); code != http.StatusOK || got != "2" {
+		t.Fatalf("read on the second leader after a write on the first: %d %q, want \"2\"", code, got)
+	}
+	for _, path := range []string{"/v1/snapshots", "/v1/followers"} {
+		if code, _, _ := do(t, http.MethodGet, url2+path, nil); code != http.StatusNotFound {
+			t.Fatalf("GET %s on the following leader: %d, want 404", path, code)
+		}
+	}
 	if code, _ := put(t, url1, "c", "3"); code != http.StatusOK {
 		t.Fatalf("first leader write: %d", code)
 	}
@@ -261,14 +273,14 @@ func TestLeader_StandbyTakesOverReleasedLease(t *testing.T) {
 	put(t, url1, "a", "1")
 	l2 := startLeader(t, t.TempDir(), snapDir, "--nats-url", emb.ClientURL())
 	url2 := base(l2.HTTPAddr())
-	waitState(t, url2, stateDegraded, 20*time.Second)
+	waitRole(t, url2, api.RoleFollower, 20*time.Second)
 
 	var before digestBody
 	getJSON(t, url1+"/v1/digest", &before)
 	if err := l1.Close(); err != nil { // releases the lease
 		t.Fatal(err)
 	}
-	waitState(t, url2, stateReady, 30*time.Second)
+	waitRole(t, url2, api.RoleLeader, 30*time.Second)
 	var after digestBody
 	getJSON(t, url2+"/v1/digest", &after)
 	if after != before {

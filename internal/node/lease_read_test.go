@@ -21,7 +21,7 @@ func TestLeader_ReadsNeedTheLease(t *testing.T) {
 	url1, l2, url2, proxy := tk.url1, tk.l2, tk.url2, tk.proxy
 
 	proxy.Cut()
-	waitState(t, url2, stateReady, 30*time.Second)
+	waitRole(t, url2, api.RoleLeader, 30*time.Second)
 	if code, _ := put(t, url2, "k", "new"); code != http.StatusOK {
 		t.Fatalf("put on the new leader: %d", code)
 	}
@@ -55,40 +55,38 @@ func TestLeader_ReadsNeedTheLease(t *testing.T) {
 	}
 }
 
-// A leader that loses its lease to another leader stops taking writes and stands by: once the lease is free again
-// it takes it, applies what the other leader wrote, and leads again, without a restart.
-func TestLeader_LostLeaseStandsBy(t *testing.T) {
+// A leader that loses its lease to another leader stops taking writes and becomes a follower of the new leader by
+// itself: it redirects writers to it and answers reads that see its writes. Once the lease is free again it takes
+// it, and leads again from the log's end, without a restart.
+func TestLeader_LostLeaseFollows(t *testing.T) {
 	tk := startTakeover(t)
 	url1, l2, url2, proxy, e1 := tk.url1, tk.l2, tk.url2, tk.proxy, tk.epoch1
 	leaderHint(t, url1, url1) // the leader names itself
-	leaderHint(t, url2, "")   // a standby does not know
+	leaderHint(t, url2, url1) // the standby follows it
 
 	proxy.Cut()
-	e2 := waitState(t, url2, stateReady, 30*time.Second).Epoch
+	e2 := waitRole(t, url2, api.RoleLeader, 30*time.Second).Epoch
 	if e1 == 0 || e2 <= e1 {
 		t.Fatalf("epochs %d then %d: want a higher one at the takeover", e1, e2)
 	}
 	_, v2 := put(t, url2, "k", "new")
 	proxy.Pass() // l1 finds l2 holding the lease
-	eventually(t, 20*time.Second, func() string {
-		var st statusBody
-		getJSON(t, url1+"/v1/status", &st)
-		if st.State == stateDegraded && strings.Contains(st.Error, "another leader holds the lease") {
-			return ""
-		}
-		return "state " + st.State + ", error " + strconv.Quote(st.Error)
-	})
-	code, body, _ := do(t, http.MethodPut, url1+"/v1/kv/k", []byte("stale"))
-	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), "not_leader") {
-		t.Fatalf("write on the demoted leader: %d %s, want 503 not_leader", code, body)
+	if st := waitRole(t, url1, api.RoleFollower, 20*time.Second); st.LeaderURL != url2 {
+		t.Fatalf("the demoted leader follows %q, want %s", st.LeaderURL, url2)
 	}
-
-	leaderHint(t, url1, "") // it lost the lease: it does not know the leader
+	code, body, hdr := do(t, http.MethodPut, url1+"/v1/kv/k", []byte("stale"))
+	if code != http.StatusTemporaryRedirect || !strings.HasPrefix(hdr.Get("Location"), url2) {
+		t.Fatalf("write on the demoted leader: %d %s to %q, want 307 to %s", code, body, hdr.Get("Location"), url2)
+	}
+	if code, got, v := getKey(t, url1, "k"); code != http.StatusOK || got != "new" || v != v2 {
+		t.Fatalf("k on the demoted leader: %d %q version %d, want \"new\" version %d", code, got, v, v2)
+	}
+	leaderHint(t, url1, url2)
 
 	if err := l2.Close(); err != nil { // releases the lease
 		t.Fatal(err)
 	}
-	if e3 := waitState(t, url1, stateReady, 30*time.Second).Epoch; e3 <= e2 {
+	if e3 := waitRole(t, url1, api.RoleLeader, 30*time.Second).Epoch; e3 <= e2 {
 		t.Fatalf("epoch %d when leading again after epoch %d", e3, e2)
 	}
 	if code, got, v := getKey(t, url1, "k"); code != http.StatusOK || got != "new" || v != v2 {
@@ -127,7 +125,7 @@ func startTakeover(t *testing.T) takeover {
 	tk.l2 = startLeader(t, t.TempDir(), s.snapDir, "--nats-url", s.emb.ClientURL(), "--lease-ttl",
 		failoverTTL.String())
 	tk.url2 = base(tk.l2.HTTPAddr())
-	waitState(t, tk.url2, stateDegraded, 20*time.Second) // the standby waits for the lease
+	waitRole(t, tk.url2, api.RoleFollower, 20*time.Second) // the standby follows until the lease is free
 	return tk
 }
 

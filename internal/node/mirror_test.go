@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replikv/replikv/internal/api"
 	"github.com/replikv/replikv/internal/apply"
 	"github.com/replikv/replikv/internal/journal"
 	"github.com/replikv/replikv/internal/journal/journaltest"
@@ -181,7 +182,7 @@ func TestLeader_StandbyKeepsCatchUpMirror(t *testing.T) {
 	l1 := startLeader(t, t.TempDir(), snapDir, "--catchup-mirror")
 	waitState(t, base(l1.HTTPAddr()), stateReady, 20*time.Second)
 	l2 := startLeader(t, t.TempDir(), snapDir, "--nats-url", l1.NATSURL())
-	waitState(t, base(l2.HTTPAddr()), stateDegraded, 20*time.Second)
+	waitRole(t, base(l2.HTTPAddr()), api.RoleFollower, 20*time.Second)
 	if _, err := connectJournal(t, l1.NATSURL()).CatchUpMirrorInfo(t.Context()); err != nil {
 		t.Fatalf("the leader's mirror after a standby started without the flag: %v", err)
 	}

@@ -22,6 +22,15 @@ type scenario struct {
 	ld     *load
 	gen    int
 	docker time.Duration // timeout of one docker command
+	leader string        // the leader's URL once a follower took over; empty: the leader service's
+}
+
+// leaderURL is the URL of the node that leads: the leader service, or the follower that took over from it.
+func (sc *scenario) leaderURL() string {
+	if sc.leader != "" {
+		return sc.leader
+	}
+	return sc.s.leaderURL()
 }
 
 func newScenario(s *stack) *scenario {
@@ -37,7 +46,7 @@ func newScenario(s *stack) *scenario {
 // startLoad starts a new write load (the previous one must be stopped).
 func (sc *scenario) startLoad() {
 	sc.gen++
-	sc.ld = startLoad(sc.lc, sc.s.leaderURL(), sc.led, defaultLoad, sc.gen)
+	sc.ld = startLoad(sc.lc, sc.leaderURL(), sc.led, defaultLoad, sc.gen)
 }
 
 // stopLoad stops the running load, if any, and fails the test if a writer
@@ -150,7 +159,7 @@ func (sc *scenario) waitReady(t *testing.T, what string, timeout time.Duration, 
 
 func (sc *scenario) waitLeaderReady(t *testing.T, timeout time.Duration) {
 	t.Helper()
-	sc.waitReady(t, "leader", timeout, func(context.Context) (string, error) { return sc.s.leaderURL(), nil })
+	sc.waitReady(t, "leader", timeout, func(context.Context) (string, error) { return sc.leaderURL(), nil })
 }
 
 func (sc *scenario) waitFollowerReady(t *testing.T, id string, timeout time.Duration) {
@@ -177,7 +186,7 @@ func (sc *scenario) converge(t *testing.T, timeout time.Duration) {
 		t.Fatal(err)
 	}
 	poll(t, timeout, "followers converge on the leader's digest", func(ctx context.Context) error {
-		want, err := sc.c.digest(ctx, sc.s.leaderURL())
+		want, err := sc.c.digest(ctx, sc.leaderURL())
 		if err != nil {
 			return fmt.Errorf("leader digest: %w", err)
 		}
@@ -202,11 +211,11 @@ func (sc *scenario) verifyLeader(t *testing.T) uint64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	d, err := sc.c.digest(ctx, sc.s.leaderURL())
+	d, err := sc.c.digest(ctx, sc.leaderURL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	items, err := sc.c.list(ctx, sc.s.leaderURL(), loadPrefix, nil)
+	items, err := sc.c.list(ctx, sc.leaderURL(), loadPrefix, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +266,7 @@ func (sc *scenario) newWriteReachesFollowers(t *testing.T, key string) {
 	var version uint64
 	poll(t, time.Minute, "marker write on the leader", func(ctx context.Context) error {
 		var err error
-		version, err = sc.c.put(ctx, sc.s.leaderURL(), key, value)
+		version, err = sc.c.put(ctx, sc.leaderURL(), key, value)
 		return err
 	})
 	for _, id := range sc.containers(t, "follower", 3) {

@@ -27,26 +27,8 @@ func TestStack_EndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Pin what the steps rely on, whatever a user's .env says.
-	s := newStack(t, suite.root, "SNAPSHOT_INTERVAL=30s", "LOG_LEVEL=info", "AUTH_TOKEN=", "READ_TOKEN=",
-		"COMPOSE_EXTRA_FILES=", "SYNC_FOLLOWERS=0", "S3_ENDPOINT=s3:7070", "S3_INSECURE=true",
-		"LEADER_ADVERTISE_URL=http://leader:8080")
-	sc := newScenario(s)
-	t.Logf("project %s, leader on %s", s.project, s.leaderURL())
-	t.Cleanup(func() {
-		sc.close()
-		if t.Failed() {
-			s.dumpLogs(t)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		if err := s.down(ctx); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-		if left, err := s.leftovers(ctx, nil); err != nil || left != "" {
-			t.Errorf("cleanup: left behind: %q (%v)", left, err)
-		}
-	})
+	sc := startScenario(t)
+	t.Logf("project %s, leader on %s", sc.s.project, sc.s.leaderURL())
 
 	steps := []struct {
 		name string
@@ -75,6 +57,33 @@ func TestStack_EndToEnd(t *testing.T) {
 	}
 }
 
+// startScenario prepares a stack (not started) with what the tests rely on pinned, whatever a user's .env says, plus
+// extraEnv, and a scenario over it; a cleanup stops the load, dumps the logs when the test failed and removes the
+// stack.
+func startScenario(t *testing.T, extraEnv ...string) *scenario {
+	t.Helper()
+	env := append([]string{"SNAPSHOT_INTERVAL=30s", "LOG_LEVEL=info", "AUTH_TOKEN=", "READ_TOKEN=",
+		"COMPOSE_EXTRA_FILES=", "SYNC_FOLLOWERS=0", "S3_ENDPOINT=s3:7070", "S3_INSECURE=true",
+		"LEADER_ADVERTISE_URL=http://leader:8080", "FOLLOWER_FAILOVER=manual", "LEASE_TTL=10s"}, extraEnv...)
+	s := newStack(t, suite.root, env...)
+	sc := newScenario(s)
+	t.Cleanup(func() {
+		sc.close()
+		if t.Failed() {
+			s.dumpLogs(t)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		if err := s.down(ctx); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+		if left, err := s.leftovers(ctx, nil); err != nil || left != "" {
+			t.Errorf("cleanup: left behind: %q (%v)", left, err)
+		}
+	})
+	return sc
+}
+
 // stepUp starts the stack with one follower, starts the load and takes
 // three snapshots, so that the log is purged below the first and a follower
 // joining later must restore from the S3 bucket.
@@ -89,7 +98,7 @@ func stepUp(t *testing.T, sc *scenario) {
 	var last uint64
 	for range 3 {
 		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-		seq, err := sc.c.snapshot(ctx, sc.s.leaderURL())
+		seq, err := sc.c.snapshot(ctx, sc.leaderURL())
 		cancel()
 		if err != nil {
 			t.Fatalf("snapshot: %v", err)
@@ -133,7 +142,7 @@ func stepScaleFollowers(t *testing.T, sc *scenario) {
 		want = append(want, st.ID)
 	}
 	poll(t, time.Minute, "leader lists the followers", func(ctx context.Context) error {
-		fs, err := sc.c.followers(ctx, sc.s.leaderURL())
+		fs, err := sc.c.followers(ctx, sc.leaderURL())
 		if err != nil {
 			return err
 		}
