@@ -25,6 +25,10 @@ const (
 	// OpTxn is a transaction: puts and deletes of distinct keys (Entry.Ops), applied all together, every key getting
 	// the entry's sequence as its version.
 	OpTxn Op = 4
+	// OpTerm opens a leader's term (Entry.Term, its epoch) and changes no key. A leader writes it first, right after
+	// it took the lease and applied the log to its end: a leader that lost the lease and still expects the log to end
+	// where it left it is refused at its first publish from then on.
+	OpTerm Op = 5
 )
 
 // String returns "put", "delete", "checkpoint", "txn", or "op(N)" for an unknown value, for logs and errors.
@@ -38,6 +42,8 @@ func (o Op) String() string {
 		return "checkpoint"
 	case OpTxn:
 		return "txn"
+	case OpTerm:
+		return "term"
 	}
 	return "op(" + strconv.Itoa(int(o)) + ")"
 }
@@ -109,6 +115,8 @@ type Entry struct {
 	Value      []byte
 	Checkpoint Checkpoint
 	Ops        []TxnOp
+	// Term is the epoch of the leader's lease (at least 1), for OpTerm only.
+	Term uint64
 }
 
 // Mutates reports whether applying e changes keys (a put, a delete or a transaction); AppendMutations turns such an
@@ -135,6 +143,7 @@ func (e Entry) CheckAt(seq uint64) error {
 //	result only:  uvarint(seq) uvarint(keys) digest (32 bytes)
 //	txn:          uvarint(len(ops)), then per operation: byte op (1 put, 2 delete) uvarint(len(key)) key, and for a
 //	              put uvarint(len(value)) value
+//	term:         uvarint(term), at least 1
 //
 // It does not validate e; the caller validates keys and values before it builds entries, and gives a transaction's
 // Ops in strictly increasing key order (SortTxnOps) within the limits of ValidateTxn, as DecodeEntry requires. A
@@ -144,6 +153,9 @@ func AppendEntry(dst []byte, e Entry) []byte {
 	dst = append(dst, formatV1, byte(e.Op))
 	if e.Op == OpTxn {
 		return appendTxnOps(dst, e.Ops)
+	}
+	if e.Op == OpTerm {
+		return binary.AppendUvarint(dst, e.Term)
 	}
 	if e.Op == OpCheckpoint {
 		c := e.Checkpoint
@@ -167,8 +179,8 @@ func AppendEntry(dst []byte, e Entry) []byte {
 // DecodeEntry decodes one entry. It is strict, so that every accepted input re-encodes to the same bytes: it checks
 // the version byte, the op, canonical length prefixes within the limits and within b, the key rules, that a delete
 // carries no value, a checkpoint's kind and fields (a result's seq at least 1), a transaction's limits and key order,
-// and that no bytes trail. Errors wrap ErrUnsupportedVersion, ErrMalformed, ErrInvalidKey, ErrValueTooLarge or
-// ErrTxnTooLarge. Rules that depend on the entry's own sequence are Entry.CheckAt's.
+// a term's epoch (at least 1), and that no bytes trail. Errors wrap ErrUnsupportedVersion, ErrMalformed,
+// ErrInvalidKey, ErrValueTooLarge or ErrTxnTooLarge. Rules that depend on the entry's own sequence are Entry.CheckAt's.
 //
 // The result aliases b (zero copy): the caller must not modify b while it uses the entry. DecodeEntry never panics
 // and allocates only for errors and for a transaction's list of operations.
@@ -188,6 +200,9 @@ func DecodeEntry(b []byte) (Entry, error) {
 	}
 	if e.Op == OpTxn {
 		return decodeTxn(b)
+	}
+	if e.Op == OpTerm {
+		return decodeTerm(b[2:])
 	}
 	if e.Op != OpPut && e.Op != OpDelete {
 		return Entry{}, fmt.Errorf("apply: decode entry: %w: unknown %s", ErrMalformed, e.Op)
@@ -230,6 +245,22 @@ func DecodeEntry(b []byte) (Entry, error) {
 	}
 	e.Value = rest[:valLen:valLen]
 	return e, nil
+}
+
+// decodeTerm decodes the rest of an OpTerm entry (after the op byte): one canonical uvarint of at least 1, nothing
+// after it.
+func decodeTerm(rest []byte) (Entry, error) {
+	term, n, err := decodeLen(rest, "term")
+	if err != nil {
+		return Entry{}, err
+	}
+	if term == 0 {
+		return Entry{}, fmt.Errorf("apply: decode entry: %w: term 0", ErrMalformed)
+	}
+	if n != len(rest) {
+		return Entry{}, fmt.Errorf("apply: decode entry: %w: %d bytes after a term", ErrMalformed, len(rest)-n)
+	}
+	return Entry{Op: OpTerm, Term: term}, nil
 }
 
 // decodeCheckpoint decodes the rest of an OpCheckpoint entry (after the op byte).

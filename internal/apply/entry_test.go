@@ -36,6 +36,7 @@ func TestAppendEntry(t *testing.T) {
 			Checkpoint: Checkpoint{Kind: CheckpointMark, Seq: 7, Keys: 3, Digest: testDigest}}, "010301"},
 		{"CheckpointResult", Entry{Op: OpCheckpoint, Checkpoint: Checkpoint{Kind: CheckpointResult, Seq: 300, Keys: 2,
 			Digest: testDigest}}, "010302" + "ac02" + "02" + testDigestHex},
+		{"Term", Entry{Op: OpTerm, Term: 300}, "0105" + "ac02"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -74,7 +75,14 @@ func TestDecodeEntry(t *testing.T) {
 		{"VersionTwo", []byte("\x02\x01\x01k\x00"), Entry{}, ErrUnsupportedVersion},
 		{"VersionOnly", []byte("\x01"), Entry{}, ErrMalformed},
 		{"OpZero", []byte("\x01\x00\x01k"), Entry{}, ErrMalformed},
-		{"OpUnknown", []byte("\x01\x05\x01k"), Entry{}, ErrMalformed},
+		{"OpUnknown", []byte("\x01\x06\x01k"), Entry{}, ErrMalformed},
+		{"Term", []byte("\x01\x05\x07"), Entry{Op: OpTerm, Term: 7}, nil},
+		{"TermLarge", []byte("\x01\x05\xac\x02"), Entry{Op: OpTerm, Term: 300}, nil},
+		{"TermZero", []byte("\x01\x05\x00"), Entry{}, ErrMalformed},
+		{"TermMissing", []byte("\x01\x05"), Entry{}, ErrMalformed},
+		{"TermNonCanonical", []byte("\x01\x05\x87\x00"), Entry{}, ErrMalformed},
+		{"TermTrailing", []byte("\x01\x05\x07\x00"), Entry{}, ErrMalformed},
+		{"TermOverflow", []byte("\x01\x05\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"), Entry{}, ErrMalformed},
 		{"CheckpointMark", []byte("\x01\x03\x01"), Entry{Op: OpCheckpoint, Checkpoint: Checkpoint{Kind: CheckpointMark}}, nil},
 		{"CheckpointResult", append([]byte("\x01\x03\x02\x05\x00"), testDigest[:]...),
 			Entry{Op: OpCheckpoint, Checkpoint: Checkpoint{Kind: CheckpointResult, Seq: 5, Digest: testDigest}}, nil},
@@ -119,7 +127,7 @@ func TestDecodeEntry(t *testing.T) {
 				t.Fatalf("DecodeEntry: %v", err)
 			}
 			if got.Op != tt.want.Op || !bytes.Equal(got.Key, tt.want.Key) || !bytes.Equal(got.Value, tt.want.Value) ||
-				(got.Value == nil) != (tt.want.Value == nil) || got.Checkpoint != tt.want.Checkpoint {
+				(got.Value == nil) != (tt.want.Value == nil) || got.Checkpoint != tt.want.Checkpoint || got.Term != tt.want.Term {
 				t.Fatalf("DecodeEntry = %+v, want %+v", got, tt.want)
 			}
 		})
@@ -152,6 +160,8 @@ func TestEntry_RoundTrip(t *testing.T) {
 		{Op: OpDelete, Key: []byte("gone")},
 		{Op: OpCheckpoint, Checkpoint: Checkpoint{Kind: CheckpointMark}},
 		{Op: OpCheckpoint, Checkpoint: Checkpoint{Kind: CheckpointResult, Seq: 1<<63 + 5, Keys: 1 << 40, Digest: testDigest}},
+		{Op: OpTerm, Term: 1},
+		{Op: OpTerm, Term: 1<<64 - 1},
 	}
 	for i, e := range tests {
 		t.Run(fmt.Sprintf("%s/%d", e.Op, i), func(t *testing.T) {
@@ -160,7 +170,8 @@ func TestEntry_RoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("DecodeEntry: %v", err)
 			}
-			if got.Op != e.Op || !bytes.Equal(got.Key, e.Key) || !bytes.Equal(got.Value, e.Value) || got.Checkpoint != e.Checkpoint {
+			if got.Op != e.Op || !bytes.Equal(got.Key, e.Key) || !bytes.Equal(got.Value, e.Value) ||
+				got.Checkpoint != e.Checkpoint || got.Term != e.Term {
 				t.Fatalf("round trip changed the entry")
 			}
 			if again := AppendEntry(nil, got); !bytes.Equal(again, b) {
@@ -174,7 +185,7 @@ func TestOp_String(t *testing.T) {
 	tests := []struct {
 		op   Op
 		want string
-	}{{OpPut, "put"}, {OpDelete, "delete"}, {OpCheckpoint, "checkpoint"}, {OpTxn, "txn"}, {0, "op(0)"}, {9, "op(9)"}}
+	}{{OpPut, "put"}, {OpDelete, "delete"}, {OpCheckpoint, "checkpoint"}, {OpTxn, "txn"}, {OpTerm, "term"}, {0, "op(0)"}, {9, "op(9)"}}
 	for _, tt := range tests {
 		if got := tt.op.String(); got != tt.want {
 			t.Errorf("Op(%d).String() = %q, want %q", uint8(tt.op), got, tt.want)
@@ -189,6 +200,7 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Add([]byte("\x01\x02\x81\x00k"))
 	f.Add([]byte("\x02\x01\x01k\x00"))
 	f.Add([]byte("\x01\x03\x01"))
+	f.Add(AppendEntry(nil, Entry{Op: OpTerm, Term: 1 << 40}))
 	f.Add(AppendEntry(nil, Entry{Op: OpCheckpoint, Checkpoint: Checkpoint{Kind: CheckpointResult, Seq: 9, Keys: 4, Digest: testDigest}}))
 	for _, e := range txnSeeds() {
 		f.Add(AppendEntry(nil, e))
@@ -231,6 +243,15 @@ func FuzzDecodeEntry(f *testing.F) {
 		}
 		if e.Ops != nil {
 			t.Fatalf("%s decoded with txn operations", e.Op)
+		}
+		if e.Op == OpTerm {
+			if e.Term == 0 || e.Key != nil || e.Value != nil || e.Checkpoint != (Checkpoint{}) {
+				t.Fatalf("decoded a bad term %+v from %x", e, b)
+			}
+			return
+		}
+		if e.Term != 0 {
+			t.Fatalf("%s decoded with a term", e.Op)
 		}
 		if !e.Mutates() {
 			if e.Op != OpCheckpoint || e.Key != nil || e.Value != nil {
@@ -325,7 +346,7 @@ func TestEntry_CheckAt(t *testing.T) {
 }
 
 func TestEntry_Mutates(t *testing.T) {
-	for op, want := range map[Op]bool{OpPut: true, OpDelete: true, OpCheckpoint: false, OpTxn: true, 0: false} {
+	for op, want := range map[Op]bool{OpPut: true, OpDelete: true, OpCheckpoint: false, OpTxn: true, OpTerm: false, 0: false} {
 		if got := (Entry{Op: op}).Mutates(); got != want {
 			t.Errorf("%s: Mutates = %v, want %v", op, got, want)
 		}

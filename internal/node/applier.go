@@ -88,6 +88,9 @@ loop:
 				}
 				continue
 			}
+			if e.Op != apply.OpCheckpoint {
+				continue // a term's start: it changes no key, and its sequence is applied with the batch
+			}
 			// A checkpoint: the store must be at exactly its sequence for a moment, whatever follows in msgs.
 			if err := commit(); err != nil {
 				return committed, err

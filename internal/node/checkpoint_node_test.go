@@ -52,14 +52,15 @@ func TestLeader_SnapshotAtCheckpoint(t *testing.T) {
 	var before digestBody
 	getJSON(t, lurl+"/v1/digest", &before)
 	m := snapshotNow(t, lurl)
-	if m.Seq != 41 || m.CheckpointSeq != 42 || m.Keys != before.Keys || m.Digest != before.Digest {
-		t.Fatalf("manifest %+v; want seq 41 (the mark after 40 writes), checkpoint_seq 42, the state's %d keys and digest %s",
-			m, before.Keys, before.Digest)
+	mark, result := before.Seq+1, before.Seq+2 // the log: the term's entry, 40 writes, then the snapshot's two
+	if m.Seq != mark || m.CheckpointSeq != result || m.Keys != before.Keys || m.Digest != before.Digest {
+		t.Fatalf("manifest %+v; want seq %d (the mark after 40 writes), checkpoint_seq %d, the state's %d keys and "+
+			"digest %s", m, mark, result, before.Keys, before.Digest)
 	}
 	jc := connectJournal(t, l.NATSURL())
 	for seq, want := range map[uint64]apply.Checkpoint{
-		41: {Kind: apply.CheckpointMark},
-		42: {Kind: apply.CheckpointResult, Seq: 41, Keys: m.Keys},
+		mark:   {Kind: apply.CheckpointMark},
+		result: {Kind: apply.CheckpointResult, Seq: mark, Keys: m.Keys},
 	} {
 		msg, err := jc.Entry(t.Context(), seq)
 		if err != nil {
@@ -73,14 +74,14 @@ func TestLeader_SnapshotAtCheckpoint(t *testing.T) {
 	}
 	var after digestBody
 	getJSON(t, lurl+"/v1/digest", &after)
-	if after.Seq != 42 || after.Keys != before.Keys || after.Digest != before.Digest {
-		t.Fatalf("digest after the snapshot %+v, want the same state at seq 42 (was %+v)", after, before)
+	if after.Seq != result || after.Keys != before.Keys || after.Digest != before.Digest {
+		t.Fatalf("digest after the snapshot %+v, want the same state at seq %d (was %+v)", after, result, before)
 	}
 	if again := snapshotNow(t, lurl); again.Seq != m.Seq || again.CheckpointSeq != m.CheckpointSeq {
 		t.Fatalf("second snapshot with nothing written %+v, want the first (seq %d)", again, m.Seq)
 	}
-	if info, err := jc.Info(t.Context()); err != nil || info.LastSeq != 42 {
-		t.Fatalf("log %+v, %v after a second snapshot of the same state; want it to end at 42", info, err)
+	if info, err := jc.Info(t.Context()); err != nil || info.LastSeq != result {
+		t.Fatalf("log %+v, %v after a second snapshot of the same state; want it to end at %d", info, err, result)
 	}
 	if l.snapshotDue() {
 		t.Fatal("a scheduled snapshot would be taken with nothing written since the last one")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -338,8 +339,17 @@ func (l *Leader) term(ctx context.Context, lease *journal.Lease, advertise strin
 		return false
 	}
 
+	msgID := l.id + "-" + randomHex(4) + "-"
+	if err := retry(ctx, 200*time.Millisecond, 5*time.Second, func() error { return l.claimLog(ctx, lease, msgID) },
+		func(err error, next time.Duration) {
+			l.state.set(stateStarting, fmt.Errorf("opening the term in the log: %w", err))
+			l.log.Warn("cannot open the term in the log", zap.Error(err), zap.Duration("retry_in", next))
+		}); err != nil {
+		return false
+	}
+
 	db := l.holder.get()
-	pipe := newPipeline(l.log, l.jc, db, l.notify, &l.state, l.id+"-"+randomHex(4)+"-", func(err error) {
+	pipe := newPipeline(l.log, l.jc, db, l.notify, &l.state, msgID, func(err error) {
 		l.state.set(stateDegraded, err)
 	})
 	pipe.start(ctx, db.Applied()+1)
@@ -405,6 +415,55 @@ func (l *Leader) term(ctx context.Context, lease *journal.Lease, advertise strin
 			}
 		}
 	}
+}
+
+// claimLog writes the term's first entry (apply.OpTerm with the lease's epoch) right after the store's applied
+// sequence, which is the log's end once recover ran, and applies it. From then on a leader that lost the lease and
+// still expects the log to end where it last saw it is refused at its first publish, so it cannot get a single
+// write into the log after the takeover. When an entry landed after the store's end meanwhile (such a leader's last
+// write), the log refuses the term's entry: claimLog applies what the log got and tries again. Until its entry is in
+// the log, the term takes no write. msgID is the prefix of the term's message ids.
+func (l *Leader) claimLog(ctx context.Context, lease *journal.Lease, msgID string) error {
+	db := l.holder.get()
+	data := apply.AppendEntry(nil, apply.Entry{Op: apply.OpTerm, Term: lease.Epoch()})
+	for {
+		if err := lease.Err(); err != nil {
+			return fmt.Errorf("node: open the term: %w", err)
+		}
+		applied := db.Applied()
+		seq, err := l.publishTerm(ctx, data, applied, msgID+strconv.FormatUint(applied+1, 10))
+		if errors.Is(err, journal.ErrWrongLastSeq) {
+			info, ierr := l.jc.Info(ctx)
+			if ierr != nil {
+				return fmt.Errorf("node: open the term: %w", ierr)
+			}
+			l.log.Warn("the log grew after the takeover's replay (a write of the previous leader's): applying it",
+				zap.Uint64("applied_seq", applied), zap.Uint64("log_last_seq", info.LastSeq))
+			if err := replayLog(ctx, l.jc, db, l.notify, info.LastSeq); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("node: open the term: %w", err)
+		}
+		if err := replayLog(ctx, l.jc, db, l.notify, seq); err != nil {
+			return err
+		}
+		l.log.Info("term opened in the log", zap.Uint64(fieldSeq, seq), zap.Uint64("epoch", lease.Epoch()))
+		return nil
+	}
+}
+
+// publishTerm publishes a term's entry after expectedLast and waits for its sequence.
+func (l *Leader) publishTerm(ctx context.Context, data []byte, expectedLast uint64, msgID string) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ack, err := l.jc.PublishAsync(ctx, data, expectedLast, msgID)
+	if err != nil {
+		return 0, err
+	}
+	return ack.Wait(ctx)
 }
 
 // errDiverged means the local store holds entries the log does not: the log lost acknowledged writes.

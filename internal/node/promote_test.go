@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/replikv/replikv/internal/api"
+	"github.com/replikv/replikv/internal/apply"
 	"github.com/replikv/replikv/internal/journal"
 	"github.com/replikv/replikv/internal/testutil/tcpproxy"
 )
@@ -303,4 +305,32 @@ func TestFollower_DemotedFollowsAgain(t *testing.T) {
 		t.Fatalf("write through A: %d", code)
 	}
 	digestsEqual(t, urlA, urlB, 20*time.Second)
+}
+
+// A leader that lost its lease while frozen or cut off, and wakes up with a write to send, expects the log to end
+// where it left it. The node that took over opens its term with an entry of its own before it takes any write, so
+// that late write is refused by the log, and the new leader's own writes go on (it is not fenced by it).
+func TestFollower_TermFencesThePreviousLeader(t *testing.T) {
+	s := startFailover(t)
+	_, url, _ := s.follower(t, false, "--failover", "auto")
+	_, end := put(t, s.url, "k", "1") // the log's end as the old leader knows it
+	waitState(t, url, stateReady, 20*time.Second)
+	s.proxy.Cut()
+	waitRole(t, url, api.RoleLeader, failoverTTL+10*time.Second)
+
+	jc := connectJournal(t, s.emb.ClientURL())
+	late := apply.AppendEntry(nil, apply.Entry{Op: apply.OpPut, Key: []byte("k"), Value: []byte("late")})
+	ack, err := jc.PublishAsync(t.Context(), late, end, "old-leader-late")
+	if err == nil {
+		_, err = ack.Wait(t.Context())
+	}
+	if !errors.Is(err, journal.ErrWrongLastSeq) {
+		t.Fatalf("the old leader's late write after the takeover: %v, want it refused (wrong last sequence)", err)
+	}
+	if code, v := put(t, url, "k", "2"); code != http.StatusOK || v <= end+1 {
+		t.Fatalf("write on the new leader: %d version %d", code, v)
+	}
+	if code, got, _ := getKey(t, url, "k"); code != http.StatusOK || got != "2" {
+		t.Fatalf("k on the new leader: %d %q", code, got)
+	}
 }
