@@ -79,6 +79,7 @@ func (f *Follower) following(ctx context.Context) *journal.Lease {
 		wg.Wait()
 	}()
 	var auto <-chan time.Time
+	autoLog := repeatLimiter{every: followerLogEvery}
 	if f.cfg.Failover == config.FailoverAuto {
 		t := time.NewTicker(autoPoll)
 		defer t.Stop()
@@ -95,7 +96,7 @@ func (f *Follower) following(ctx context.Context) *journal.Lease {
 				return lease
 			}
 		case <-auto:
-			if lease := f.autoPromote(ctx); lease != nil {
+			if lease := f.autoPromote(ctx, &autoLog); lease != nil {
 				return lease
 			}
 		}
@@ -142,8 +143,10 @@ func (f *Follower) takeLease(ctx context.Context, deadline time.Time) (*journal.
 }
 
 // autoPromote takes the lease when it is free and the follower is eligible (--failover auto); nil otherwise. The
-// lease is created with compare-and-set: of the followers that try at once, exactly one gets it.
-func (f *Follower) autoPromote(ctx context.Context) *journal.Lease {
+// lease is created with compare-and-set: of the followers that try at once, exactly one gets it. A failure to take a
+// free lease (NATS permissions that do not allow it, an unreachable server) is logged at most every
+// followerLogEvery while it repeats (limit).
+func (f *Follower) autoPromote(ctx context.Context, limit *repeatLimiter) *journal.Lease {
 	if f.eligible() != nil {
 		return nil
 	}
@@ -159,7 +162,7 @@ func (f *Follower) autoPromote(ctx context.Context) *journal.Lease {
 	defer acancel()
 	lease, err := f.jc.AcquireLease(actx, f.leaseInfo(), f.cfg.LeaseTTL)
 	if err != nil {
-		if !errors.Is(err, journal.ErrLeaseHeld) {
+		if !errors.Is(err, journal.ErrLeaseHeld) && limit.due(err) {
 			f.log.Warn("the leader lease is free but could not be taken", zap.Error(err))
 		}
 		return nil
