@@ -303,8 +303,10 @@ func (l *Leader) follow(ctx context.Context, advertise string) *journal.Lease {
 }
 
 // term is one term of the leader under lease, which it releases at the end: it brings the store up to the log's
-// end and takes writes until ctx ends (false) or it loses the lease to another node (true: the caller makes it a
-// follower). A store that does not fit the log keeps it in recovery, degraded, until ctx ends. The term's pipeline outlives it, fenced after a lost lease: stopPipeline stops it.
+// end, opens the term in the log (claimLog) and takes writes until ctx ends (false) or it loses the lease to another
+// node, before or after it took its first write (true: the caller makes it a follower). A store that does not fit
+// the log keeps it in recovery, degraded, while it holds the lease. The term's pipeline outlives it, fenced after a
+// lost lease: stopPipeline stops it.
 func (l *Leader) term(ctx context.Context, lease *journal.Lease, advertise string) (demoted bool) {
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -319,15 +321,26 @@ func (l *Leader) term(ctx context.Context, lease *journal.Lease, advertise strin
 	// its committer must not apply anything meanwhile.
 	l.stopPipeline()
 	l.log.Info("holding the leader lease", zap.String("advertise_url", advertise), zap.Duration("ttl", lease.TTL()))
+	// The steps before the first write end when the lease is lost: the node then follows whoever took it.
+	sctx, stopSetup := context.WithCancel(ctx)
+	defer stopSetup()
+	go func() {
+		select {
+		case <-lease.Lost():
+			stopSetup()
+		case <-sctx.Done():
+		}
+	}()
+	lostDuringSetup := func() bool { return ctx.Err() == nil && lease.Err() != nil }
 
 	// Only the lease holder creates or removes the catch-up mirror: a standby started with other flags must not
 	// take it away from the leader's followers.
-	if err := retry(ctx, 200*time.Millisecond, 5*time.Second, func() error { return l.ensureCatchUpMirror(ctx) },
+	if err := retry(sctx, 200*time.Millisecond, 5*time.Second, func() error { return l.ensureCatchUpMirror(sctx) },
 		l.logSetupFailed("preparing the catch-up mirror", "catch-up mirror not ready")); err != nil {
-		return false
+		return lostDuringSetup()
 	}
 
-	if err := retry(ctx, 200*time.Millisecond, 5*time.Second, func() error { return l.recover(ctx) },
+	if err := retry(sctx, 200*time.Millisecond, 5*time.Second, func() error { return l.recover(sctx) },
 		func(err error, next time.Duration) {
 			state := stateStarting
 			if errors.Is(err, errDiverged) || errors.Is(err, errBadEntry) {
@@ -336,17 +349,18 @@ func (l *Leader) term(ctx context.Context, lease *journal.Lease, advertise strin
 			l.state.set(state, err)
 			l.log.Error("recovery from the log failed", zap.Error(err), zap.Duration("retry_in", next))
 		}); err != nil {
-		return false
+		return lostDuringSetup()
 	}
 
 	msgID := l.id + "-" + randomHex(4) + "-"
-	if err := retry(ctx, 200*time.Millisecond, 5*time.Second, func() error { return l.claimLog(ctx, lease, msgID) },
+	if err := retry(sctx, 200*time.Millisecond, 5*time.Second, func() error { return l.claimLog(sctx, lease, msgID) },
 		func(err error, next time.Duration) {
 			l.state.set(stateStarting, fmt.Errorf("opening the term in the log: %w", err))
 			l.log.Warn("cannot open the term in the log", zap.Error(err), zap.Duration("retry_in", next))
 		}); err != nil {
-		return false
+		return lostDuringSetup()
 	}
+	stopSetup()
 
 	db := l.holder.get()
 	pipe := newPipeline(l.log, l.jc, db, l.notify, &l.state, msgID, func(err error) {
