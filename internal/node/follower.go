@@ -104,8 +104,10 @@ func StartFollower(ctx context.Context, cfg config.Follower, log *zap.Logger) (_
 	}
 	cleanup = append(cleanup, func() { _ = f.holder.swap(nil) })
 	f.repo = f.repo.WithCreateCPU(cfg.SnapshotCPU) // for the snapshots it takes once promoted
+	// The stream settings matter once promoted: the mirror, and the lease bucket if it is missing, are created then.
 	if f.jc, err = journal.Connect(ctx, journal.Config{URL: cfg.NATSURL, Stream: cfg.Stream, Name: "replikv-" + cfg.ID,
-		Replicas: cfg.StreamReplicas, StreamTags: cfg.StreamTags, MirrorTags: cfg.CatchUpMirrorTags, Logger: log, CredsFile: cfg.NATSCreds, CAFile: cfg.NATSCA, CertFile: cfg.NATSCert, KeyFile: cfg.NATSKey,
+		Replicas: cfg.StreamReplicas, StreamTags: cfg.StreamTags, MirrorTags: cfg.CatchUpMirrorTags, Logger: log,
+		CredsFile: cfg.NATSCreds, CAFile: cfg.NATSCA, CertFile: cfg.NATSCert, KeyFile: cfg.NATSKey,
 		User: cfg.NATSUser, Password: cfg.NATSPassword}); err != nil {
 		return nil, fmt.Errorf("node: connect to nats: %w", err)
 	}
