@@ -186,20 +186,26 @@ func (f *Follower) Promote(ctx context.Context, timeout time.Duration) (api.Stat
 	deadline := time.Now().Add(timeout)
 	if f.term.Load() == nil {
 		req := promoteReq{deadline: deadline, done: make(chan error, 1)}
+		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
 		select {
 		case f.promoteCh <- req:
-		case <-ctx.Done():
-			return api.Status{}, ctx.Err()
-		case <-time.After(time.Until(deadline)):
-			return api.Status{}, fmt.Errorf("node: promotion: %w", api.ErrUnavailable)
-		}
-		select {
-		case err := <-req.done:
-			if err != nil {
-				return api.Status{}, err
+			select {
+			case err := <-req.done:
+				if err != nil {
+					return api.Status{}, err
+				}
+			case <-ctx.Done():
+				return api.Status{}, ctx.Err()
 			}
 		case <-ctx.Done():
 			return api.Status{}, ctx.Err()
+		case <-t.C:
+			// The roles goroutine did not take the request: it is between roles (taking the lease by itself, or
+			// following again). Leading now is as good as promoted.
+			if f.term.Load() == nil {
+				return api.Status{}, fmt.Errorf("node: promotion: the node is changing roles: %w", api.ErrUnavailable)
+			}
 		}
 	}
 	wctx, cancel := context.WithDeadline(ctx, deadline)
