@@ -52,7 +52,7 @@ func TestLeader_SnapshotAtCheckpoint(t *testing.T) {
 	var before digestBody
 	getJSON(t, lurl+"/v1/digest", &before)
 	m := snapshotNow(t, lurl)
-	mark, result := before.Seq+1, before.Seq+2 // the log: the term's entry, 40 writes, then the snapshot's two
+	mark, result := before.Seq+1, before.Seq+2 // the log: 40 writes, then the snapshot's two entries
 	if m.Seq != mark || m.CheckpointSeq != result || m.Keys != before.Keys || m.Digest != before.Digest {
 		t.Fatalf("manifest %+v; want seq %d (the mark after 40 writes), checkpoint_seq %d, the state's %d keys and "+
 			"digest %s", m, mark, result, before.Keys, before.Digest)

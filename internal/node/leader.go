@@ -437,6 +437,10 @@ func (l *Leader) term(ctx context.Context, lease *journal.Lease, advertise strin
 // write into the log after the takeover. When an entry landed after the store's end meanwhile (such a leader's last
 // write), the log refuses the term's entry: claimLog applies what the log got and tries again. Until its entry is in
 // the log, the term takes no write. msgID is the prefix of the term's message ids.
+//
+// An empty log needs no term entry: every leader writes one before its first write, so no earlier leader can expect
+// anything of it but its own term entry, which the check of the lease below keeps a leader that lost the lease from
+// sending. A new log's first write thus has sequence 1, and a snapshot of the empty log can be taken at sequence 1.
 func (l *Leader) claimLog(ctx context.Context, lease *journal.Lease, msgID string) error {
 	db := l.holder.get()
 	data := apply.AppendEntry(nil, apply.Entry{Op: apply.OpTerm, Term: lease.Epoch()})
@@ -444,7 +448,14 @@ func (l *Leader) claimLog(ctx context.Context, lease *journal.Lease, msgID strin
 		if err := lease.Err(); err != nil {
 			return fmt.Errorf("node: open the term: %w", err)
 		}
+		// A leader frozen since it took the lease must not open a term another node may have opened meanwhile.
+		if !time.Now().Before(lease.ValidUntil().Add(-max(lease.TTL()/10, minLeaseMargin))) {
+			return fmt.Errorf("node: open the term: the lease was last renewed too long ago: %w", api.ErrUnavailable)
+		}
 		applied := db.Applied()
+		if applied == 0 {
+			return nil
+		}
 		seq, err := l.publishTerm(ctx, data, applied, msgID+strconv.FormatUint(applied+1, 10))
 		if errors.Is(err, journal.ErrWrongLastSeq) {
 			info, ierr := l.jc.Info(ctx)

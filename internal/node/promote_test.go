@@ -100,7 +100,7 @@ func tryPut(url, value string) int {
 // With --failover auto, when the leader stops renewing its lease (cut off from NATS, as in a crash), exactly one of
 // the ready followers takes the lease within the TTL plus a little, replays the log to its end and takes writes:
 // every write the old leader acknowledged is there, the other follower sends writers to the new leader and converges
-// with it. The old leader, back on NATS, finds the lease taken and stops taking writes.
+// with it. The old leader, back on NATS, finds the lease taken, takes no write and follows the new leader.
 func TestFollower_AutoFailover(t *testing.T) {
 	s := startFailover(t)
 	_, urlA, _ := s.follower(t, false, "--failover", "auto")
@@ -159,11 +159,11 @@ func TestFollower_AutoFailover(t *testing.T) {
 	}
 	digestsEqual(t, leaderURL, otherURL, 20*time.Second)
 
-	// The old leader comes back: it finds the lease taken and takes no write.
+	// The old leader comes back: it finds the lease taken, takes no write, and follows the new leader.
 	s.proxy.Pass()
 	eventually(t, 20*time.Second, func() string {
-		code, body, _ := do(t, http.MethodPut, s.url+"/v1/kv/stale", []byte("x"))
-		if code == http.StatusServiceUnavailable && strings.Contains(string(body), "not_leader") {
+		code, body, hdr := do(t, http.MethodPut, s.url+"/v1/kv/stale", []byte("x"))
+		if code == http.StatusTemporaryRedirect && strings.HasPrefix(hdr.Get("Location"), leaderURL) {
 			return ""
 		}
 		if code == http.StatusOK {
@@ -171,6 +171,7 @@ func TestFollower_AutoFailover(t *testing.T) {
 		}
 		return fmt.Sprintf("write on the old leader: %d %s", code, body)
 	})
+	digestsEqual(t, leaderURL, s.url, 20*time.Second)
 }
 
 // POST /v1/promote: refused while another leader holds the lease (409 leader_alive, and the follower goes on
