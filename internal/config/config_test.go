@@ -78,6 +78,27 @@ func TestParse_EnvAndPrecedence(t *testing.T) {
 	}
 }
 
+// A follower takes the flags of the leader's work, for when it is promoted, and --failover (manual by default).
+func TestParseFollower_Duties(t *testing.T) {
+	c, err := ParseFollower(nil, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Failover != FailoverManual || c.LeaseTTL != 10*time.Second || c.SnapshotKeep != 3 || c.SyncTimeout != 5*time.Second {
+		t.Fatalf("defaults: %+v", c)
+	}
+	c, err = ParseFollower([]string{"--failover", "auto", "--lease-ttl", "4s", "--sync-followers", "2",
+		"--snapshot-interval", "1m", "--catchup-mirror"}, env(map[string]string{"REPLIKV_STREAM_REPLICAS": "3"}),
+		io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Failover != FailoverAuto || c.LeaseTTL != 4*time.Second || c.SyncFollowers != 2 ||
+		c.SnapshotInterval != time.Minute || !c.CatchUpMirror || c.StreamReplicas != 3 {
+		t.Fatalf("parsed: %+v", c)
+	}
+}
+
 func TestParse_Invalid(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -92,6 +113,10 @@ func TestParse_Invalid(t *testing.T) {
 		{"CatchUpRateNaN", false, []string{"--catchup-rate", "NaN"}, nil, "--catchup-rate"},
 		{"CatchUpRateInf", false, []string{"--catchup-rate", "+Inf"}, nil, "--catchup-rate"},
 		{"CatchUpRateTooSlow", false, []string{"--catchup-rate", "10"}, nil, "--catchup-rate"},
+		{"Failover", false, []string{"--failover", "sometimes"}, nil, "--failover"},
+		{"FailoverEnv", false, nil, map[string]string{"REPLIKV_FAILOVER": "AUTO"}, "--failover"},
+		{"FollowerLeaseTTL", false, []string{"--lease-ttl", "10ms"}, nil, "--lease-ttl"},
+		{"FollowerSnapshotKeep", false, []string{"--snapshot-keep", "0"}, nil, "--snapshot-keep"},
 		{"HTTPAddr", true, []string{"--http-addr", "nonsense"}, nil, "--http-addr"},
 		{"HTTPAddrPort", true, []string{"--http-addr", "127.0.0.1:99999"}, nil, "--http-addr"},
 		{"SnapshotKeep", true, []string{"--snapshot-keep", "1"}, nil, "--snapshot-keep"},
