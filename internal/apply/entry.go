@@ -117,6 +117,9 @@ type Entry struct {
 	Ops        []TxnOp
 	// Term is the epoch of the leader's lease (at least 1), for OpTerm only.
 	Term uint64
+	// Idem is the idempotency record a put, delete or transaction carries when its client sent an idempotency key
+	// (Idem.Key not empty): applying the entry stores it with the entry's sequence. Other ops never carry one.
+	Idem Idem
 }
 
 // Mutates reports whether applying e changes keys (a put, a delete or a transaction); AppendMutations turns such an
@@ -145,12 +148,21 @@ func (e Entry) CheckAt(seq uint64) error {
 //	              put uvarint(len(value)) value
 //	term:         uvarint(term), at least 1
 //
+// A put, delete or transaction with an idempotency record (Idem.Key not empty) is written as op 6 instead, followed
+// by the record (see Idem) and then by the entry's own op byte and fields as above.
+//
 // It does not validate e; the caller validates keys and values before it builds entries, and gives a transaction's
 // Ops in strictly increasing key order (SortTxnOps) within the limits of ValidateTxn, as DecodeEntry requires. A
 // delete's Value is not written, nor a checkpoint's or a transaction's Key and Value, nor a mark's other checkpoint
 // fields.
 func AppendEntry(dst []byte, e Entry) []byte {
-	dst = append(dst, formatV1, byte(e.Op))
+	if len(e.Idem.Key) > 0 && e.Mutates() {
+		dst = append(dst, formatV1, byte(opIdem))
+		dst = appendIdem(dst, e.Idem)
+		dst = append(dst, byte(e.Op))
+	} else {
+		dst = append(dst, formatV1, byte(e.Op))
+	}
 	if e.Op == OpTxn {
 		return appendTxnOps(dst, e.Ops)
 	}
@@ -194,20 +206,27 @@ func DecodeEntry(b []byte) (Entry, error) {
 	if len(b) < 2 {
 		return Entry{}, fmt.Errorf("apply: decode entry: %w: no op", ErrMalformed)
 	}
-	e := Entry{Op: Op(b[1])}
-	if e.Op == OpCheckpoint {
-		return decodeCheckpoint(b[2:])
+	op, rest := Op(b[1]), b[2:]
+	if op == opIdem {
+		return decodeIdem(rest)
 	}
-	if e.Op == OpTxn {
-		return decodeTxn(b)
+	return decodeBody(op, rest)
+}
+
+// decodeBody decodes what follows an entry's op byte (rest) for op.
+func decodeBody(op Op, rest []byte) (Entry, error) {
+	switch op {
+	case OpCheckpoint:
+		return decodeCheckpoint(rest)
+	case OpTxn:
+		return decodeTxn(rest)
+	case OpTerm:
+		return decodeTerm(rest)
+	case OpPut, OpDelete:
+	default:
+		return Entry{}, fmt.Errorf("apply: decode entry: %w: unknown %s", ErrMalformed, op)
 	}
-	if e.Op == OpTerm {
-		return decodeTerm(b[2:])
-	}
-	if e.Op != OpPut && e.Op != OpDelete {
-		return Entry{}, fmt.Errorf("apply: decode entry: %w: unknown %s", ErrMalformed, e.Op)
-	}
-	rest := b[2:]
+	e := Entry{Op: op}
 	keyLen, n, err := decodeLen(rest, "key")
 	if err != nil {
 		return Entry{}, err

@@ -75,7 +75,7 @@ func TestDecodeEntry(t *testing.T) {
 		{"VersionTwo", []byte("\x02\x01\x01k\x00"), Entry{}, ErrUnsupportedVersion},
 		{"VersionOnly", []byte("\x01"), Entry{}, ErrMalformed},
 		{"OpZero", []byte("\x01\x00\x01k"), Entry{}, ErrMalformed},
-		{"OpUnknown", []byte("\x01\x06\x01k"), Entry{}, ErrMalformed},
+		{"OpUnknown", []byte("\x01\x07\x01k"), Entry{}, ErrMalformed},
 		{"Term", []byte("\x01\x05\x07"), Entry{Op: OpTerm, Term: 7}, nil},
 		{"TermLarge", []byte("\x01\x05\xac\x02"), Entry{Op: OpTerm, Term: 300}, nil},
 		{"TermZero", []byte("\x01\x05\x00"), Entry{}, ErrMalformed},
@@ -208,6 +208,16 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Add([]byte("\x01\x04\x02\x02\x01b\x02\x01a")) // keys out of order
 	f.Add([]byte("\x01\x04\x02\x02\x01a\x02\x01a")) // a key twice
 	f.Add([]byte("\x01\x04\x00"))                   // no operation
+	for _, e := range idemSeeds() {
+		f.Add(AppendEntry(nil, e))
+	}
+	rec := idemRecordBytes("k1", testIdemHash, 1700000000000)
+	f.Add(idemEntry(rec, "\x03\x01"))                                      // a checkpoint with a record
+	f.Add(idemEntry(rec, "\x05\x07"))                                      // a term with a record
+	f.Add(idemEntry(rec, "\x06"+string(rec)+"\x02\x01k"))                  // two records
+	f.Add(idemEntry(rec, ""))                                              // nothing after the record
+	f.Add(idemEntry(idemRecordBytes("a b", testIdemHash, 1), "\x02\x01k")) // a key with a space
+	f.Add(idemEntry(idemRecordBytes("k1", testIdemHash, 0), "\x02\x01k"))  // at 0
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := DecodeEntry(b)
@@ -221,6 +231,15 @@ func FuzzDecodeEntry(f *testing.F) {
 		if again := AppendEntry(nil, e); !bytes.Equal(again, b) {
 			t.Fatalf("re-encoding %x gave %x", b, again)
 		}
+		idemLen, idemMuts := 0, 0 // the bytes and the mutation an idempotency record adds
+		if len(e.Idem.Key) > 0 {
+			if !e.Mutates() || ValidateIdemKey(e.Idem.Key) != nil || e.Idem.At == 0 {
+				t.Fatalf("decoded a bad idempotency record %+v on a %s from %x", e.Idem, e.Op, b)
+			}
+			idemLen, idemMuts = 1+IdemRecordLen(e.Idem), 1
+		} else if e.Idem.Key != nil || e.Idem.Hash != ([IdemHashSize]byte{}) || e.Idem.At != 0 {
+			t.Fatalf("decoded idempotency fields without a key from %x", b)
+		}
 		if e.Op == OpTxn {
 			if e.Key != nil || e.Value != nil || e.Checkpoint != (Checkpoint{}) {
 				t.Fatalf("txn decoded with a key, value or checkpoint: %x", b)
@@ -228,16 +247,17 @@ func FuzzDecodeEntry(f *testing.F) {
 			if err := ValidateTxn(e.Ops); err != nil {
 				t.Fatalf("decoded a txn that fails validation (%v): %x", err, b)
 			}
-			if TxnLen(e.Ops) != len(b) {
-				t.Fatalf("TxnLen = %d for an entry of %d bytes", TxnLen(e.Ops), len(b))
+			if TxnLen(e.Ops)+idemLen != len(b) {
+				t.Fatalf("TxnLen = %d (and %d bytes of idempotency record) for an entry of %d bytes", TxnLen(e.Ops),
+					idemLen, len(b))
 			}
 			for _, o := range e.Ops {
 				if o.Op == OpDelete && o.Value != nil {
 					t.Fatalf("txn delete decoded with a value: %x", b)
 				}
 			}
-			if muts := AppendMutations(nil, 7, e); len(muts) != len(e.Ops) {
-				t.Fatalf("%d mutations for %d operations", len(muts), len(e.Ops))
+			if muts := AppendMutations(nil, 7, e); len(muts) != len(e.Ops)+idemMuts {
+				t.Fatalf("%d mutations for %d operations and %d records", len(muts), len(e.Ops), idemMuts)
 			}
 			return
 		}
@@ -271,6 +291,9 @@ func FuzzDecodeEntry(f *testing.F) {
 		}
 		if e.Checkpoint != (Checkpoint{}) {
 			t.Fatalf("%s decoded with checkpoint fields", e.Op)
+		}
+		if muts := AppendMutations(nil, 7, e); len(muts) != 1+idemMuts {
+			t.Fatalf("%d mutations for a %s and %d records", len(muts), e.Op, idemMuts)
 		}
 	})
 }

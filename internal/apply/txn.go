@@ -102,14 +102,14 @@ func appendTxnOps(dst []byte, ops []TxnOp) []byte {
 	return dst
 }
 
-// decodeTxn decodes a whole transaction entry b (version and op already checked). It bounds the work before it
-// allocates: the entry's length, then the operation count against MaxTxnOps and against what the bytes can hold.
-func decodeTxn(b []byte) (Entry, error) {
-	if len(b) > MaxTxnLen {
+// decodeTxn decodes the body of a transaction entry (rest, after its version and op bytes). It bounds the work
+// before it allocates: the entry's length, then the operation count against MaxTxnOps and against what the bytes can
+// hold.
+func decodeTxn(rest []byte) (Entry, error) {
+	if n := 2 + len(rest); n > MaxTxnLen {
 		return Entry{}, fmt.Errorf("apply: decode entry: %w: txn entry of %d bytes, longer than %d", ErrTxnTooLarge,
-			len(b), MaxTxnLen)
+			n, MaxTxnLen)
 	}
-	rest := b[2:]
 	count, n, err := decodeLen(rest, "txn count")
 	if err != nil {
 		return Entry{}, err
