@@ -46,6 +46,11 @@ type Options struct {
 	// exceed the largest batch Apply is given. Open needs twice this much free (the reserve, and as much again), and
 	// a full store takes writes again once that much is free.
 	DiskReserveBytes int64
+	// IdemTTL is how long idempotency records are kept after their At: Apply deletes older ones as it goes (see
+	// sweepIdem). 0 keeps them forever.
+	IdemTTL time.Duration
+	// Now is the clock of the idempotency sweep; nil means time.Now.
+	Now func() time.Time
 	// noWALBytesPerSync turns the WAL's background writeback off (BenchmarkApplyStalls compares).
 	noWALBytesPerSync bool
 	// memTableBytes overrides memTableBytes (tests).
@@ -117,6 +122,14 @@ type DB struct {
 	batch   *pebble.Batch
 	seqBuf  [8]byte
 	markBuf [markRecordSize]byte
+	keyBuf  []byte
+	recBuf  []byte
+	// The idempotency sweep's state (see sweepIdem), guarded by writeMu too.
+	idemTTL     time.Duration
+	now         func() time.Time
+	idemSwept   time.Time
+	idemCursor  []byte
+	idemExpired uint64
 }
 
 // Open opens the store in dir, creating the directory and an empty store if missing, and loads the applied and
@@ -136,7 +149,11 @@ func Open(dir string, opts Options) (db *DB, err error) {
 	if err != nil {
 		return nil, wrapErr("open", err)
 	}
-	db = &DB{db: pdb, log: log, guard: g, gate: newGate(), batch: pdb.NewBatch(), views: make(map[*View]struct{})}
+	db = &DB{db: pdb, log: log, guard: g, gate: newGate(), batch: pdb.NewBatch(), views: make(map[*View]struct{}),
+		idemTTL: opts.IdemTTL, now: opts.Now}
+	if db.now == nil {
+		db.now = time.Now
+	}
 	applied, err := readSeq(pdb, keyApplied)
 	if err == nil {
 		db.applied.Store(applied)
@@ -426,7 +443,8 @@ func get(r reader, key []byte, withValue bool) ([]byte, uint64, error) {
 // Apply commits muts and the new applied sequence seq in one atomic pebble batch. The batch is not synced: the log
 // is the source of truth and recovery replays from applied+1, while pebble's WAL recovers a consistent prefix. muts
 // may touch the same key several times (the later one wins); an empty muts only advances the sequence. Each put
-// stores its Mutation.Version as the key's version. A non-zero mark, the apply.EntryMark of the entry at seq, is
+// stores its Mutation.Version as the key's version; a mutation with an idempotency record stores the record (see
+// Idem), and the batch also deletes expired records (Options.IdemTTL). A non-zero mark, the apply.EntryMark of the entry at seq, is
 // recorded in the same batch (see Mark); a zero mark keeps the previous one.
 //
 // seq < Applied() returns an error wrapping ErrSeqRegression and changes nothing. A full disk returns an error
@@ -450,8 +468,19 @@ func (db *DB) Apply(seq uint64, muts []apply.Mutation, mark apply.Mark) error {
 	}
 	b := db.batch
 	b.Reset()
+	if err := db.sweepIdem(b); err != nil {
+		return err
+	}
 	for i := range muts {
 		m := &muts[i]
+		if len(m.Idem.Key) > 0 {
+			db.keyBuf = idemKey(db.keyBuf[:0], m.Idem.Key)
+			db.recBuf = apply.AppendIdemRecord(db.recBuf[:0], m.Version, m.Idem)
+			if err := b.Set(db.keyBuf, db.recBuf, nil); err != nil {
+				return fmt.Errorf("store: apply: %w", err)
+			}
+			continue
+		}
 		if m.Delete {
 			op := b.DeleteDeferred(1 + len(m.Key))
 			op.Key[0] = prefixData

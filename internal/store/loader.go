@@ -46,9 +46,13 @@ type Loader struct {
 	last     []byte
 	haveLast bool
 	keys     uint64
-	kbuf     []byte
-	vbuf     []byte
-	finished bool
+	// lastIdem is the last idempotency record's key (see AddIdem), idem their count.
+	lastIdem     []byte
+	haveLastIdem bool
+	idem         uint64
+	kbuf         []byte
+	vbuf         []byte
+	finished     bool
 }
 
 // NewLoader removes dir if it exists and creates an empty store in it. Errors wrap ErrDiskFull (as for Open), the OS's
@@ -104,7 +108,7 @@ func (l *Loader) Add(key, value []byte, version uint64) error {
 	if l.db == nil {
 		return fmt.Errorf("store: loader add: %w", ErrClosed)
 	}
-	if l.haveLast && bytes.Compare(key, l.last) <= 0 {
+	if l.haveLast && bytes.Compare(key, l.last) <= 0 || l.haveLastIdem {
 		return fmt.Errorf("store: loader add: %w", ErrUnordered)
 	}
 	if err := apply.ValidateKey(key); err != nil {
@@ -134,6 +138,47 @@ func (l *Loader) Add(key, value []byte, version uint64) error {
 	if l.sstBytes >= l.sstTarget {
 		if err := l.ingestTable(); err != nil {
 			return wrapErr("loader add", err)
+		}
+	}
+	return nil
+}
+
+// AddIdem appends one idempotency record, the result of the write at seq. Records come after every Add, in strictly
+// increasing byte order of their keys (else an error wrapping ErrUnordered); the key must be valid
+// (apply.ValidateIdemKey). Errors are otherwise Add's.
+func (l *Loader) AddIdem(rec apply.Idem, seq uint64) error {
+	if l.db == nil {
+		return fmt.Errorf("store: loader add idempotency record: %w", ErrClosed)
+	}
+	if l.haveLastIdem && bytes.Compare(rec.Key, l.lastIdem) <= 0 {
+		return fmt.Errorf("store: loader add idempotency record: %w", ErrUnordered)
+	}
+	if err := apply.ValidateIdemKey(rec.Key); err != nil {
+		return fmt.Errorf("store: loader add idempotency record: %w", err)
+	}
+	if seq == 0 || rec.At == 0 {
+		return fmt.Errorf("store: loader add idempotency record: %w: seq %d, at %d", apply.ErrMalformed, seq, rec.At)
+	}
+	if l.w == nil {
+		if err := l.writable(); err != nil {
+			return wrapErr("loader add idempotency record", err)
+		}
+		if err := l.startTable(); err != nil {
+			return wrapErr("loader add idempotency record", err)
+		}
+	}
+	l.kbuf = idemKey(l.kbuf[:0], rec.Key)
+	l.vbuf = apply.AppendIdemRecord(l.vbuf[:0], seq, rec)
+	if err := l.w.Set(l.kbuf, l.vbuf); err != nil {
+		return wrapErr("loader add idempotency record", err)
+	}
+	l.lastIdem = append(l.lastIdem[:0], rec.Key...)
+	l.haveLastIdem = true
+	l.idem++
+	l.sstBytes += len(l.kbuf) + len(l.vbuf)
+	if l.sstBytes >= l.sstTarget {
+		if err := l.ingestTable(); err != nil {
+			return wrapErr("loader add idempotency record", err)
 		}
 	}
 	return nil
@@ -216,7 +261,7 @@ func (l *Loader) Finish(seq, snapshotSeq uint64, mark apply.Mark) error {
 		return wrapErr("loader finish", err)
 	}
 	l.finished = true
-	l.log.Info("restore loaded", zap.String("dir", l.dir), zap.Uint64("keys", l.keys),
+	l.log.Info("restore loaded", zap.String("dir", l.dir), zap.Uint64("keys", l.keys), zap.Uint64("idempotency_records", l.idem),
 		zap.Uint64("applied_seq", seq), zap.Uint64("snapshot_seq", snapshotSeq))
 	return nil
 }
