@@ -30,6 +30,17 @@ type MarkedSource interface {
 	EntryMark() (apply.Mark, bool)
 }
 
+// IdemSource is implemented by a Source that holds idempotency records (the store's *View does). IterateIdem calls
+// fn for every record in strictly increasing byte order of its key, with the log sequence of the write it belongs
+// to, and stops at fn's first error, returning it; rec.Key is only valid during the call. Create writes the records
+// after the keys (see Manifest.IdempotencyRecords).
+type IdemSource interface {
+	IterateIdem(fn func(rec apply.Idem, seq uint64) error) error
+}
+
+// logIdems is the structured log field of an idempotency record count (see log.go).
+const logIdems = "idempotency_records"
+
 // ctxCheckEvery is how many records Create encodes between checks of its context; paceEvery between looks at the
 // clock when paced.
 const (
@@ -42,8 +53,9 @@ var errUploadStopped = errors.New("snapshots: create: upload stopped")
 
 // Create streams src into <stream>/<seq>/data (encoder -> zstd -> SHA-256 + byte count -> Store.Put through an
 // io.Pipe; the encoding goroutine is owned here and joined before Create returns), computes the state digest and key
-// count on the way, then writes manifest.json last and returns it. Memory is bounded (zstd window and one upload
-// part). Create only reads src; the caller keeps owning (and closes) it.
+// count on the way, then writes manifest.json last and returns it. The data holds src's idempotency records too
+// when src is an IdemSource. Memory is bounded (zstd window and one upload part). Create only reads src; the caller
+// keeps owning (and closes) it.
 //
 // When a valid manifest for this seq already exists, Create returns it without writing anything: re-uploading would
 // replace data a follower may be downloading. The exception is a manifest whose entry mark differs from src's (see
@@ -115,15 +127,16 @@ func (r *Repo) CreateVouched(ctx context.Context, src Source, leader string, vou
 	}
 
 	m := Manifest{
-		Format:    ManifestFormat,
-		Stream:    r.stream,
-		Seq:       seq,
-		Keys:      res.keys,
-		Bytes:     res.bytes,
-		SHA256:    res.sha256,
-		Digest:    res.digest,
-		CreatedAt: time.Now().UTC(),
-		Leader:    leader,
+		Format:             ManifestFormat,
+		Stream:             r.stream,
+		Seq:                seq,
+		Keys:               res.keys,
+		IdempotencyRecords: res.idems,
+		Bytes:              res.bytes,
+		SHA256:             res.sha256,
+		Digest:             res.digest,
+		CreatedAt:          time.Now().UTC(),
+		Leader:             leader,
 	}
 	if hasMark {
 		m.EntryMark = hex.EncodeToString(mark[:])
@@ -145,14 +158,15 @@ func (r *Repo) CreateVouched(ctx context.Context, src Source, leader string, vou
 	if _, err := r.store.Put(ctx, manifestKey(r.stream, seq), bytes.NewReader(body)); err != nil {
 		return Manifest{}, fmt.Errorf("snapshots: create %d: manifest: %w", seq, err)
 	}
-	r.log.Info("created snapshot", zap.Uint64(logSeq, seq), zap.Uint64(logKeys, m.Keys), zap.Int64(logBytes, m.Bytes),
-		zap.Duration("took", time.Since(start)))
+	r.log.Info("created snapshot", zap.Uint64(logSeq, seq), zap.Uint64(logKeys, m.Keys),
+		zap.Uint64(logIdems, m.IdempotencyRecords), zap.Int64(logBytes, m.Bytes), zap.Duration("took", time.Since(start)))
 	return m, nil
 }
 
 // encodeResult is what the encoding goroutine hands back.
 type encodeResult struct {
 	keys   uint64
+	idems  uint64
 	bytes  int64
 	sha256 string
 	digest string
@@ -161,8 +175,8 @@ type encodeResult struct {
 	downstream bool
 }
 
-// encode runs src through the Encoder and zstd into w, hashing and counting the compressed bytes. cpuShare in (0, 1)
-// paces it (see Repo.WithCreateCPU).
+// encode runs src (its keys, then its idempotency records when it is an IdemSource) through the Encoder and zstd into
+// w, hashing and counting the compressed bytes. cpuShare in (0, 1) paces it (see Repo.WithCreateCPU).
 func encode(ctx context.Context, src Source, seq uint64, w io.Writer, cpuShare float64, zc *zstdCache) encodeResult {
 	pace := newPacer(cpuShare)
 	hw := &hashWriter{w: w, h: sha256.New(), pace: pace}
@@ -177,17 +191,22 @@ func encode(ctx context.Context, src Source, seq uint64, w io.Writer, cpuShare f
 		return encodeResult{err: err}
 	}
 	dig := apply.NewDigest()
-	pace.start()
-	err = src.Iterate(func(key, value []byte, version uint64) error {
-		if n := enc.Count(); n%paceEvery == 0 {
-			if n%ctxCheckEvery == 0 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-			}
-			if err := pace.tick(ctx); err != nil {
+	// tick checks the context and paces, before the nth record of a kind.
+	tick := func(n uint64) error {
+		if n%paceEvery != 0 {
+			return nil
+		}
+		if n%ctxCheckEvery == 0 {
+			if err := ctx.Err(); err != nil {
 				return err
 			}
+		}
+		return pace.tick(ctx)
+	}
+	pace.start()
+	err = src.Iterate(func(key, value []byte, version uint64) error {
+		if err := tick(enc.Count()); err != nil {
+			return err
 		}
 		if err := enc.Add(key, value, version); err != nil {
 			return err
@@ -195,6 +214,14 @@ func encode(ctx context.Context, src Source, seq uint64, w io.Writer, cpuShare f
 		dig.Add(key, value, version)
 		return nil
 	})
+	if is, ok := src.(IdemSource); ok && err == nil {
+		err = is.IterateIdem(func(rec apply.Idem, seq uint64) error {
+			if err := tick(enc.IdemCount()); err != nil {
+				return err
+			}
+			return enc.AddIdem(rec, seq)
+		})
+	}
 	if err == nil {
 		err = enc.Close()
 	}
@@ -208,7 +235,8 @@ func encode(ctx context.Context, src Source, seq uint64, w io.Writer, cpuShare f
 	if err != nil {
 		return encodeResult{err: err, downstream: hw.err != nil}
 	}
-	return encodeResult{keys: dig.Keys(), bytes: hw.n, sha256: hex.EncodeToString(hw.h.Sum(nil)), digest: dig.Sum()}
+	return encodeResult{keys: dig.Keys(), idems: enc.IdemCount(), bytes: hw.n, sha256: hex.EncodeToString(hw.h.Sum(nil)),
+		digest: dig.Sum()}
 }
 
 // hashWriter counts and hashes what passes through it, and remembers the first write error. The time its writes

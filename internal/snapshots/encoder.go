@@ -15,26 +15,32 @@ import (
 //
 //	magic "RKVSNAP1" | uvarint(format version = 1) | uvarint(seq)
 //	records:  0x01 uvarint(len key) key uvarint(len value) value uvarint(version)   (strictly increasing keys)
-//	trailer:  0x00 uvarint(count)
+//	idem:     0x02 uvarint(len idemkey) idemkey uvarint(seq) hash(32 bytes) uvarint(at)
+//	          (after the key records, strictly increasing idempotency keys)
+//	trailer:  0x00 uvarint(count of key records)
 //	EOF
 const (
 	dataMagic      = "RKVSNAP1"
 	dataFormat     = 1
 	tagRecord      = 0x01
+	tagIdem        = 0x02
 	tagTrailer     = 0x00
 	encoderBufSize = 64 << 10
 )
 
-// Encoder writes the plaintext of a v1 snapshot. It checks every record the way Decoder does, so whatever it
-// accepts decodes again. An Encoder is not safe for concurrent use.
+// Encoder writes the plaintext of a v1 snapshot: the key records (Add), then the idempotency records (AddIdem). It
+// checks every record the way Decoder does, so whatever it accepts decodes again. An Encoder is not safe for
+// concurrent use.
 type Encoder struct {
-	w       *bufio.Writer
-	seq     uint64
-	count   uint64
-	prevKey []byte
-	scratch []byte
-	closed  bool
-	err     error // sticky
+	w        *bufio.Writer
+	seq      uint64
+	count    uint64
+	idems    uint64
+	prevKey  []byte
+	prevIdem []byte
+	scratch  []byte
+	closed   bool
+	err      error // sticky
 }
 
 // NewEncoder writes the header for a snapshot at sequence seq (at least 1) to w. Nothing is flushed to w until
@@ -53,8 +59,9 @@ func NewEncoder(w io.Writer, seq uint64) (*Encoder, error) {
 	return e, nil
 }
 
-// Add appends one record. key must be a valid key (apply.ValidateKey) greater than the previous one, value at most
-// apply.MaxValueLen bytes, and 1 <= version <= seq. The first failure is returned by every later call.
+// Add appends one key record. key must be a valid key (apply.ValidateKey) greater than the previous one, value at
+// most apply.MaxValueLen bytes, and 1 <= version <= seq, and no idempotency record may have been added yet. The
+// first failure is returned by every later call.
 func (e *Encoder) Add(key, value []byte, version uint64) error {
 	if e.err != nil {
 		return e.err
@@ -62,7 +69,7 @@ func (e *Encoder) Add(key, value []byte, version uint64) error {
 	if e.closed {
 		return errors.New("snapshots: encode: add after close")
 	}
-	if err := checkRecord(e.seq, e.prevKey, e.count == 0, key, value, version); err != nil {
+	if err := checkRecord(e.seq, e.prevKey, e.count == 0, e.idems, key, value, version); err != nil {
 		e.err = fmt.Errorf("snapshots: encode: record %d: %w", e.count, err)
 		return e.err
 	}
@@ -83,8 +90,43 @@ func (e *Encoder) Add(key, value []byte, version uint64) error {
 	return nil
 }
 
-// checkRecord applies the format's rules for one record; the Encoder and the Decoder share it so that they agree.
-func checkRecord(seq uint64, prevKey []byte, first bool, key, value []byte, version uint64) error {
+// AddIdem appends one idempotency record, rec written at log sequence seq, after all key records. rec.Key must be
+// a valid idempotency key (apply.ValidateIdemKey) greater than the previous record's, 1 <= seq <= the snapshot's
+// seq, and rec.At at least 1. The first failure is returned by every later call.
+func (e *Encoder) AddIdem(rec apply.Idem, seq uint64) error {
+	if e.err != nil {
+		return e.err
+	}
+	if e.closed {
+		return errors.New("snapshots: encode: add after close")
+	}
+	if err := checkIdem(e.seq, e.prevIdem, e.idems == 0, rec, seq); err != nil {
+		e.err = fmt.Errorf("snapshots: encode: idempotency record %d: %w", e.idems, err)
+		return e.err
+	}
+	e.scratch = append(e.scratch[:0], tagIdem)
+	e.scratch = binary.AppendUvarint(e.scratch, uint64(len(rec.Key)))
+	e.write(e.scratch)
+	e.write(rec.Key)
+	e.scratch = binary.AppendUvarint(e.scratch[:0], seq)
+	e.write(e.scratch)
+	e.write(rec.Hash[:])
+	e.scratch = binary.AppendUvarint(e.scratch[:0], rec.At)
+	e.write(e.scratch)
+	if e.err != nil {
+		return e.err
+	}
+	e.prevIdem = append(e.prevIdem[:0], rec.Key...)
+	e.idems++
+	return nil
+}
+
+// checkRecord applies the format's rules for one key record, after idems idempotency records; the Encoder and the
+// Decoder share it so that they agree.
+func checkRecord(seq uint64, prevKey []byte, first bool, idems uint64, key, value []byte, version uint64) error {
+	if idems > 0 {
+		return errors.New("key record after an idempotency record")
+	}
 	if err := apply.ValidateKey(key); err != nil {
 		return err
 	}
@@ -100,6 +142,24 @@ func checkRecord(seq uint64, prevKey []byte, first bool, key, value []byte, vers
 	return nil
 }
 
+// checkIdem applies the format's rules for one idempotency record, written at log sequence recSeq; the Encoder and
+// the Decoder share it so that they agree.
+func checkIdem(seq uint64, prevKey []byte, first bool, rec apply.Idem, recSeq uint64) error {
+	if err := apply.ValidateIdemKey(rec.Key); err != nil {
+		return err
+	}
+	if recSeq == 0 || recSeq > seq {
+		return fmt.Errorf("seq %d outside [1, %d]", recSeq, seq)
+	}
+	if rec.At == 0 {
+		return errors.New("time 0")
+	}
+	if !first && bytes.Compare(rec.Key, prevKey) <= 0 {
+		return errors.New("idempotency keys not strictly increasing")
+	}
+	return nil
+}
+
 // write records the first write error.
 func (e *Encoder) write(b []byte) {
 	if e.err == nil {
@@ -109,10 +169,14 @@ func (e *Encoder) write(b []byte) {
 	}
 }
 
-// Count returns how many records were added.
+// Count returns how many key records were added.
 func (e *Encoder) Count() uint64 { return e.count }
 
-// Close writes the trailer and flushes to w. It does not close w. Calling Close again returns the same result.
+// IdemCount returns how many idempotency records were added.
+func (e *Encoder) IdemCount() uint64 { return e.idems }
+
+// Close writes the trailer (the count of key records) and flushes to w. It does not close w. Calling Close again
+// returns the same result.
 func (e *Encoder) Close() error {
 	if e.closed || e.err != nil {
 		return e.err

@@ -20,20 +20,7 @@ type record struct {
 // encodePlain encodes records at seq with the Encoder.
 func encodePlain(t testing.TB, seq uint64, recs []record) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	enc, err := NewEncoder(&buf, seq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range recs {
-		if err := enc.Add([]byte(r.key), []byte(r.value), r.version); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := enc.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return encodeFull(t, seq, recs, nil)
 }
 
 // decodeAll decodes b fully.

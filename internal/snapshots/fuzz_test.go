@@ -7,30 +7,49 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
+	"github.com/replikv/replikv/internal/apply"
 	"go.uber.org/zap"
 )
 
-// FuzzDecoder checks the Decoder never panics, only fails with ErrCorrupt on in-memory input, and that whatever it
-// accepts re-encodes to exactly the same bytes (the format is canonical).
+// FuzzDecoder checks the Decoder never panics, only fails with ErrCorrupt on in-memory input, that whatever it
+// accepts re-encodes to exactly the same bytes (the format is canonical), and that Next accepts exactly what
+// NextRecord does and returns its key records.
 func FuzzDecoder(f *testing.F) {
 	f.Add(rawPlain(5, rec("a", "1", 1), rec("b", "2", 5), trailer(2)))
 	f.Add(rawPlain(1, trailer(0)))
 	f.Add(rawPlain(300, rec("ab", "xyz", 300), trailer(1)))
 	f.Add(rawPlain(5, rec("b", "1", 1), rec("a", "2", 1), trailer(2)))
 	f.Add(rawPlain(5, []byte{tagRecord, 0x81, 0x00, 'a', 0x01, '1', 0x01}, trailer(1)))
+	h := testHash(0)
+	f.Add(rawPlain(5, rec("a", "1", 1), rawIdem("k1", 5, h, 1), rawIdem("k2", 1, h, 1700000000000), trailer(1)))
+	f.Add(rawPlain(5, rawIdem("k1", 5, h, 1), trailer(0)))
+	f.Add(rawPlain(5, rawIdem("k2", 5, h, 1), rawIdem("k1", 5, h, 1), trailer(0)))             // unordered
+	f.Add(rawPlain(5, rawIdem("k1", 5, h, 1), rec("a", "1", 1), trailer(1)))                   // key after idem
+	f.Add(rawPlain(5, rec("a", "1", 1), rawIdem("k1", 6, h, 1), trailer(1)))                   // seq above the snapshot's
+	f.Add(rawPlain(5, rawIdem("k 1", 5, h, 0), trailer(0)))                                    // bad key, at 0
+	f.Add(rawPlain(5, rawIdem(strings.Repeat("~", apply.MaxIdemKeyLen), 5, h, 1), trailer(0))) // longest key
 	f.Add([]byte("RKVSNAP1"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		seq, recs, err := decodeAll(b)
+		seq, recs, idems, err := decodeFull(b)
+		_, keysOnly, nextErr := decodeAll(b)
+		if (err == nil) != (nextErr == nil) {
+			t.Fatalf("NextRecord: %v, Next: %v", err, nextErr)
+		}
 		if err != nil {
-			if !errors.Is(err, ErrCorrupt) {
-				t.Fatalf("decode error %v does not wrap ErrCorrupt", err)
+			if !errors.Is(err, ErrCorrupt) || !errors.Is(nextErr, ErrCorrupt) {
+				t.Fatalf("decode errors %v, %v do not wrap ErrCorrupt", err, nextErr)
 			}
 			return
 		}
-		if again := encodePlain(t, seq, recs); !bytes.Equal(again, b) {
+		if !slices.Equal(keysOnly, recs) {
+			t.Fatalf("Next returned %d key records, NextRecord %d", len(keysOnly), len(recs))
+		}
+		if again := encodeFull(t, seq, recs, idems); !bytes.Equal(again, b) {
 			t.Fatalf("accepted input does not re-encode identically:\n in % x\nout % x", b, again)
 		}
 	})
@@ -48,6 +67,10 @@ func FuzzDecodeManifest(f *testing.F) {
 		`","created_at":"2026-01-02T03:04:05.999999999+07:00","leader":""}`))
 	f.Add([]byte(`{"format":1,"stream":"S","seq":1,"keys":0,"bytes":1,"sha256":"` + hexA + `","digest":"` + hexB +
 		`","created_at":"2026-01-02T03:04:05Z","leader":"l","entry_mark":"` + hexA[:32] + `","checkpoint_seq":2}`))
+	f.Add([]byte(`{"format":1,"stream":"S","seq":1,"keys":0,"idempotency_records":3,"bytes":1,"sha256":"` + hexA +
+		`","digest":"` + hexB + `","created_at":"2026-01-02T03:04:05Z","leader":"l"}`))
+	f.Add([]byte(`{"format":1,"stream":"S","seq":1,"keys":0,"idempotency_records":4097,"bytes":1,"sha256":"` + hexA +
+		`","digest":"` + hexB + `","created_at":"2026-01-02T03:04:05Z","leader":"l"}`))
 	f.Add([]byte(`{"format":2}`))
 	f.Add([]byte(`null`))
 	f.Add([]byte(`{}{}`))
@@ -92,6 +115,18 @@ func FuzzRestoreStream(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(buf.Bytes())
+	var withIdem bytes.Buffer
+	zw, err = newZstdWriter(&withIdem, true)
+	if err != nil {
+		f.Fatal(err)
+	}
+	if _, err := zw.Write(rawPlain(5, rec("a", "1", 1), rawIdem("k1", 5, testHash(0), 1), trailer(1))); err != nil {
+		f.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(withIdem.Bytes())
 	f.Add([]byte{0x28, 0xb5, 0x2f, 0xfd})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		vr := &verifyReader{r: bytes.NewReader(b), h: nopHash{}, limit: int64(len(b)), progress: func(int64, int64) {}}
@@ -108,7 +143,7 @@ func FuzzRestoreStream(f *testing.F) {
 			return
 		}
 		for {
-			_, _, _, err := dec.Next()
+			_, err := dec.NextRecord()
 			if errors.Is(err, io.EOF) {
 				return
 			}
@@ -162,6 +197,14 @@ func FuzzRepo_Restore(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(enc, data)
+	mi, err := r.Create(ctx, &idemSliceSource{sliceSource: &sliceSource{seq: 9, recs: []record{{"a", "1", 1}}},
+		idems: []idemRecord{{"k1", testHash(0), 1700000000000, 9}, {"k2", testHash(1), 1, 2}}}, "l")
+	if err != nil {
+		f.Fatal(err)
+	}
+	if enc, err := mi.encode(); err == nil {
+		f.Add(enc, readData(f, seed, mi))
+	}
 	huge := m
 	huge.Bytes = math.MaxInt64
 	if enc, err := huge.encode(); err == nil {
@@ -193,11 +236,32 @@ func FuzzRepo_Restore(f *testing.F) {
 		if _, err := s.Put(t.Context(), dataKey(m.Stream, m.Seq), bytes.NewReader(data)); err != nil {
 			t.Fatal(err)
 		}
-		err = NewRepo(s, m.Stream, zap.NewNop()).Restore(t.Context(), m, funcSink(func([]byte, []byte, uint64) error { return nil }), nil)
+		err = NewRepo(s, m.Stream, zap.NewNop()).Restore(t.Context(), m, nopIdemSink{}, nil)
 		if err != nil && !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("Restore: %v does not wrap ErrCorrupt", err)
 		}
 	})
+}
+
+// nopIdemSink is a Sink and an IdemSink that keeps nothing.
+type nopIdemSink struct{}
+
+func (nopIdemSink) Add([]byte, []byte, uint64) error { return nil }
+func (nopIdemSink) AddIdem(apply.Idem, uint64) error { return nil }
+
+// readData returns the data object of m.
+func readData(tb testing.TB, s Store, m Manifest) []byte {
+	tb.Helper()
+	rc, err := s.Get(tb.Context(), dataKey(m.Stream, m.Seq))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return data
 }
 
 // A manifest claiming math.MaxInt64 bytes is corrupt, and the restore's byte limit cannot overflow whatever the limit

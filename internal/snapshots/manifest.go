@@ -37,6 +37,9 @@ type Manifest struct {
 	Seq uint64 `json:"seq"`
 	// Keys is the number of live keys.
 	Keys uint64 `json:"keys"`
+	// IdempotencyRecords is the number of idempotency records the data holds after its keys (see IdemSource). It is
+	// omitted when 0: such a snapshot holds none.
+	IdempotencyRecords uint64 `json:"idempotency_records,omitempty"`
 	// Bytes is the size of the data object.
 	Bytes int64 `json:"bytes"`
 	// SHA256 is the lowercase hex SHA-256 of the data object.
@@ -71,8 +74,9 @@ func (m Manifest) Mark() (apply.Mark, bool) {
 }
 
 // DecodeManifest parses and checks manifest.json strictly: at most 64 KiB, one JSON object and nothing after it,
-// format 1, a valid stream name, seq > 0, bytes > 0, 64 lowercase hex digits for sha256 and digest, a created_at,
-// and, when present, an entry_mark of 32 lowercase hex digits and a checkpoint_seq after seq.
+// format 1, a valid stream name, seq > 0, bytes > 0, keys and idempotency_records within what bytes can hold, 64
+// lowercase hex digits for sha256 and digest, a created_at, and, when present, an entry_mark of 32 lowercase hex
+// digits and a checkpoint_seq after seq.
 // Unknown fields are ignored (they may be added without a format change). Any failure wraps ErrCorrupt.
 func DecodeManifest(b []byte) (Manifest, error) {
 	if len(b) > maxManifestSize {
@@ -104,8 +108,8 @@ func (m Manifest) encode() ([]byte, error) {
 // MaxSnapshotBytes is the largest data object a manifest may describe (16 TiB): a larger claim is corrupt.
 const MaxSnapshotBytes = 1 << 44
 
-// maxKeysPerByte bounds the key count a manifest may claim for its data size: zstd compresses a run of tiny
-// records far, but not beyond about a thousand records per byte.
+// maxKeysPerByte bounds the key count (and the idempotency record count) a manifest may claim for its data size:
+// zstd compresses a run of tiny records far, but not beyond about a thousand records per byte.
 const maxKeysPerByte = 1 << 12
 
 // validate checks the fields and their ranges, so that nothing derived from them can overflow; the error wraps
@@ -125,6 +129,8 @@ func (m Manifest) validate() error {
 		problem = fmt.Sprintf("seq %d beyond any log", m.Seq)
 	case m.Keys > uint64(m.Bytes)*maxKeysPerByte:
 		problem = fmt.Sprintf("keys %d in %d bytes", m.Keys, m.Bytes)
+	case m.IdempotencyRecords > uint64(m.Bytes)*maxKeysPerByte:
+		problem = fmt.Sprintf("idempotency_records %d in %d bytes", m.IdempotencyRecords, m.Bytes)
 	case !isHex64(m.SHA256):
 		problem = "sha256 is not 64 lowercase hex digits"
 	case !isHex64(m.Digest):

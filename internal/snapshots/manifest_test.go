@@ -43,6 +43,18 @@ func TestDecodeManifest(t *testing.T) {
 		}
 	}
 
+	// idempotency_records is omitted when 0, and has this name otherwise.
+	if _, ok := fields["idempotency_records"]; ok {
+		t.Errorf("manifest without idempotency records names the field: %s", valid)
+	}
+	withIdem := validManifest()
+	withIdem.IdempotencyRecords = 7
+	if b, err := withIdem.encode(); err != nil || !strings.Contains(string(b), `"idempotency_records": 7`) {
+		t.Errorf("manifest with 7 idempotency records encodes as %s (%v)", b, err)
+	} else if got, err := DecodeManifest(b); err != nil || got != withIdem {
+		t.Errorf("round trip = %+v, %v; want %+v", got, err, withIdem)
+	}
+
 	mutate := func(f func(m *Manifest)) []byte {
 		m := validManifest()
 		f(&m)
@@ -83,6 +95,10 @@ func TestDecodeManifest(t *testing.T) {
 		{"CheckpointSeqAtSeq", mutate(func(m *Manifest) { m.CheckpointSeq = m.Seq }), false},
 		{"CheckpointSeqBefore", mutate(func(m *Manifest) { m.CheckpointSeq = m.Seq - 1 }), false},
 		{"CheckpointSeqHuge", mutate(func(m *Manifest) { m.CheckpointSeq = 1 << 63 }), false},
+		{"IdempotencyRecords", mutate(func(m *Manifest) { m.IdempotencyRecords = 5 }), true},
+		{"IdempotencyRecordsAtBound", mutate(func(m *Manifest) { m.IdempotencyRecords = uint64(m.Bytes) * maxKeysPerByte }), true},
+		{"IdempotencyRecordsBeyondBytes", mutate(func(m *Manifest) { m.IdempotencyRecords = uint64(m.Bytes)*maxKeysPerByte + 1 }), false},
+		{"IdempotencyRecordsNegative", []byte(strings.Replace(string(valid), `"keys": 3`, `"keys": 3, "idempotency_records": -1`, 1)), false},
 		{"WrongType", []byte(strings.Replace(string(valid), `"seq": 42`, `"seq": "42"`, 1)), false},
 	}
 	for _, tt := range tests {

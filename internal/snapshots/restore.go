@@ -19,6 +19,14 @@ type Sink interface {
 	Add(key, value []byte, version uint64) error
 }
 
+// IdemSink is implemented by a Sink that takes the snapshot's idempotency records (the store's *Loader does).
+// Restore calls AddIdem after every Add call, for each record in strictly increasing byte order of its key, with the
+// log sequence of the write it belongs to; rec.Key is only valid during the call. Restore checks the records of a
+// Sink that is no IdemSink all the same, and skips them.
+type IdemSink interface {
+	AddIdem(rec apply.Idem, seq uint64) error
+}
+
 // progressEvery throttles Restore's progress callback.
 const progressEvery = 1 << 20
 
@@ -26,10 +34,12 @@ const progressEvery = 1 << 20
 // every MiB, and once with done == total at the end; progress may be nil). It runs on the caller's goroutine.
 //
 // It verifies, while streaming: header seq == m.Seq, records well-formed with strictly increasing keys, the trailer
-// count, byte count == m.Bytes, SHA-256 == m.SHA256, key count == m.Keys and state digest == m.Digest. Any mismatch
-// returns an error wrapping ErrCorrupt that says what. If the snapshot disappears while downloading (retention
-// deletes the manifest first, then the data) the error wraps ErrNotFound. A sink error is returned wrapped as it is.
-// The sink may have received entries before any error: the caller discards it.
+// count, byte count == m.Bytes, SHA-256 == m.SHA256, key count == m.Keys, state digest == m.Digest and idempotency
+// record count == m.IdempotencyRecords (0 when the manifest has none). Any mismatch returns an error wrapping
+// ErrCorrupt that says what. The idempotency records go to sink when it is an IdemSink, after all its Add calls. If
+// the snapshot disappears while downloading (retention deletes the manifest first, then the data) the error wraps
+// ErrNotFound. A sink error is returned wrapped as it is. The sink may have received entries before any error: the
+// caller discards it.
 func (r *Repo) Restore(ctx context.Context, m Manifest, sink Sink, progress func(done, total int64)) error {
 	if err := m.validate(); err != nil {
 		return fmt.Errorf("snapshots: restore: %w", err)
@@ -44,7 +54,8 @@ func (r *Repo) Restore(ctx context.Context, m Manifest, sink Sink, progress func
 	var se *sinkError
 	switch {
 	case err == nil:
-		r.log.Info("restored snapshot", zap.Uint64(logSeq, m.Seq), zap.Uint64(logKeys, m.Keys), zap.Int64(logBytes, m.Bytes))
+		r.log.Info("restored snapshot", zap.Uint64(logSeq, m.Seq), zap.Uint64(logKeys, m.Keys),
+			zap.Uint64(logIdems, m.IdempotencyRecords), zap.Int64(logBytes, m.Bytes))
 		return nil
 	case errors.As(err, &se):
 		return fmt.Errorf("snapshots: restore %d: sink: %w", m.Seq, se.err)
@@ -84,27 +95,39 @@ func (r *Repo) restore(ctx context.Context, m Manifest, sink Sink, progress func
 	if dec.Seq() != m.Seq {
 		return fmt.Errorf("%w: data header seq %d, manifest seq %d", ErrCorrupt, dec.Seq(), m.Seq)
 	}
+	idemSink, _ := sink.(IdemSink)
 	dig := apply.NewDigest()
 	for {
-		key, value, version, err := dec.Next()
+		rec, err := dec.NextRecord()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
 			return vr.classify(err)
 		}
-		if dec.Count()%ctxCheckEvery == 0 {
+		if (dec.Count()+dec.IdemCount())%ctxCheckEvery == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 		}
+		if rec.IsIdem() {
+			if dec.IdemCount() > m.IdempotencyRecords {
+				return fmt.Errorf("%w: more than the manifest's %d idempotency records", ErrCorrupt, m.IdempotencyRecords)
+			}
+			if idemSink != nil {
+				if err := idemSink.AddIdem(rec.Idem, rec.Version); err != nil {
+					return &sinkError{err: err}
+				}
+			}
+			continue
+		}
 		if dec.Count() > m.Keys {
 			return fmt.Errorf("%w: more than the manifest's %d keys", ErrCorrupt, m.Keys)
 		}
-		if err := sink.Add(key, value, version); err != nil {
+		if err := sink.Add(rec.Key, rec.Value, rec.Version); err != nil {
 			return &sinkError{err: err}
 		}
-		dig.Add(key, value, version)
+		dig.Add(rec.Key, rec.Value, rec.Version)
 	}
 	// zstd normally stops at the end of input already; anything left would be counted (and rejected) here.
 	if _, err := io.Copy(io.Discard, vr); err != nil {
@@ -119,6 +142,9 @@ func (r *Repo) restore(ctx context.Context, m Manifest, sink Sink, progress func
 		return fmt.Errorf("%w: %d keys, manifest says %d", ErrCorrupt, dig.Keys(), m.Keys)
 	case dig.Sum() != m.Digest:
 		return fmt.Errorf("%w: state digest %s, manifest says %s", ErrCorrupt, dig.Sum(), m.Digest)
+	case dec.IdemCount() != m.IdempotencyRecords:
+		return fmt.Errorf("%w: %d idempotency records, manifest says %d", ErrCorrupt, dec.IdemCount(),
+			m.IdempotencyRecords)
 	}
 	progress(vr.n, m.Bytes)
 	return nil
