@@ -38,6 +38,12 @@ const (
 	// headers to answering (W3C Server-Timing, "write;dur=<milliseconds>"): what the leader's own work and waits cost,
 	// without the network and the client.
 	HeaderServerTiming = "Server-Timing"
+	// HeaderIdempotencyKey is the request header of PUT, DELETE and POST /v1/txn that makes a retry safe: 1 to
+	// apply.MaxIdemKeyLen visible ASCII characters, chosen by the client, unique per write it means.
+	HeaderIdempotencyKey = "Idempotency-Key"
+	// HeaderIdempotentReplayed is "true" on the answer to a write whose Idempotency-Key an earlier request already
+	// wrote: the answer is that write's result, and nothing was written again.
+	HeaderIdempotentReplayed = "Idempotent-Replayed"
 )
 
 // Config is the handler's configuration. Node and exactly one write path (Writer on a leader, Redirector on a

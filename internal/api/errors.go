@@ -42,6 +42,9 @@ var (
 	// ErrLeaderAlive means another node held the leader lease for as long as a promotion waited. Answered 409
 	// leader_alive.
 	ErrLeaderAlive = errors.New("another leader holds the lease")
+	// ErrIdempotencyKeyReused means a write's Idempotency-Key was used before by a different request (another
+	// operation, key, value or precondition). Answered 422 idempotency_key_reused; nothing was written.
+	ErrIdempotencyKeyReused = errors.New("idempotency key reused by a different request")
 	// ErrNotFound is apply.ErrNotFound, re-exported so that View implementations can signal an absent key without
 	// importing apply. Answered 404 not_found.
 	ErrNotFound = apply.ErrNotFound
@@ -69,6 +72,7 @@ const (
 	CodeNotEligible        = "not_eligible"
 	CodeLeaderAlive        = "leader_alive"
 	CodeInternal           = "internal"
+	CodeIdempotencyReused  = "idempotency_key_reused"
 )
 
 // errorBody is the JSON shape of every error answer.
@@ -96,6 +100,9 @@ func (h *handler) writeFailure(w http.ResponseWriter, r *http.Request, op string
 		writeError(w, http.StatusPreconditionFailed, CodePreconditionFailed, "precondition failed")
 	case errors.Is(err, apply.ErrNotFound):
 		writeError(w, http.StatusNotFound, CodeNotFound, "key not found")
+	case errors.Is(err, ErrIdempotencyKeyReused):
+		writeError(w, http.StatusUnprocessableEntity, CodeIdempotencyReused,
+			"this Idempotency-Key was used by a different request (operation, key, value or preconditions); nothing was written")
 	case errors.Is(err, ErrNotLeader):
 		writeError(w, http.StatusServiceUnavailable, CodeNotLeader, "this node is not the leader (fenced, or another leader holds the lease)")
 	case errors.Is(err, ErrNoLeader):

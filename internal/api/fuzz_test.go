@@ -164,3 +164,25 @@ func validMethod(m string) bool {
 	}
 	return true
 }
+
+// FuzzParseIdemKey: an accepted Idempotency-Key is exactly the header's value and a valid key; a refused one is a
+// *requestError (400), never a panic.
+func FuzzParseIdemKey(f *testing.F) {
+	for _, s := range []string{"k-1", "", " ", "a b", "é", strings.Repeat("k", apply.MaxIdemKeyLen+1), "~!\x7f"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		h := http.Header{}
+		h.Set(HeaderIdempotencyKey, v)
+		k, err := parseIdemKey(h)
+		if err != nil {
+			if _, ok := errors.AsType[*requestError](err); !ok {
+				t.Fatalf("error %v is not a request error", err)
+			}
+			return
+		}
+		if string(k) != v || apply.ValidateIdemKey(k) != nil {
+			t.Fatalf("accepted %q as %q", v, k)
+		}
+	})
+}

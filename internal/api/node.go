@@ -120,13 +120,18 @@ type WriteRequest struct {
 	Key   []byte
 	Value []byte
 	Cond  apply.Cond
+	// IdemKey is the request's Idempotency-Key (valid, see apply.ValidateIdemKey), nil without one.
+	IdemKey []byte
 }
 
 // WriteResult is the outcome of a committed write. Version is the log sequence of the write. When SyncRequired
 // (the leader runs with --sync-followers K > 0), Replicated is the number of ready followers that confirmed it and
 // Confirmed whether that reached K before the sync timeout; the answer is then 202 when !Confirmed, else 200.
 type WriteResult struct {
-	Version      uint64
+	Version uint64
+	// Replayed says that an earlier request with the same Idempotency-Key made this write: Version is its result,
+	// and nothing was written again.
+	Replayed     bool
 	Replicated   int
 	SyncRequired bool
 	Confirmed    bool
@@ -136,9 +141,10 @@ type WriteResult struct {
 // locally) or has failed. Errors, compared with errors.Is: apply.ErrPrecondition (412), apply.ErrNotFound (404, delete
 // of an absent key), ErrNotLeader (503 not_leader: not committed), ErrUnavailable (503 unavailable: certainly not
 // committed, nothing was sent to the log), ErrOutcomeUnknown (503 outcome_unknown: sent to the log and not
-// confirmed, it may or may not be committed), ErrDiskFull (507 disk_full: not committed), ctx's deadline (504
-// outcome_unknown). ErrOutcomeUnknown is checked before ErrUnavailable, so an error may wrap both. A 412 or 404 is
-// decided only on state that reads can see. Safe for concurrent use.
+// confirmed, it may or may not be committed), ErrDiskFull (507 disk_full: not committed), ErrIdempotencyKeyReused
+// (422: the request's IdemKey belongs to another request), ctx's deadline (504 outcome_unknown). ErrOutcomeUnknown is checked before ErrUnavailable, so an error may wrap both. A 412 or 404 is
+// decided only on state that reads can see. With an IdemKey that an earlier, identical request of the retention
+// period wrote, Write returns that write's result (Replayed) and writes nothing. Safe for concurrent use.
 type Writer interface {
 	Write(ctx context.Context, req WriteRequest) (WriteResult, error)
 }
@@ -157,6 +163,8 @@ type TxnOp struct {
 // most apply.MaxTxnLen bytes (apply.TxnLen). The TxnWriter may retain the slices.
 type TxnRequest struct {
 	Ops []TxnOp
+	// IdemKey is the request's Idempotency-Key, as WriteRequest.IdemKey.
+	IdemKey []byte
 }
 
 // TxnWriter is the leader's transaction path. WriteTxn checks every operation's preconditions as the same single

@@ -62,6 +62,23 @@ func parseCond(h http.Header) (apply.Cond, error) {
 	return c, nil
 }
 
+// parseIdemKey reads Idempotency-Key: nil when absent; one value of 1 to apply.MaxIdemKeyLen visible ASCII
+// characters, else a *requestError.
+func parseIdemKey(h http.Header) ([]byte, error) {
+	vals := h.Values(HeaderIdempotencyKey)
+	switch {
+	case len(vals) == 0:
+		return nil, nil
+	case len(vals) > 1:
+		return nil, badRequest("several Idempotency-Key headers")
+	}
+	k := []byte(vals[0])
+	if err := apply.ValidateIdemKey(k); err != nil {
+		return nil, badRequest("Idempotency-Key must be 1 to %d visible ASCII characters", apply.MaxIdemKeyLen)
+	}
+	return k, nil
+}
+
 // parseVersionTag parses an If-Match value: a decimal version, optionally in double quotes.
 func parseVersionTag(s string) (uint64, error) {
 	s = strings.TrimSpace(s)

@@ -109,6 +109,11 @@ func writeTxnError(w http.ResponseWriter, e *txnError) {
 func (h *handler) serveTxn(w *responseWriter, r *http.Request) {
 	start := time.Now()
 	defer h.observeWrite(apply.OpTxn, w, start)
+	idemKey, err := parseIdemKey(r.Header)
+	if err != nil {
+		h.writeRequestError(w, err)
+		return
+	}
 	if !h.leads() {
 		h.redirect(w, r)
 		return
@@ -145,6 +150,7 @@ func (h *handler) serveTxn(w *responseWriter, r *http.Request) {
 		writeTxnError(w, terr)
 		return
 	}
+	req.IdemKey = idemKey
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.WriteTimeout)
 	defer cancel()
 	res, err := h.cfg.Txn.WriteTxn(ctx, req)
@@ -171,6 +177,7 @@ func (h *handler) serveTxn(w *responseWriter, r *http.Request) {
 			status = http.StatusAccepted
 		}
 	}
+	setReplayed(w, res)
 	w.Header().Set(HeaderServerTiming, serverTiming(time.Since(start)))
 	writeJSON(w, status, answer)
 }

@@ -51,6 +51,11 @@ func (h *handler) serveWrite(w *responseWriter, r *http.Request, op apply.Op, es
 		h.writeRequestError(w, err)
 		return
 	}
+	idemKey, err := parseIdemKey(r.Header)
+	if err != nil {
+		h.writeRequestError(w, err)
+		return
+	}
 	if !h.leads() {
 		h.redirect(w, r)
 		return
@@ -77,7 +82,7 @@ func (h *handler) serveWrite(w *responseWriter, r *http.Request, op apply.Op, es
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.WriteTimeout)
 	defer cancel()
-	res, err := h.cfg.Writer.Write(ctx, WriteRequest{Op: op, Key: key, Value: value, Cond: cond})
+	res, err := h.cfg.Writer.Write(ctx, WriteRequest{Op: op, Key: key, Value: value, Cond: cond, IdemKey: idemKey})
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrUnavailable) {
 			// The write may be in the log already: say so, as for a lost acknowledgement.
@@ -99,8 +104,16 @@ func (h *handler) serveWrite(w *responseWriter, r *http.Request, op apply.Op, es
 	if op == apply.OpPut {
 		w.Header().Set("ETag", etag(res.Version))
 	}
+	setReplayed(w, res)
 	w.Header().Set(HeaderServerTiming, serverTiming(time.Since(start)))
 	writeJSON(w, status, body)
+}
+
+// setReplayed marks the answer to a write an earlier request with the same Idempotency-Key made.
+func setReplayed(w http.ResponseWriter, res WriteResult) {
+	if res.Replayed {
+		w.Header().Set(HeaderIdempotentReplayed, "true")
+	}
 }
 
 // serverTiming formats the Server-Timing value of a write that took d inside the leader: "write;dur=<ms>", in

@@ -275,6 +275,15 @@ func TestHandler_Redirect(t *testing.T) {
 			status: http.StatusBadRequest, code: CodeInvalidKey},
 		{name: "BadPrecondition", method: http.MethodPut, target: "/v1/kv/a", headers: []string{"If-None-Match", "x"},
 			redir: fakeRedirector{url: "http://l:8080"}, status: http.StatusBadRequest, code: CodeInvalidRequest},
+		{name: "BadIdempotencyKey", method: http.MethodDelete, target: "/v1/kv/a",
+			headers: []string{HeaderIdempotencyKey, "a b"}, redir: fakeRedirector{url: "http://l:8080"},
+			status: http.StatusBadRequest, code: CodeInvalidRequest},
+		{name: "TxnBadIdempotencyKey", method: http.MethodPost, target: "/v1/txn",
+			headers: []string{HeaderIdempotencyKey, ""}, redir: fakeRedirector{url: "http://l:8080"},
+			status: http.StatusBadRequest, code: CodeInvalidRequest},
+		{name: "TxnIdempotencyKey", method: http.MethodPost, target: "/v1/txn",
+			headers: []string{HeaderIdempotencyKey, "k-1"}, redir: fakeRedirector{url: "http://l:8080"},
+			status: http.StatusTemporaryRedirect, location: "http://l:8080/v1/txn"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -302,5 +311,83 @@ func TestHandler_RedirectAbsoluteForm(t *testing.T) {
 	h.ServeHTTP(rec, r)
 	if got, want := rec.Header().Get("Location"), "http://l:8080/v1/kv/a%2Fb?q=1"; got != want {
 		t.Errorf("Location = %q, want %q", got, want)
+	}
+}
+
+// TestHandler_IdempotencyKey: the header reaches the Writer (PUT, DELETE) and the TxnWriter, a replayed write is
+// marked, a reused key is 422, and a malformed or repeated header is refused before anything is written.
+func TestHandler_IdempotencyKey(t *testing.T) {
+	tests := []struct {
+		name    string
+		method  string
+		target  string
+		body    string
+		headers []string
+		res     WriteResult
+		err     error
+		status  int
+		code    string
+		wantKey string // "" = the writer is not called
+	}{
+		{name: "Put", method: http.MethodPut, target: "/v1/kv/a", body: "v", headers: []string{HeaderIdempotencyKey, "k-1"},
+			res: WriteResult{Version: 7}, status: http.StatusOK, wantKey: "k-1"},
+		{name: "PutReplayed", method: http.MethodPut, target: "/v1/kv/a", body: "v",
+			headers: []string{HeaderIdempotencyKey, "k-1"}, res: WriteResult{Version: 7, Replayed: true},
+			status: http.StatusOK, wantKey: "k-1"},
+		{name: "Delete", method: http.MethodDelete, target: "/v1/kv/a", headers: []string{HeaderIdempotencyKey, "~!z"},
+			res: WriteResult{Version: 7, Replayed: true}, status: http.StatusOK, wantKey: "~!z"},
+		{name: "MaxLength", method: http.MethodPut, target: "/v1/kv/a", body: "v",
+			headers: []string{HeaderIdempotencyKey, strings.Repeat("k", apply.MaxIdemKeyLen)},
+			res:     WriteResult{Version: 7}, status: http.StatusOK, wantKey: strings.Repeat("k", apply.MaxIdemKeyLen)},
+		{name: "Txn", method: http.MethodPost, target: "/v1/txn", body: `{"ops":[{"op":"put","key":"a","value":"v"}]}`,
+			headers: []string{HeaderIdempotencyKey, "t-1"}, res: WriteResult{Version: 7, Replayed: true},
+			status: http.StatusOK, wantKey: "t-1"},
+		{name: "Reused", method: http.MethodPut, target: "/v1/kv/a", body: "v",
+			headers: []string{HeaderIdempotencyKey, "k-1"}, err: fmt.Errorf("x: %w", ErrIdempotencyKeyReused),
+			status: http.StatusUnprocessableEntity, code: CodeIdempotencyReused, wantKey: "k-1"},
+		{name: "TooLong", method: http.MethodPut, target: "/v1/kv/a", body: "v",
+			headers: []string{HeaderIdempotencyKey, strings.Repeat("k", apply.MaxIdemKeyLen+1)},
+			status:  http.StatusBadRequest, code: CodeInvalidRequest},
+		{name: "Empty", method: http.MethodPut, target: "/v1/kv/a", body: "v", headers: []string{HeaderIdempotencyKey, ""},
+			status: http.StatusBadRequest, code: CodeInvalidRequest},
+		{name: "NotASCII", method: http.MethodPut, target: "/v1/kv/a", body: "v",
+			headers: []string{HeaderIdempotencyKey, "cl\u00e9"}, status: http.StatusBadRequest, code: CodeInvalidRequest},
+		{name: "Twice", method: http.MethodPut, target: "/v1/kv/a", body: "v",
+			headers: []string{HeaderIdempotencyKey, "a", HeaderIdempotencyKey, "b"}, status: http.StatusBadRequest,
+			code: CodeInvalidRequest},
+		{name: "TxnTwice", method: http.MethodPost, target: "/v1/txn", body: `{"ops":[{"op":"put","key":"a","value":"v"}]}`,
+			headers: []string{HeaderIdempotencyKey, "a", HeaderIdempotencyKey, "b"}, status: http.StatusBadRequest,
+			code: CodeInvalidRequest},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := &fakeWriter{res: tc.res, err: tc.err}
+			tw := &fakeTxnWriter{res: tc.res, err: tc.err}
+			h := newLeader(t, newFakeNode(3), w, func(c *Config) { c.Txn = tw })
+			rec := do(h, tc.method, tc.target, strings.NewReader(tc.body), tc.headers...)
+			checkAnswer(t, rec, tc.status, tc.code)
+			var keys []string
+			for _, r := range w.calls() {
+				keys = append(keys, string(r.IdemKey))
+			}
+			tw.mu.Lock()
+			for _, r := range tw.reqs {
+				keys = append(keys, string(r.IdemKey))
+			}
+			tw.mu.Unlock()
+			switch {
+			case tc.wantKey == "" && len(keys) != 0:
+				t.Fatalf("a refused request reached the writer with %q", keys)
+			case tc.wantKey != "" && (len(keys) != 1 || keys[0] != tc.wantKey):
+				t.Fatalf("writer got idempotency keys %q, want [%q]", keys, tc.wantKey)
+			}
+			want := ""
+			if tc.res.Replayed && tc.err == nil {
+				want = "true"
+			}
+			if got := rec.Header().Get(HeaderIdempotentReplayed); got != want {
+				t.Errorf("%s = %q, want %q", HeaderIdempotentReplayed, got, want)
+			}
+		})
 	}
 }

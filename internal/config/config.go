@@ -133,6 +133,18 @@ type Duties struct {
 	// LeaseTTL is how long the leader lease lives without renewal (MinLeaseTTL..MaxLeaseTTL). The lease bucket is
 	// created with it; an existing bucket keeps its own TTL, and the leader goes by the shorter of the two.
 	LeaseTTL time.Duration
+	// IdempotencyTTL is how long the result of a write sent with an Idempotency-Key is kept for its retries
+	// (MinIdempotencyTTL..MaxIdempotencyTTL). Every node keeps the records, so that a later leader knows them.
+	IdempotencyTTL time.Duration
+}
+
+// WithDefaults returns d with the defaults of the flags' for the zero values that have no meaning of their own
+// (IdempotencyTTL), for configurations built in code rather than parsed.
+func (d Duties) WithDefaults() Duties {
+	if d.IdempotencyTTL == 0 {
+		d.IdempotencyTTL = DefaultIdempotencyTTL
+	}
+	return d
 }
 
 // Failover modes of a follower (--failover).
@@ -150,6 +162,8 @@ const (
 const (
 	DefaultReadyLag    = 100
 	DefaultCatchUpRate = 20000
+	// DefaultIdempotencyTTL is the default --idempotency-ttl.
+	DefaultIdempotencyTTL = 10 * time.Minute
 )
 
 // Follower is the follower's configuration.
@@ -473,6 +487,12 @@ const (
 	MaxLeaseTTL = 10 * time.Minute
 )
 
+// Bounds of --idempotency-ttl.
+const (
+	MinIdempotencyTTL = time.Second
+	MaxIdempotencyTTL = 7 * 24 * time.Hour
+)
+
 // ParseLeader parses the leader's flags and environment. Errors wrap ErrUsage (exit 2) or are ErrHelp (exit 0).
 func ParseLeader(args []string, getenv func(string) string, stderr io.Writer) (Leader, error) {
 	var c Leader
@@ -507,6 +527,7 @@ func (p *parser) duties(c *Duties, role string) {
 	fs.DurationVar(&c.SyncTimeout, "sync-timeout", 5*time.Second, "how long a write waits for --sync-followers")
 	fs.Func("catchup-mirror-tags", "comma-separated JetStream placement tags for the catch-up mirror when it is created (a cluster puts it on servers that have every tag); needs --catchup-mirror", tagsFlag(&c.CatchUpMirrorTags))
 	fs.DurationVar(&c.LeaseTTL, "lease-ttl", 10*time.Second, "how long the leader lease lives without renewal: another leader can take over this long after the leader last renewed it, and the leader stops answering reads a little before that")
+	fs.DurationVar(&c.IdempotencyTTL, "idempotency-ttl", DefaultIdempotencyTTL, "how long the result of a write sent with an Idempotency-Key is kept, so that a retry with the same key returns it instead of writing again; set it alike on every node")
 	fs.IntVar(&c.StreamReplicas, "stream-replicas", 1, "replicas of the stream when it is created (3 on a clustered JetStream)")
 	fs.Func("stream-tags", "comma-separated JetStream placement tags for the stream and the lease bucket when they are created (a cluster puts them on servers that have every tag)", tagsFlag(&c.StreamTags))
 	p.check(func() error {
@@ -548,6 +569,13 @@ func (p *parser) duties(c *Duties, role string) {
 	p.check(func() error {
 		if c.LeaseTTL < MinLeaseTTL || c.LeaseTTL > MaxLeaseTTL {
 			return fmt.Errorf("--lease-ttl: %v is not between %v and %v", c.LeaseTTL, MinLeaseTTL, MaxLeaseTTL)
+		}
+		return nil
+	})
+	p.check(func() error {
+		if c.IdempotencyTTL < MinIdempotencyTTL || c.IdempotencyTTL > MaxIdempotencyTTL {
+			return fmt.Errorf("--idempotency-ttl: %v is not between %v and %v", c.IdempotencyTTL, MinIdempotencyTTL,
+				MaxIdempotencyTTL)
 		}
 		return nil
 	})

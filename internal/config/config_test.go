@@ -84,7 +84,8 @@ func TestParseFollower_Duties(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Failover != FailoverManual || c.LeaseTTL != 10*time.Second || c.SnapshotKeep != 3 || c.SyncTimeout != 5*time.Second {
+	if c.Failover != FailoverManual || c.LeaseTTL != 10*time.Second || c.SnapshotKeep != 3 || c.SyncTimeout != 5*time.Second ||
+		c.IdempotencyTTL != DefaultIdempotencyTTL {
 		t.Fatalf("defaults: %+v", c)
 	}
 	c, err = ParseFollower([]string{"--failover", "auto", "--lease-ttl", "4s", "--sync-followers", "2",
@@ -145,6 +146,8 @@ func TestParse_Invalid(t *testing.T) {
 		{"Replicas", true, []string{"--stream-replicas", "7"}, nil, "--stream-replicas"},
 		{"LeaseTTLShort", true, []string{"--lease-ttl", "500ms"}, nil, "--lease-ttl"},
 		{"LeaseTTLLong", true, nil, map[string]string{"REPLIKV_LEASE_TTL": "1h"}, "--lease-ttl"},
+		{"IdempotencyTTLZero", true, []string{"--idempotency-ttl", "0"}, nil, "--idempotency-ttl"},
+		{"IdempotencyTTLLong", false, nil, map[string]string{"REPLIKV_IDEMPOTENCY_TTL": "200h"}, "--idempotency-ttl"},
 		{"AdvertiseURL", true, []string{"--advertise-url", "leader:8080"}, nil, "--advertise-url"},
 		{"FollowerAdvertiseURL", false, []string{"--advertise-url", "ftp://f1:8081"}, nil, "--advertise-url"},
 		{"AdvertiseURLCredentials", true, []string{"--advertise-url", "http://u:pw@leader:8080"}, nil, "--advertise-url"},

@@ -205,7 +205,7 @@ func (c *Client) send(ctx context.Context, req request, u *url.URL) (*response, 
 		}
 		// *url.Error holds the URL without its password; the token is in a header, never in an error.
 		if req.method != http.MethodGet && req.method != http.MethodHead && hr.Body != nil {
-			return nil, fmt.Errorf("ctl: %w: %w (the write may or may not have been committed: read the key back)",
+			return nil, fmt.Errorf("ctl: %w: %w (the write may or may not have been committed: read the key back, or retry with the same --idempotency-key)",
 				ErrUnreachable, err)
 		}
 		return nil, fmt.Errorf("ctl: %w: %w", ErrUnreachable, err)
@@ -239,7 +239,7 @@ func newAPIError(resp *response) *APIError {
 	case codeForbidden:
 		e.Hint = "this token allows reads only"
 	case codeOutcomeUnknown:
-		e.Hint = "read the key back before retrying"
+		e.Hint = "read the key back before retrying, or retry with the same --idempotency-key"
 	}
 	if isRedirect(resp.status) {
 		e.Message = "unexpected redirect to " + resp.header.Get("Location")

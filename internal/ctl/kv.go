@@ -111,12 +111,27 @@ func (a *app) getCmd() *cobra.Command {
 type writeFlags struct {
 	ifMatch  uint64
 	ifAbsent bool
+	idemKey  string
 }
 
 func (f *writeFlags) add(cmd *cobra.Command, absent bool) {
 	cmd.Flags().Uint64Var(&f.ifMatch, "if-match", 0, "only if the key's current version is this one (else exit 6)")
 	if absent {
 		cmd.Flags().BoolVar(&f.ifAbsent, "if-absent", false, "only if the key does not exist (else exit 6)")
+	}
+	addIdemFlag(cmd, &f.idemKey)
+}
+
+// addIdemFlag registers --idempotency-key, sent as the Idempotency-Key header.
+func addIdemFlag(cmd *cobra.Command, key *string) {
+	cmd.Flags().StringVar(key, "idempotency-key", "", "send the write with this Idempotency-Key: run again with the same key "+
+		"and input, it is applied at most once (its first answer is repeated)")
+}
+
+// setIdemKey sets the Idempotency-Key header when key is not empty.
+func setIdemKey(h http.Header, key string) {
+	if key != "" {
+		h.Set("Idempotency-Key", key)
 	}
 }
 
@@ -132,6 +147,7 @@ func (f *writeFlags) header(cmd *cobra.Command) (http.Header, error) {
 	if f.ifAbsent {
 		h.Set("If-None-Match", "*")
 	}
+	setIdemKey(h, f.idemKey)
 	return h, nil
 }
 
@@ -163,7 +179,7 @@ func (a *app) write(cmd *cobra.Command, method, key string, body []byte, hdr htt
 	if method == http.MethodDelete {
 		verb = "deleted"
 	}
-	fmt.Fprintf(a.io.Out, "%s %s version %d\n", verb, printable(res.Key), res.Version)
+	fmt.Fprintf(a.io.Out, "%s %s version %d%s\n", verb, printable(res.Key), res.Version, replayedNote(resp))
 	if resp.status == http.StatusAccepted && res.Replicated != nil {
 		fmt.Fprintf(a.io.Err, "warning: committed, but only %d follower(s) confirmed it within the leader's --sync-timeout\n",
 			*res.Replicated)
@@ -195,6 +211,14 @@ neither is given. At most 524288 bytes. Sent to the first --url; a follower redi
 	wf.add(cmd, true)
 	cmd.Flags().StringVarP(&file, "file", "f", "", "read the value from this file (- = stdin)")
 	return cmd
+}
+
+// replayedNote is what a write's line adds when the answer repeats an earlier write with the same Idempotency-Key.
+func replayedNote(resp *response) string {
+	if resp.header.Get("Idempotent-Replayed") == "true" {
+		return " (already written with this idempotency key; not written again)"
+	}
+	return ""
 }
 
 // value reads put's value from its sources.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/replikv/replikv/internal/api"
@@ -306,4 +307,39 @@ func TestRun_WriteOutcomeUnknown(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	wantCode(t, runCLI(t, nil, "", "--url", srv.URL, "put", "k", "v"), ExitError)
+}
+
+func TestRun_IdempotencyKey(t *testing.T) {
+	var got sync.Map // path -> Idempotency-Key
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Store(r.Method+" "+r.URL.Path, r.Header.Get("Idempotency-Key"))
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Idempotent-Replayed", "true")
+		if r.URL.Path == "/v1/txn" {
+			_, _ = w.Write([]byte(`{"version":7,"ops":1}`))
+			return
+		}
+		_, _ = w.Write([]byte(`{"key":"k","version":7}`))
+	}))
+	t.Cleanup(srv.Close)
+	for _, tc := range []struct {
+		args []string
+		req  string
+	}{
+		{[]string{"put", "k", "v", "--idempotency-key", "p-1"}, "PUT /v1/kv/k"},
+		{[]string{"del", "k", "--idempotency-key", "d-1"}, "DELETE /v1/kv/k"},
+		{[]string{"txn", "--idempotency-key", "t-1"}, "POST /v1/txn"},
+	} {
+		r := runCLI(t, nil, "put k v\n", append([]string{"--url", srv.URL}, tc.args...)...)
+		wantCode(t, r, ExitOK)
+		mustContain(t, "stdout", r.out, "version 7", "already written with this idempotency key")
+		if k, _ := got.Load(tc.req); k != tc.args[len(tc.args)-1] {
+			t.Errorf("%s sent Idempotency-Key %q, want %q", tc.req, k, tc.args[len(tc.args)-1])
+		}
+	}
+	// Without the flag no header is sent.
+	wantCode(t, runCLI(t, nil, "", "--url", srv.URL, "put", "k", "v"), ExitOK)
+	if k, _ := got.Load("PUT /v1/kv/k"); k != "" {
+		t.Errorf("put without --idempotency-key sent %q", k)
+	}
 }

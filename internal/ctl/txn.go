@@ -261,7 +261,7 @@ type txnOutput struct {
 }
 
 func (a *app) txnCmd() *cobra.Command {
-	var file string
+	var file, idemKey string
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "txn",
@@ -299,11 +299,13 @@ that does not exist; the error names the operation. Nothing is written then.`,
 				req.body = appendTxnBinary(nil, ops)
 				req.header.Set("Content-Type", contentTypeTxn)
 			}
+			setIdemKey(req.header, idemKey)
 			return a.txn(cmd, req, name, ops)
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "read the operations from this file (- = stdin, the default)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, `the input is the API's JSON body {"ops":[...]}, sent as is`)
+	addIdemFlag(cmd, &idemKey)
 	return cmd
 }
 
@@ -345,7 +347,7 @@ func (a *app) txn(cmd *cobra.Command, req request, name string, ops []txnOp) err
 	if a.jsonOut() {
 		return writeJSON(a.io.Out, txnOutput{TxnResult: res, Status: resp.status})
 	}
-	fmt.Fprintf(a.io.Out, "committed %d operation(s) at version %d\n", res.Ops, res.Version)
+	fmt.Fprintf(a.io.Out, "committed %d operation(s) at version %d%s\n", res.Ops, res.Version, replayedNote(resp))
 	if resp.status == http.StatusAccepted && res.Replicated != nil {
 		fmt.Fprintf(a.io.Err, "warning: committed, but only %d follower(s) confirmed it within the leader's --sync-timeout\n",
 			*res.Replicated)

@@ -188,9 +188,10 @@ type local struct {
 	restorer  *restorer
 }
 
-// openLocal creates the data dir, removes what a crash mid-restore left, opens the store and the snapshot repo. On
+// openLocal creates the data dir, removes what a crash mid-restore left, opens the store (keeping idempotency records
+// for idemTTL) and the snapshot repo. On
 // success the caller owns closing the store (holder.swap(nil)); on error nothing stays open.
-func (n *local) openLocal(c config.Common, log *zap.Logger, m *metrics.Metrics) error {
+func (n *local) openLocal(c config.Common, idemTTL time.Duration, log *zap.Logger, m *metrics.Metrics) error {
 	var err error
 	if n.dataDir, err = ensureDir(c.DataDir); err != nil {
 		return err
@@ -198,7 +199,7 @@ func (n *local) openLocal(c config.Common, log *zap.Logger, m *metrics.Metrics) 
 	if err := store.CleanStale(n.dataDir); err != nil {
 		return fmt.Errorf("node: clean data dir: %w", err)
 	}
-	n.storeOpts = store.Options{Logger: log,
+	n.storeOpts = store.Options{Logger: log, IdemTTL: idemTTL,
 		OnWriteStall: func(d time.Duration) { m.StoreWriteStalls.Observe(d.Seconds()) }}
 	if n.snapStore, n.repo, err = openSnapshots(c, log); err != nil {
 		return err

@@ -88,6 +88,7 @@ func newFollowerRole(cfg config.Follower, log *zap.Logger, m *metrics.Metrics, l
 // StartFollower starts a follower and returns once its HTTP API is listening; onboarding runs in the background and
 // is reported in Status. Close stops it.
 func StartFollower(ctx context.Context, cfg config.Follower, log *zap.Logger) (_ *Follower, err error) {
+	cfg.Duties = cfg.Duties.WithDefaults()
 	f := newFollowerRole(cfg, log, metrics.New("follower"), &local{}, nil, "")
 	log = f.log
 	var cleanup []func()
@@ -99,7 +100,7 @@ func StartFollower(ctx context.Context, cfg config.Follower, log *zap.Logger) (_
 		}
 	}()
 	f.state.set(stateStarting, nil)
-	if err := f.openLocal(cfg.Common, log, f.metrics); err != nil {
+	if err := f.openLocal(cfg.Common, cfg.IdempotencyTTL, log, f.metrics); err != nil {
 		return nil, err
 	}
 	cleanup = append(cleanup, func() { _ = f.holder.swap(nil) })

@@ -77,6 +77,7 @@ func RunLeader(ctx context.Context, cfg config.Leader, log *zap.Logger) error {
 // StartLeader starts a leader and returns once its HTTP API is listening; it comes up (stream, lease, recovery) in
 // the background, reporting its state in Status. Close stops it.
 func StartLeader(ctx context.Context, cfg config.Leader, log *zap.Logger) (_ *Leader, err error) {
+	cfg.Duties = cfg.Duties.WithDefaults()
 	l := &Leader{cfg: cfg, log: log, metrics: metrics.New("leader"), followers: newFollowerTable(), local: &local{}}
 	var cleanup []func()
 	defer func() {
@@ -115,7 +116,7 @@ func StartLeader(ctx context.Context, cfg config.Leader, log *zap.Logger) (_ *Le
 			zap.Duration("sync_interval", cfg.NATSSyncInterval), zap.Bool("auth", cfg.NATSUser != ""))
 	}
 
-	if err := l.openLocal(cfg.Common, log, l.metrics); err != nil {
+	if err := l.openLocal(cfg.Common, cfg.IdempotencyTTL, log, l.metrics); err != nil {
 		return nil, err
 	}
 	cleanup = append(cleanup, func() { _ = l.holder.swap(nil) })
@@ -366,6 +367,7 @@ func (l *Leader) term(ctx context.Context, lease *journal.Lease, advertise strin
 	pipe := newPipeline(l.log, l.jc, db, l.notify, &l.state, msgID, func(err error) {
 		l.state.set(stateDegraded, err)
 	})
+	pipe.idemTTL = l.cfg.IdempotencyTTL
 	pipe.start(ctx, db.Applied()+1)
 	l.pipeMu.Lock()
 	l.pipe = pipe
@@ -733,11 +735,24 @@ func (l *Leader) Write(ctx context.Context, req api.WriteRequest) (api.WriteResu
 	if err != nil {
 		return api.WriteResult{}, err
 	}
-	seq, err := p.submit(ctx, &writeReq{op: req.Op, key: req.Key, value: req.Value, cond: req.Cond})
-	if err != nil {
-		return api.WriteResult{}, err
+	r := &writeReq{op: req.Op, key: req.Key, value: req.Value, cond: req.Cond}
+	if req.IdemKey != nil {
+		entry := apply.AppendEntry(make([]byte, 0, len(req.Key)+len(req.Value)+16),
+			apply.Entry{Op: req.Op, Key: req.Key, Value: req.Value})
+		r.idem = newIdem(req.IdemKey, entry, []apply.Cond{req.Cond}, time.Now())
 	}
-	return l.confirmed(ctx, seq), nil
+	return l.commit(ctx, p, r)
+}
+
+// commit submits r to p and returns its result: with --sync-followers once followers confirmed it (see confirmed).
+func (l *Leader) commit(ctx context.Context, p *pipeline, r *writeReq) (api.WriteResult, error) {
+	res := p.submitWrite(ctx, r)
+	if res.err != nil {
+		return api.WriteResult{}, res.err
+	}
+	out := l.confirmed(ctx, res.seq)
+	out.Replayed = res.replayed
+	return out, nil
 }
 
 // WriteTxn implements api.TxnWriter: the transaction becomes one entry (its operations in key order), built here on
@@ -755,12 +770,18 @@ func (l *Leader) WriteTxn(ctx context.Context, req api.TxnRequest) (api.WriteRes
 	if err := apply.ValidateTxn(ops); err != nil {
 		return api.WriteResult{}, fmt.Errorf("node: txn: %w", err)
 	}
-	data := apply.AppendEntry(make([]byte, 0, apply.TxnLen(ops)), apply.Entry{Op: apply.OpTxn, Ops: ops})
-	seq, err := p.submit(ctx, &writeReq{op: apply.OpTxn, txn: req.Ops, data: data})
-	if err != nil {
-		return api.WriteResult{}, err
+	e := apply.Entry{Op: apply.OpTxn, Ops: ops}
+	r := &writeReq{op: apply.OpTxn, txn: req.Ops}
+	if req.IdemKey != nil {
+		conds := make([]apply.Cond, len(req.Ops))
+		for i, o := range req.Ops {
+			conds[i] = o.Cond
+		}
+		e.Idem = newIdem(req.IdemKey, apply.AppendEntry(make([]byte, 0, apply.TxnLen(ops)), e), conds, time.Now())
+		r.idem = e.Idem
 	}
-	return l.confirmed(ctx, seq), nil
+	r.data = apply.AppendEntry(make([]byte, 0, apply.TxnLen(ops)+apply.IdemRecordLen(e.Idem)+2), e)
+	return l.commit(ctx, p, r)
 }
 
 // confirmed is the result of a write committed at seq: with --sync-followers, once enough followers applied it or

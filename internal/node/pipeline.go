@@ -14,6 +14,7 @@ import (
 
 	"github.com/replikv/replikv/internal/api"
 	"github.com/replikv/replikv/internal/apply"
+	"github.com/replikv/replikv/internal/config"
 	"github.com/replikv/replikv/internal/journal"
 	"github.com/replikv/replikv/internal/store"
 )
@@ -51,6 +52,9 @@ type writeReq struct {
 	// sequence, so it depends on nothing the writer owns).
 	txn  []api.TxnOp
 	data []byte
+	// idem is the write's idempotency record when its client sent an Idempotency-Key (idem.Key not empty): the
+	// entry carries it, and a retry is answered with this write's result (see checkIdem).
+	idem apply.Idem
 	// view, for a checkpoint mark, receives a store view taken right after the mark is applied and before anything
 	// after it is: the state at exactly the mark's sequence.
 	view *viewSlot
@@ -110,6 +114,8 @@ func (s *viewSlot) abandon() {
 type writeResult struct {
 	seq uint64
 	err error
+	// replayed: seq is the result of an earlier write with the same idempotency key; nothing was written.
+	replayed bool
 }
 
 // pending is a published write waiting for its ack; or a barrier the writer uses to know the committer drained; or
@@ -124,6 +130,9 @@ type pending struct {
 	ack     *journal.Ack
 	barrier chan struct{}
 	reject  error
+	// replayOf is the sequence of an earlier write in flight with the same idempotency key as req: req is answered
+	// with its result once it is applied (see checkIdem).
+	replayOf uint64
 }
 
 // overlayEntry is the in-flight state of a key: the version (sequence) of its newest published write.
@@ -188,6 +197,14 @@ type pipeline struct {
 	prevID  string // Msg-Id of the previous entry of the current chain; "" at the start of a chain
 	overlay map[string]overlayEntry
 	fifo    []keySeq
+	// idemFlight maps the idempotency key of each write in flight to its sequence and request hash, until the store
+	// has applied it (and holds its record); idemFifo orders them for trimming.
+	idemFlight map[string]idemInFlight
+	idemFifo   []keySeq
+	// idemTTL is how long an idempotency record answers retries (--idempotency-ttl); now is the clock it is
+	// measured with.
+	idemTTL time.Duration
+	now     func() time.Time
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -197,11 +214,14 @@ func newPipeline(log *zap.Logger, jc *journal.Conn, db *store.DB, notify *seqNot
 	return &pipeline{
 		log: log.With(zap.String("component", "pipeline")), jc: jc, db: db, notify: notify, state: state,
 		msgID: msgID, onFence: onFence,
-		reqs:     make(chan *writeReq, 256),
-		inflight: make(chan *pending, maxInflight),
-		brokenCh: make(chan struct{}, 1),
-		overlay:  make(map[string]overlayEntry),
-		keys:     newKeySeqs(),
+		reqs:       make(chan *writeReq, 256),
+		inflight:   make(chan *pending, maxInflight),
+		brokenCh:   make(chan struct{}, 1),
+		overlay:    make(map[string]overlayEntry),
+		keys:       newKeySeqs(),
+		idemFlight: make(map[string]idemInFlight),
+		idemTTL:    config.DefaultIdempotencyTTL,
+		now:        time.Now,
 	}
 }
 
@@ -237,17 +257,23 @@ func (p *pipeline) stop() {
 // submit hands a write to the pipeline and waits for its outcome. When ctx ends before the pipeline took the write,
 // the error wraps ErrUnavailable (nothing was sent); after, only ctx's error (the outcome is unknown).
 func (p *pipeline) submit(ctx context.Context, r *writeReq) (uint64, error) {
+	res := p.submitWrite(ctx, r)
+	return res.seq, res.err
+}
+
+// submitWrite is submit returning the whole result (replayed).
+func (p *pipeline) submitWrite(ctx context.Context, r *writeReq) writeResult {
 	r.done = make(chan writeResult, 1)
 	select {
 	case p.reqs <- r:
 	case <-ctx.Done():
-		return 0, fmt.Errorf("node: write queue full: %w: %w", api.ErrUnavailable, ctx.Err())
+		return writeResult{err: fmt.Errorf("node: write queue full: %w: %w", api.ErrUnavailable, ctx.Err())}
 	}
 	select {
 	case res := <-r.done:
-		return res.seq, res.err
+		return res
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		return writeResult{err: ctx.Err()}
 	}
 }
 
@@ -335,6 +361,16 @@ func (p *pipeline) trimOverlay() {
 	if i > 0 {
 		p.fifo = append(p.fifo[:0], p.fifo[i:]...)
 	}
+	i = 0
+	for ; i < len(p.idemFifo) && p.idemFifo[i].seq <= applied; i++ {
+		ks := p.idemFifo[i]
+		if e, ok := p.idemFlight[ks.key]; ok && e.seq == ks.seq {
+			delete(p.idemFlight, ks.key)
+		}
+	}
+	if i > 0 {
+		p.idemFifo = append(p.idemFifo[:0], p.idemFifo[i:]...)
+	}
 }
 
 func (p *pipeline) handle(ctx context.Context, r *writeReq) {
@@ -348,6 +384,9 @@ func (p *pipeline) handle(ctx context.Context, r *writeReq) {
 	}
 	if !p.jc.Connected() {
 		r.done <- writeResult{err: fmt.Errorf("node: not connected to NATS: %w", api.ErrUnavailable)}
+		return
+	}
+	if len(r.idem.Key) > 0 && p.checkIdem(ctx, r) {
 		return
 	}
 	if r.op == apply.OpTxn {
@@ -374,8 +413,12 @@ func (p *pipeline) handle(ctx context.Context, r *writeReq) {
 		p.trimOverlay()
 	}
 	seq := p.next
-	data := apply.AppendEntry(make([]byte, 0, len(r.key)+len(r.value)+16),
-		apply.Entry{Op: r.op, Key: r.key, Value: r.value, Checkpoint: r.cp})
+	size := len(r.key) + len(r.value) + 16
+	if len(r.idem.Key) > 0 {
+		size += apply.IdemRecordLen(r.idem) + 1
+	}
+	data := apply.AppendEntry(make([]byte, 0, size),
+		apply.Entry{Op: r.op, Key: r.key, Value: r.value, Checkpoint: r.cp, Idem: r.idem})
 	id := p.msgID + strconv.FormatUint(seq, 10)
 	// Raised before the entry leaves: a follower may apply and serve it before the ack comes back.
 	p.published.Store(seq)
@@ -399,12 +442,58 @@ func (p *pipeline) handle(ctx context.Context, r *writeReq) {
 	if !checkpoint {
 		p.overlay[string(r.key)] = overlayEntry{seq: seq, deleted: r.op == apply.OpDelete}
 		p.fifo = append(p.fifo, keySeq{key: string(r.key), seq: seq})
+		p.trackIdem(r, seq)
 	}
 	select {
 	case p.inflight <- &pending{req: r, seq: seq, msgID: id, data: data, ack: ack}:
 	case <-ctx.Done():
 		r.done <- writeResult{err: fmt.Errorf("node: leader is stopping, the write was sent: %w", api.ErrOutcomeUnknown)}
 	}
+}
+
+// checkIdem answers r, a write with an idempotency key, when that key was used before within the retention period,
+// and reports whether it did: with the earlier write's result when the request is the same (its hash), at once when
+// the store holds its record and once it is applied when it is still in flight; with ErrIdempotencyKeyReused when
+// the request differs. The writer's own writes in flight are in idemFlight until the store holds their records, and
+// after a resync the store holds every record the log has, so no earlier write of the key is missed.
+func (p *pipeline) checkIdem(ctx context.Context, r *writeReq) bool {
+	p.trimOverlay()
+	if e, ok := p.idemFlight[string(r.idem.Key)]; ok {
+		if e.hash != r.idem.Hash {
+			r.done <- writeResult{err: errIdemReused}
+			return true
+		}
+		select {
+		case p.inflight <- &pending{req: r, replayOf: e.seq}:
+		case <-ctx.Done():
+			r.done <- writeResult{err: fmt.Errorf("node: leader is stopping: %w", api.ErrUnavailable)}
+		}
+		return true
+	}
+	seq, rec, found, err := p.db.Idem(r.idem.Key)
+	if err != nil {
+		r.done <- writeResult{err: fmt.Errorf("node: read idempotency record: %w", err)}
+		return true
+	}
+	if !found || idemExpired(rec, p.idemTTL, p.now()) {
+		return false
+	}
+	if rec.Hash != r.idem.Hash {
+		r.done <- writeResult{err: errIdemReused}
+		return true
+	}
+	r.done <- writeResult{seq: seq, replayed: true}
+	return true
+}
+
+// trackIdem records r's idempotency key, if any, as in flight at seq (r was just published).
+func (p *pipeline) trackIdem(r *writeReq, seq uint64) {
+	if len(r.idem.Key) == 0 {
+		return
+	}
+	k := string(r.idem.Key)
+	p.idemFlight[k] = idemInFlight{seq: seq, hash: r.idem.Hash}
+	p.idemFifo = append(p.idemFifo, keySeq{key: k, seq: seq})
 }
 
 // deferReject answers r with err (a failed precondition) once the committer has applied every write in flight now,
@@ -470,6 +559,7 @@ func (p *pipeline) handleTxn(ctx context.Context, r *writeReq) {
 		p.overlay[string(o.Key)] = overlayEntry{seq: seq, deleted: o.Op == apply.OpDelete}
 		p.fifo = append(p.fifo, keySeq{key: string(o.Key), seq: seq})
 	}
+	p.trackIdem(r, seq)
 	select {
 	case p.inflight <- &pending{req: r, seq: seq, msgID: id, data: r.data, ack: ack}:
 	case <-ctx.Done():
@@ -487,9 +577,13 @@ func (r *writeReq) appendMutations(dst []apply.Mutation, seq uint64) []apply.Mut
 		for _, o := range r.txn {
 			dst = append(dst, apply.ToMutation(seq, apply.Entry{Op: o.Op, Key: o.Key, Value: o.Value}))
 		}
-		return dst
+	default:
+		dst = append(dst, apply.ToMutation(seq, apply.Entry{Op: r.op, Key: r.key, Value: r.value}))
 	}
-	return append(dst, apply.ToMutation(seq, apply.Entry{Op: r.op, Key: r.key, Value: r.value}))
+	if len(r.idem.Key) > 0 {
+		dst = append(dst, apply.Mutation{Version: seq, Idem: r.idem})
+	}
+	return dst
 }
 
 // keyCount is how many keys r writes.
@@ -645,6 +739,8 @@ func (p *pipeline) resync(ctx context.Context) error {
 	clear(p.overlay)
 	p.keys.clear()
 	p.fifo = p.fifo[:0]
+	clear(p.idemFlight) // the store now holds the records of every write of theirs the log has
+	p.idemFifo = p.idemFifo[:0]
 	p.next = info.LastSeq + 1
 	p.prevID = "" // a new chain starts from the log's last sequence
 	p.lastAck.Store(info.LastSeq)
@@ -730,6 +826,18 @@ func (p *pipeline) runCommitter(ctx context.Context) {
 					"nothing was sent: %w", api.ErrUnavailable)}
 			default:
 				pd.req.done <- writeResult{err: pd.reject}
+			}
+		case pd.replayOf != 0:
+			flush()
+			switch {
+			case p.db.Applied() >= pd.replayOf:
+				// The write it repeats was applied: everything before this pending in the queue has been.
+				pd.req.done <- writeResult{seq: pd.replayOf, replayed: true}
+			case p.fenced.Load():
+				pd.req.done <- writeResult{err: p.fencedErr()}
+			default:
+				pd.req.done <- writeResult{err: fmt.Errorf("node: the earlier write with this idempotency key was not "+
+					"confirmed (it may or may not be committed): %w", api.ErrOutcomeUnknown)}
 			}
 		case failErr != nil:
 			pd.req.done <- writeResult{err: failErr}
@@ -841,6 +949,9 @@ func (p *pipeline) failQueued(cause error) {
 				close(pd.barrier)
 			case pd.reject != nil:
 				pd.req.done <- writeResult{err: fmt.Errorf("node: leader is stopping (%w): %w", cause, api.ErrUnavailable)}
+			case pd.replayOf != 0:
+				pd.req.done <- writeResult{err: fmt.Errorf("node: leader is stopping, the earlier write with this "+
+					"idempotency key was sent (%w): %w", cause, api.ErrOutcomeUnknown)}
 			default:
 				pd.req.done <- writeResult{err: fmt.Errorf("node: leader is stopping, the write was sent (%w): %w", cause,
 					api.ErrOutcomeUnknown)}
