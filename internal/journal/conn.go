@@ -104,7 +104,8 @@ func (cfg *Config) validate() error {
 	return nil
 }
 
-// stopper is anything a Conn owns and must stop when it closes (subscriptions, heartbeat listeners, leases).
+// stopper is anything a Conn owns and must stop when it closes (subscriptions, heartbeat and pressure listeners,
+// leases).
 type stopper interface{ stop() }
 
 // rebinder is a stopper that lives on the connection itself (a core NATS subscription, a consumer's iterator): after
@@ -309,9 +310,9 @@ func (c *Conn) Connected() bool { return c.conn().IsConnected() }
 // max_payload, 1 MiB unless configured. A larger publish fails without being sent. 0 before the first connect.
 func (c *Conn) MaxPayload() int64 { return c.conn().MaxPayload() }
 
-// Close stops every subscription, heartbeat listener and lease renewer started on c (leases are not deleted: they
-// expire after their TTL), waits for their goroutines, and closes the connection. Pending Ack.Wait calls return
-// ErrClosed. Idempotent.
+// Close stops every subscription, heartbeat and pressure listener and lease renewer started on c (leases are not
+// deleted: they expire after their TTL), waits for their goroutines, and closes the connection. Pending Ack.Wait calls
+// return ErrClosed. Idempotent.
 func (c *Conn) Close() {
 	c.closeOnce.Do(func() {
 		close(c.closed)

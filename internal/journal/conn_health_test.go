@@ -110,7 +110,7 @@ func toString(v any) string {
 
 // TestConn_Redial makes nats.go close the connection for good, which it still does for a server error it does not
 // know whatever the reconnect options: a subscription on "a.>.b" is refused with -ERR 'Invalid Subject'. The Conn
-// must dial a new connection and move its subscription, heartbeat listener and lease over to it.
+// must dial a new connection and move its subscription, heartbeat and pressure listeners and lease over to it.
 func TestConn_Redial(t *testing.T) {
 	e := startServer(t)
 	c := connectStream(t, e.ClientURL(), "REDIAL")
@@ -137,6 +137,17 @@ func TestConn_Redial(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(stopHB)
+	reports := make(chan Pressure, 64)
+	stopPressure, err := c.SubscribePressure(func(p Pressure) {
+		select {
+		case reports <- p:
+		default:
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stopPressure)
 	const ttl = time.Second
 	lease, err := c.AcquireLease(ctx, LeaderInfo{ID: "a", URL: "http://a"}, ttl)
 	if err != nil {
@@ -169,6 +180,19 @@ func TestConn_Redial(t *testing.T) {
 			}
 			select {
 			case <-hbs:
+				return true
+			default:
+				return false
+			}
+		})
+	})
+	t.Run("Pressure", func(t *testing.T) {
+		waitFor(t, 10*time.Second, "a pressure report on the new connection", func() bool {
+			if err := c.PublishPressure(Pressure{Epoch: 1, Window: 250 * time.Millisecond}); err != nil {
+				t.Fatalf("PublishPressure: %v", err)
+			}
+			select {
+			case <-reports:
 				return true
 			default:
 				return false

@@ -1,20 +1,12 @@
 package journal
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
-
-	"github.com/nats-io/nats.go"
-	"go.uber.org/zap"
 )
 
 // maxHeartbeatSize caps an encoded heartbeat; anything larger is rejected without parsing.
@@ -101,30 +93,15 @@ func EncodeHeartbeat(h Heartbeat) ([]byte, error) {
 	if err := h.validate(); err != nil {
 		return nil, fmt.Errorf("journal: encode heartbeat: %w", err)
 	}
-	b, err := json.Marshal(h)
-	if err != nil {
-		return nil, fmt.Errorf("journal: encode heartbeat: %w: %w", ErrMalformed, err)
-	}
-	if len(b) > maxHeartbeatSize {
-		return nil, fmt.Errorf("journal: encode heartbeat: %w: %d bytes", ErrMalformed, len(b))
-	}
-	return b, nil
+	return encodeJSON(h, maxHeartbeatSize, "heartbeat")
 }
 
 // DecodeHeartbeat parses one heartbeat strictly: at most 4 KiB, a single JSON object with no unknown fields and
 // nothing after it, an id ValidateNodeID accepts, a known state. Every failure wraps ErrMalformed.
 func DecodeHeartbeat(b []byte) (Heartbeat, error) {
-	if len(b) > maxHeartbeatSize {
-		return Heartbeat{}, fmt.Errorf("journal: decode heartbeat: %w: %d bytes", ErrMalformed, len(b))
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	var h Heartbeat
-	if err := dec.Decode(&h); err != nil {
-		return Heartbeat{}, fmt.Errorf("journal: decode heartbeat: %w: %w", ErrMalformed, err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return Heartbeat{}, fmt.Errorf("journal: decode heartbeat: %w: trailing data", ErrMalformed)
+	h, err := decodeJSON[Heartbeat](b, maxHeartbeatSize, "heartbeat")
+	if err != nil {
+		return Heartbeat{}, err
 	}
 	if err := h.validate(); err != nil {
 		return Heartbeat{}, fmt.Errorf("journal: decode heartbeat: %w", err)
@@ -146,17 +123,6 @@ func (c *Conn) PublishHeartbeat(h Heartbeat) error {
 	return nil
 }
 
-// heartbeatSub delivers heartbeats to a callback until stopped.
-type heartbeatSub struct {
-	c      *Conn
-	handle nats.MsgHandler
-
-	mu      sync.RWMutex // held for reading while fn runs, so stop can wait for it; guards sub and stopped
-	sub     *nats.Subscription
-	stopped bool
-	once    sync.Once
-}
-
 // SubscribeHeartbeats calls fn for each valid heartbeat on replikv.<stream>.heartbeat; malformed ones are dropped,
 // logged at debug level and passed to Config.OnMalformedHeartbeat. fn runs on one goroutine at a time, must not
 // block for long and must not call stop. stop unsubscribes and waits for a running fn (or OnMalformedHeartbeat);
@@ -164,69 +130,6 @@ type heartbeatSub struct {
 // reconnections, and moves to the new connection when the Conn replaces one (see Health.Redials). Errors:
 // ErrUnavailable, ErrClosed.
 func (c *Conn) SubscribeHeartbeats(fn func(Heartbeat)) (stop func(), err error) {
-	if c.isClosed() {
-		return nil, fmt.Errorf("journal: subscribe heartbeats: %w", ErrClosed)
-	}
-	hs := &heartbeatSub{c: c}
-	hs.handle = func(m *nats.Msg) {
-		h, err := DecodeHeartbeat(m.Data)
-		if err != nil {
-			c.log.Debug("dropped malformed heartbeat", zap.Int("bytes", len(m.Data)), zap.Error(err))
-			if c.onMalformedHeartbeat != nil {
-				hs.mu.RLock()
-				defer hs.mu.RUnlock()
-				if !hs.stopped {
-					c.onMalformedHeartbeat(err)
-				}
-			}
-			return
-		}
-		hs.mu.RLock()
-		defer hs.mu.RUnlock()
-		if !hs.stopped {
-			fn(h)
-		}
-	}
-	sub, err := c.conn().Subscribe(c.hbSubject, hs.handle)
-	if err != nil {
-		return nil, wrapErr("subscribe heartbeats", err)
-	}
-	hs.sub = sub
-	if err := c.track(hs); err != nil {
-		_ = sub.Unsubscribe()
-		return nil, fmt.Errorf("journal: subscribe heartbeats: %w", err)
-	}
-	return func() {
-		hs.stop()
-		c.untrack(hs)
-	}, nil
-}
-
-func (hs *heartbeatSub) stop() {
-	hs.once.Do(func() {
-		hs.mu.Lock()
-		hs.stopped = true
-		sub := hs.sub
-		hs.mu.Unlock()
-		if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-			hs.c.log.Debug("unsubscribe heartbeats", zap.Error(err))
-		}
-	})
-}
-
-// rebind subscribes again on the Conn's current connection, which replaced the one hs.sub was made on.
-func (hs *heartbeatSub) rebind() {
-	hs.mu.Lock()
-	defer hs.mu.Unlock()
-	if hs.stopped {
-		return
-	}
-	sub, err := hs.c.conn().Subscribe(hs.c.hbSubject, hs.handle)
-	if err != nil {
-		// The new connection closed at once too: the next replacement rebinds again.
-		hs.c.log.Warn("heartbeat subscription not moved to the new nats connection", zap.Error(err))
-		return
-	}
-	_ = hs.sub.Unsubscribe() // the old connection is closed: this only releases it
-	hs.sub = sub
+	return subscribeCore(c, "subscribe heartbeats", c.hbSubject, "heartbeats", "heartbeat", DecodeHeartbeat, fn,
+		c.onMalformedHeartbeat)
 }

@@ -46,6 +46,9 @@ func logSubject(stream string) string { return "replikv." + stream + ".log" }
 // heartbeatSubject is the core NATS subject follower heartbeats of stream are published on.
 func heartbeatSubject(stream string) string { return "replikv." + stream + ".heartbeat" }
 
+// pressureSubject is the core NATS subject the leader's pressure reports of stream are published on.
+func pressureSubject(stream string) string { return "replikv." + stream + ".pressure" }
+
 // leaseBucket is the KV bucket holding the leader lease of stream.
 func leaseBucket(stream string) string { return stream + "_leader" }
 

@@ -44,13 +44,15 @@ func consumerSubjects(stream string) []string {
 // create, check, update (its duplicate window) and purge (compaction) the log stream, and read it (recovery and
 // resynchronisation replay it with ordered consumers; checkpoints and marks read single entries); create, read and
 // write the lease bucket <stream>_leader (its key "leader"), after the account information that creating a bucket
-// asks for; create, check, purge and delete the catch-up mirror <stream>_catchup; receive replies and follower
-// heartbeats. It may not publish heartbeats, touch any other stream or bucket, or write anything else.
+// asks for; create, check, purge and delete the catch-up mirror <stream>_catchup; publish its pressure reports;
+// receive replies, follower heartbeats and pressure reports (another leader's, while this one follows it). It may not
+// publish heartbeats, touch any other stream or bucket, or write anything else.
 func LeaderPermissions(stream string) Permissions {
 	bucket := leaseBucket(stream)
 	kv, mirror := kvStream(bucket), mirrorName(stream)
 	pub := []string{
 		logSubject(stream),
+		pressureSubject(stream),
 		"$KV." + bucket + "." + leaseKey,
 		jsAPI + "INFO",
 		jsAPI + "STREAM.CREATE." + stream,
@@ -70,15 +72,16 @@ func LeaderPermissions(stream string) Permissions {
 		jsAPI+"STREAM.PURGE."+mirror,
 		jsAPI+"STREAM.DELETE."+mirror,
 	)
-	return Permissions{Publish: pub, Subscribe: []string{inboxSubjects, heartbeatSubject(stream)}}
+	return Permissions{Publish: pub, Subscribe: []string{inboxSubjects, heartbeatSubject(stream), pressureSubject(stream)}}
 }
 
 // FollowerPermissions is what a follower's NATS user needs for the log stream named stream, and no more: read the
 // log (stream information, single entries, ordered consumers) and its catch-up mirror (stream information, ordered
 // consumers), read the lease (to find the leader that writes are redirected to), publish heartbeats, receive
-// replies. It cannot publish to the log, write the lease, create, change, purge or delete any stream, or receive
-// other followers' heartbeats. Heartbeats are not signed: a holder of these credentials can still send one in
-// another follower's name (see docs/security.md).
+// replies and the leader's pressure reports (which pace catching up). It cannot publish to the log, write the lease,
+// create, change, purge or delete any stream, publish pressure reports, or receive other followers' heartbeats.
+// Heartbeats are not signed: a holder of these credentials can still send one in another follower's name (see
+// docs/security.md).
 func FollowerPermissions(stream string) Permissions {
 	bucket := leaseBucket(stream)
 	kv, mirror := kvStream(bucket), mirrorName(stream)
@@ -94,7 +97,7 @@ func FollowerPermissions(stream string) Permissions {
 		jsAPI+"STREAM.INFO."+kv,
 		jsAPI+"DIRECT.GET."+kv+".$KV."+bucket+"."+leaseKey,
 	)
-	return Permissions{Publish: pub, Subscribe: []string{inboxSubjects}}
+	return Permissions{Publish: pub, Subscribe: []string{inboxSubjects, pressureSubject(stream)}}
 }
 
 // User is a NATS user of the embedded server: a name, a password and what it may do.

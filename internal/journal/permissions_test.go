@@ -378,6 +378,30 @@ func checkAuth(t *testing.T, url, stream string, inProcess *Embedded) {
 		t.Fatal("the leader received no heartbeat")
 	}
 
+	// The leader's pressure reports reach a follower.
+	reports := make(chan Pressure, 16)
+	stopPressure, err := fc.SubscribePressure(func(p Pressure) { reports <- p })
+	if err != nil {
+		t.Fatalf("follower: SubscribePressure: %v", err)
+	}
+	defer stopPressure()
+	if err := fc.conn().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	sent := Pressure{Epoch: lease.Epoch(), Writes: n, P99: 3 * time.Millisecond, Window: 250 * time.Millisecond,
+		SentAt: time.Now()}
+	if err := lc.PublishPressure(sent); err != nil {
+		t.Fatalf("leader: PublishPressure: %v", err)
+	}
+	select {
+	case p := <-reports:
+		if !pressureEqual(p, sent) {
+			t.Fatalf("follower received %+v, want %+v", p, sent)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the follower received no pressure report")
+	}
+
 	t.Run("FollowerCannotWrite", func(t *testing.T) { checkFollowerDenied(t, url, lc, stream, n) })
 
 	// The leader compacts the log and its mirror, gives up the lease and removes the mirror.
@@ -424,8 +448,8 @@ func readAll(t *testing.T, c *Conn, n uint64, opts ...SubscribeOption) {
 }
 
 // checkFollowerDenied checks that the follower's credentials can write nothing: not the log, not the lease, no
-// stream, no consumer of another stream, and that they cannot listen to other followers' heartbeats. The log
-// (whose leader connection is lc) holds n entries.
+// stream, no consumer of another stream, no pressure report in the leader's name, and that they cannot listen to
+// other followers' heartbeats. The log (whose leader connection is lc) holds n entries.
 func checkFollowerDenied(t *testing.T, url string, lc *Conn, stream string, n uint64) {
 	var mu sync.Mutex
 	var violations []string
@@ -445,6 +469,7 @@ func checkFollowerDenied(t *testing.T, url string, lc *Conn, stream string, n ui
 	kv, mirror := kvStream(bucket), mirrorName(stream)
 	denied := []struct{ subject, body string }{
 		{logSubject(stream), "forged entry"},
+		{pressureSubject(stream), `{"epoch":1,"writes":1000000,"p99_us":3600000000,"window_ms":1}`},
 		{"$KV." + bucket + "." + leaseKey, `{"id":"rogue","url":"http://rogue"}`},
 		{jsAPI + "STREAM.CREATE." + stream + "2", `{"name":"` + stream + `2","subjects":["x.>"]}`},
 		{jsAPI + "STREAM.UPDATE." + stream, `{"name":"` + stream + `","subjects":["replikv.` + stream + `.>"]}`},
