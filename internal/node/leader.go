@@ -341,7 +341,9 @@ func (l *Leader) term(ctx context.Context, lease *journal.Lease, advertise strin
 		return lostDuringSetup()
 	}
 
-	if err := retry(sctx, 200*time.Millisecond, 5*time.Second, func() error { return l.recover(sctx) },
+	var behind behindWatch
+	if err := retry(sctx, 200*time.Millisecond, 5*time.Second,
+		func() error { return behind.escalate(l.recover(sctx), time.Now()) },
 		func(err error, next time.Duration) {
 			state := stateStarting
 			if errors.Is(err, errDiverged) || errors.Is(err, errBadEntry) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/replikv/replikv/internal/apply"
 	"github.com/replikv/replikv/internal/journal"
@@ -79,13 +80,44 @@ func snapshotFitsLog(ctx context.Context, jc *journal.Conn, m snapshots.Manifest
 	return nil
 }
 
+// errLogBehind means the log ends before the store's applied sequence. A JetStream cluster can answer so for a moment
+// after it elected a new stream leader, which has every entry the old one acknowledged but may not have applied them
+// all yet; it is divergence (errDiverged) only when it lasts logBehindGrace (see behindWatch).
+var errLogBehind = errors.New("the replication log ends before the local store")
+
+// logBehindGrace is how long the log may end before the store's applied sequence before the store is taken to hold
+// entries the log lost.
+const logBehindGrace = 10 * time.Second
+
+// behindWatch turns an errLogBehind that lasted logBehindGrace into errDiverged. The zero value is ready; it is used
+// by one goroutine.
+type behindWatch struct{ since time.Time }
+
+// escalate returns err, or errDiverged wrapping it once errLogBehind was returned for logBehindGrace without another
+// outcome in between.
+func (w *behindWatch) escalate(err error, now time.Time) error {
+	if !errors.Is(err, errLogBehind) {
+		w.since = time.Time{}
+		return err
+	}
+	if w.since.IsZero() {
+		w.since = now
+	}
+	if now.Sub(w.since) < logBehindGrace {
+		return err
+	}
+	return fmt.Errorf("%w for %v (was the log reset, or did JetStream lose acknowledged writes without fsync?): %w; "+
+		"refusing to write", errDiverged, logBehindGrace, err)
+}
+
 // storeFitsLog is a leader's check before it replays the log onto its store and publishes after it: an error wrapping
-// errDiverged when the store is ahead of the log or was not written from it (verifyMark), the journal's error when
-// the log could not be read, nil otherwise.
+// errLogBehind when the store is ahead of the log (the caller's behindWatch decides when that is divergence),
+// errDiverged when the store was not written from the log (verifyMark), the journal's error when the log could not
+// be read, nil otherwise.
 func storeFitsLog(ctx context.Context, jc *journal.Conn, db *store.DB, info journal.Info, log *zap.Logger) error {
 	if applied := db.Applied(); applied > info.LastSeq {
-		return fmt.Errorf("%w: store applied seq %d, log last seq %d (was the log reset, or did JetStream lose acknowledged writes without fsync?); refusing to write",
-			errDiverged, applied, info.LastSeq)
+		return fmt.Errorf("%w: store applied seq %d, log last seq %d; waiting up to %v for the log to reach it",
+			errLogBehind, applied, info.LastSeq, logBehindGrace)
 	}
 	if err := verifyMark(ctx, jc, db, log); errors.Is(err, errNotTheLog) {
 		return fmt.Errorf("%w: %w (was the log deleted and recreated?); refusing to write", errDiverged, err)

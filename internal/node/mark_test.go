@@ -147,7 +147,8 @@ func TestLeader_RefusesStoreFromAnotherLog(t *testing.T) {
 			journaltest.DeleteLog(t, natsURL, "REPLIKV")
 			writeHistory(t, natsURL, t.TempDir(), t.TempDir(), "new", tc.newKeys)
 			l := startLeader(t, oldData, oldSnaps, "--nats-url", natsURL)
-			st := waitState(t, base(l.HTTPAddr()), stateDegraded, 20*time.Second)
+			// A store ahead of the log is divergence once that lasted logBehindGrace.
+			st := waitState(t, base(l.HTTPAddr()), stateDegraded, logBehindGrace+30*time.Second)
 			mustContain(t, st.Error, tc.mustSay)
 			mustContain(t, st.Error, "refusing to write")
 			if code, _ := put(t, base(l.HTTPAddr()), "late", "v"); code != 503 {
@@ -239,7 +240,7 @@ func TestLeader_LogRecreatedWhileLeading(t *testing.T) {
 	if _, err := jc.EnsureStream(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, func() string {
+	eventually(t, logBehindGrace+30*time.Second, func() string {
 		if code, _ := put(t, lurl, "late", "v"); code < 300 {
 			t.Fatalf("a write after the log was recreated: %d", code)
 		}
@@ -377,4 +378,34 @@ func TestCompaction_KeepsEachSnapshotsEntry(t *testing.T) {
 		t.Fatalf("the follower found nothing to check its store against %d times", n)
 	}
 	digestsEqual(t, lurl, furl, 10*time.Second)
+}
+
+// TestBehindWatch: a log that ends before the store is divergence only once it lasted logBehindGrace; any other
+// outcome in between starts the grace over.
+func TestBehindWatch(t *testing.T) {
+	var w behindWatch
+	behind := fmt.Errorf("resync: %w: store applied seq 9, log last seq 8", errLogBehind)
+	now := time.Unix(1000, 0)
+	if err := w.escalate(behind, now); errors.Is(err, errDiverged) || !errors.Is(err, errLogBehind) {
+		t.Fatalf("the first time: %v, want the error as it is", err)
+	}
+	if err := w.escalate(behind, now.Add(logBehindGrace-time.Millisecond)); errors.Is(err, errDiverged) {
+		t.Fatalf("within the grace: %v, want no divergence", err)
+	}
+	other := errors.New("stream info: timeout")
+	if err := w.escalate(other, now.Add(logBehindGrace)); err != other {
+		t.Fatalf("another error: %v, want it as it is", err)
+	}
+	// The log answered otherwise meanwhile: the grace starts over.
+	later := now.Add(logBehindGrace + time.Second)
+	if err := w.escalate(behind, later); errors.Is(err, errDiverged) {
+		t.Fatalf("behind again after another outcome: %v, want the grace to start over", err)
+	}
+	err := w.escalate(behind, later.Add(logBehindGrace))
+	if !errors.Is(err, errDiverged) || !errors.Is(err, errLogBehind) || !strings.Contains(err.Error(), "refusing to write") {
+		t.Fatalf("behind for the whole grace: %v, want errDiverged wrapping errLogBehind", err)
+	}
+	if err := w.escalate(nil, later.Add(2*logBehindGrace)); err != nil {
+		t.Fatalf("nil: %v", err)
+	}
 }

@@ -638,9 +638,10 @@ func (p *pipeline) recover(ctx context.Context) {
 	}
 	backoff := 10 * time.Millisecond
 	limit := repeatLimiter{every: resyncLogEvery}
+	var behind behindWatch
 	for {
 		req := p.resyncReq.Load() // requests made from here on need a resync that starts later
-		err := p.resyncAnswering(ctx)
+		err := behind.escalate(p.resyncAnswering(ctx), time.Now())
 		if ctx.Err() != nil {
 			return
 		}
