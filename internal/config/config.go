@@ -158,6 +158,15 @@ const (
 	FailoverAuto = "auto"
 )
 
+// Catch-up pacing policies of a follower (--catchup-pacing).
+const (
+	// CatchUpPacingAdaptive paces catch-up against the leader's published write latency (AIMD), starting at
+	// --catchup-rate; without reports from the leader it paces as CatchUpPacingFixed.
+	CatchUpPacingAdaptive = "adaptive"
+	// CatchUpPacingFixed paces catch-up at --catchup-rate (at least twice the log's growth) while the log grows.
+	CatchUpPacingFixed = "fixed"
+)
+
 // Defaults of the follower's --ready-lag and --catchup-rate, which a leader that follows another uses too.
 const (
 	DefaultReadyLag    = 100
@@ -176,8 +185,10 @@ type Follower struct {
 	// ID is the unique follower id shown by the leader; derived from the host name and data dir when empty.
 	ID string
 	// CatchUpRate is the most log entries per second a follower reads while catching up (raised to twice the log's
-	// growth when the log grows faster); 0 means unpaced.
+	// growth when the log grows faster); 0 means unpaced. With CatchUpPacingAdaptive it is the starting rate.
 	CatchUpRate float64
+	// CatchUpPacing is CatchUpPacingAdaptive or CatchUpPacingFixed.
+	CatchUpPacing string
 	// ReadyLag is how many log entries behind the follower may be and still report ready.
 	ReadyLag uint64
 }
@@ -613,6 +624,14 @@ func ParseFollower(args []string, getenv func(string) string, stderr io.Writer) 
 	fs.StringVar(&c.ID, "id", "", "unique follower id shown by the leader; default derived from host name and data dir")
 	readyLag := fs.Int64("ready-lag", DefaultReadyLag, "the follower is ready when it is at most this many log entries behind")
 	fs.Float64Var(&c.CatchUpRate, "catchup-rate", DefaultCatchUpRate, "log entries per second (at least 100) a follower reads while catching up, at least twice the log's growth; 0 = unpaced")
+	fs.StringVar(&c.CatchUpPacing, "catchup-pacing", CatchUpPacingAdaptive, "how catch-up is paced while the leader takes writes: adaptive (faster while the leader's write latency stays low, slower when it rises; --catchup-rate is the starting rate) or fixed (--catchup-rate)")
+	p.check(func() error {
+		switch c.CatchUpPacing {
+		case CatchUpPacingAdaptive, CatchUpPacingFixed:
+			return nil
+		}
+		return fmt.Errorf("--catchup-pacing: %q is not one of adaptive, fixed", c.CatchUpPacing)
+	})
 	p.check(func() error {
 		if *readyLag < 0 {
 			return fmt.Errorf("--ready-lag: %d is negative", *readyLag)

@@ -85,7 +85,7 @@ func TestParseFollower_Duties(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Failover != FailoverManual || c.LeaseTTL != 10*time.Second || c.SnapshotKeep != 3 || c.SyncTimeout != 5*time.Second ||
-		c.IdempotencyTTL != DefaultIdempotencyTTL {
+		c.IdempotencyTTL != DefaultIdempotencyTTL || c.CatchUpPacing != CatchUpPacingAdaptive {
 		t.Fatalf("defaults: %+v", c)
 	}
 	c, err = ParseFollower([]string{"--failover", "auto", "--lease-ttl", "4s", "--sync-followers", "2",
@@ -112,6 +112,7 @@ func TestParse_Invalid(t *testing.T) {
 		{"ReadyLagNotNumber", false, []string{"--ready-lag", "x"}, nil, "ready-lag"},
 		{"CatchUpRateNegative", false, []string{"--catchup-rate", "-1"}, nil, "--catchup-rate"},
 		{"CatchUpRateNaN", false, []string{"--catchup-rate", "NaN"}, nil, "--catchup-rate"},
+		{"CatchUpPacing", false, []string{"--catchup-pacing", "aimd"}, nil, "--catchup-pacing"},
 		{"CatchUpRateInf", false, []string{"--catchup-rate", "+Inf"}, nil, "--catchup-rate"},
 		{"CatchUpRateTooSlow", false, []string{"--catchup-rate", "10"}, nil, "--catchup-rate"},
 		{"Failover", false, []string{"--failover", "sometimes"}, nil, "--failover"},

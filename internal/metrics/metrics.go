@@ -49,6 +49,8 @@ type Metrics struct {
 	// ReplicationLag is, on a ready follower, the time from the log's server storing an entry to the follower having
 	// applied it.
 	ReplicationLag prometheus.Histogram
+	// CatchUpRate is the rate, in log entries per second, a follower's catch-up pacer reads at (-1: unpaced).
+	CatchUpRate prometheus.Gauge
 }
 
 // New builds a fresh registry with every collector registered.
@@ -92,10 +94,14 @@ func New(role string) *Metrics {
 			Help: "On a ready follower: time from the log's server storing an entry (the leader's publish is " +
 				"acknowledged then) to this follower having applied it, by the two hosts' clocks (negative clamped to 0).",
 			Buckets: latencyBuckets, ConstLabels: constLabels}),
+		CatchUpRate: prometheus.NewGauge(prometheus.GaugeOpts{Name: "replikv_catchup_rate",
+			Help: "Log entries per second this follower's catch-up reads are paced at while it is more than " +
+				"--ready-lag behind; -1 while they are not paced (caught up, or the leader takes no writes).",
+			ConstLabels: constLabels}),
 	}
 	reg.MustRegister(m.AppliedSeq, m.LogLastSeq, m.Lag, m.SnapshotSeq, m.WriteDuration, m.ReadDuration,
 		m.RestoreBytes, m.SnapshotDuration, m.Followers, m.Errors, m.StoreWriteStalls, m.CheckpointsVerified,
-		m.CheckpointMismatches, m.CheckpointVerifiedSeq, m.ReplicationLag)
+		m.CheckpointMismatches, m.CheckpointVerifiedSeq, m.ReplicationLag, m.CatchUpRate)
 	return m
 }
 

@@ -411,6 +411,18 @@ func (f *Follower) readLog(ctx context.Context, fs *followState, mirror bool) er
 	start := db.Applied() + 1
 	var opts []journal.SubscribeOption
 	if p := newCatchUpPacer(f.cfg.CatchUpRate, f.cfg.ReadyLag); p != nil {
+		if f.cfg.CatchUpPacing != config.CatchUpPacingFixed {
+			lp := &leaderPressure{}
+			stop, err := f.jc.SubscribePressure(func(r journal.Pressure) { lp.observe(r, time.Now()) })
+			if err != nil {
+				f.log.Warn("cannot receive the leader's pressure reports; catch-up paced at --catchup-rate",
+					zap.Error(err))
+			} else {
+				defer stop()
+				p.withPressure(lp)
+			}
+		}
+		p.onRate = f.metrics.CatchUpRate.Set
 		opts = append(opts, journal.WithPacer(p))
 	}
 	source := "log"

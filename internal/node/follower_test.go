@@ -339,7 +339,7 @@ func TestFollower_HeartbeatsAreSparse(t *testing.T) {
 	hbs := countHeartbeats(t, l.NATSURL())
 	start := time.Now()
 	stopTrickle := trickle(t, lurl, 20*time.Millisecond) // a growing log: catch-up stays paced
-	f := startFollower(t, t.TempDir(), t.TempDir(), l.NATSURL(), "--catchup-rate", "500")
+	f := startFollower(t, t.TempDir(), t.TempDir(), l.NATSURL(), "--catchup-rate", "500", "--catchup-pacing", "fixed")
 	waitState(t, base(f.HTTPAddr()), stateReady, 30*time.Second)
 	took := time.Since(start)
 	stopTrickle()
@@ -400,9 +400,9 @@ func TestFollower_HeartbeatsPromptForSyncLeader(t *testing.T) {
 	}
 }
 
-// TestFollower_CatchUpIsPaced checks that --catchup-rate is wired into the follower's log reads: while the leader
-// takes writes, a backlog well beyond --ready-lag is read no faster than the rate, and the follower still ends ready
-// with the leader's digest.
+// TestFollower_CatchUpIsPaced checks that --catchup-rate is wired into the follower's log reads with --catchup-pacing
+// fixed: while the leader takes writes, a backlog well beyond --ready-lag is read no faster than the rate, and the
+// follower still ends ready with the leader's digest.
 func TestFollower_CatchUpIsPaced(t *testing.T) {
 	l := startLeader(t, t.TempDir(), t.TempDir())
 	lurl := base(l.HTTPAddr())
@@ -411,7 +411,7 @@ func TestFollower_CatchUpIsPaced(t *testing.T) {
 	putMany(t, lurl, "k", n)
 	stopTrickle := trickle(t, lurl, 20*time.Millisecond)
 	start := time.Now()
-	f := startFollower(t, t.TempDir(), t.TempDir(), l.NATSURL(), "--catchup-rate", "500")
+	f := startFollower(t, t.TempDir(), t.TempDir(), l.NATSURL(), "--catchup-rate", "500", "--catchup-pacing", "fixed")
 	furl := base(f.HTTPAddr())
 	waitState(t, furl, stateReady, 30*time.Second)
 	// About n - 100 (the ready lag) entries at 500/s: at least 2 s; unpaced this takes a few milliseconds.
@@ -468,4 +468,30 @@ func trickle(t *testing.T, lurl string, every time.Duration) (stop func()) {
 	stop = func() { once.Do(func() { close(quit); <-done }) }
 	t.Cleanup(stop)
 	return stop
+}
+
+// TestFollower_CatchUpAdaptive checks that the default --catchup-pacing adaptive is wired to the leader's pressure
+// reports: while the leader takes a trickle of writes at a steady latency, a follower catching up from --catchup-rate
+// 200 raises its rate (replikv_catchup_rate) above it, and ends ready with the leader's digest.
+func TestFollower_CatchUpAdaptive(t *testing.T) {
+	l := startLeader(t, t.TempDir(), t.TempDir())
+	lurl := base(l.HTTPAddr())
+	waitState(t, lurl, stateReady, 20*time.Second)
+	putMany(t, lurl, "k", 3000)
+	stopTrickle := trickle(t, lurl, 20*time.Millisecond)
+	f := startFollower(t, t.TempDir(), t.TempDir(), l.NATSURL(), "--catchup-rate", "200")
+	furl := base(f.HTTPAddr())
+	var peak float64
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		peak = max(peak, scrape(t, furl, "replikv_catchup_rate"))
+		if st := status(t, furl); st.State == stateReady {
+			break
+		}
+	}
+	if peak <= 200 {
+		t.Fatalf("the catch-up rate peaked at %v entries/s; want it raised above --catchup-rate 200", peak)
+	}
+	waitState(t, furl, stateReady, 30*time.Second)
+	stopTrickle()
+	digestsEqual(t, lurl, furl, 20*time.Second)
 }

@@ -38,6 +38,8 @@ type Leader struct {
 
 	jc        *journal.Conn
 	followers *followerTable
+	// latency collects the write latencies the leader's pressure reports give (publishPressure).
+	latency latencyWindow
 
 	natsURL   string
 	emb       *journal.Embedded
@@ -287,7 +289,8 @@ func (l *Leader) acquireOrFollow(ctx context.Context, advertise string) *journal
 func (l *Leader) follow(ctx context.Context, advertise string) *journal.Lease {
 	l.stopPipeline() // a fenced pipeline of the last term must not apply anything while the follower does
 	f := newFollowerRole(config.Follower{Common: l.cfg.Common, Duties: l.cfg.Duties, ID: l.id,
-		Failover: config.FailoverAuto, ReadyLag: config.DefaultReadyLag, CatchUpRate: config.DefaultCatchUpRate},
+		Failover: config.FailoverAuto, ReadyLag: config.DefaultReadyLag, CatchUpRate: config.DefaultCatchUpRate,
+		CatchUpPacing: config.CatchUpPacingAdaptive},
 		l.baseLog, l.metrics, l.local, l.jc, advertise)
 	l.state.set(stateStarting, nil)
 	l.follower.Store(f)
@@ -411,6 +414,9 @@ func (l *Leader) term(ctx context.Context, lease *journal.Lease, advertise strin
 	}
 	metricsTick := time.NewTicker(time.Second)
 	defer metricsTick.Stop()
+	pressureTick := time.NewTicker(pressureEvery)
+	defer pressureTick.Stop()
+	l.latency.take() // the report's first window starts now
 	for {
 		select {
 		case <-ctx.Done():
@@ -421,6 +427,8 @@ func (l *Leader) term(ctx context.Context, lease *journal.Lease, advertise strin
 			l.state.set(stateDegraded, fmt.Errorf("%w; following it", err))
 			l.log.Error("fenced: another node leads", zap.Error(err))
 			return true
+		case <-pressureTick.C:
+			l.publishPressure(lease)
 		case <-metricsTick.C:
 			_ = l.leaseHeld(pipe) // a regain of the lease starts the resync now, not at the next read
 			updateSeqMetrics(l.metrics, l.Applied(), l.logLast())
@@ -432,6 +440,17 @@ func (l *Leader) term(ctx context.Context, lease *journal.Lease, advertise strin
 				}
 			}
 		}
+	}
+}
+
+// publishPressure publishes the write latencies of the last pressureEvery (journal.Pressure) for followers that
+// catch up to pace against. A report that cannot be sent is dropped: followers pace without reports too.
+func (l *Leader) publishPressure(lease *journal.Lease) {
+	n, p99 := l.latency.take()
+	err := l.jc.PublishPressure(journal.Pressure{Epoch: lease.Epoch(), Writes: n, P99: p99, Window: pressureEvery,
+		SentAt: time.Now()})
+	if err != nil {
+		l.log.Debug("pressure report not sent", zap.Error(err))
 	}
 }
 
@@ -748,9 +767,13 @@ func (l *Leader) Write(ctx context.Context, req api.WriteRequest) (api.WriteResu
 
 // commit submits r to p and returns its result: with --sync-followers once followers confirmed it (see confirmed).
 func (l *Leader) commit(ctx context.Context, p *pipeline, r *writeReq) (api.WriteResult, error) {
+	start := time.Now()
 	res := p.submitWrite(ctx, r)
 	if res.err != nil {
 		return api.WriteResult{}, res.err
+	}
+	if !res.replayed {
+		l.latency.record(time.Since(start))
 	}
 	out := l.confirmed(ctx, res.seq)
 	out.Replayed = res.replayed

@@ -108,7 +108,7 @@ func mirrorFallback(t *testing.T, rate string, readyWithin time.Duration, distur
 	// the disturbance): a busy leader's trickle of writes until then.
 	stopTrickle := trickle(t, lurl, 20*time.Millisecond)
 	log, logs := observedLogger(t)
-	f := startFollowerLog(t, log, t.TempDir(), snapDir, l.NATSURL(), "--catchup-rate", rate)
+	f := startFollowerLog(t, log, t.TempDir(), snapDir, l.NATSURL(), "--catchup-rate", rate, "--catchup-pacing", "fixed")
 	furl := base(f.HTTPAddr())
 	eventually(t, 10*time.Second, func() string {
 		if logs.FilterMessage(msgMirrorCatchUp).Len() == 0 {
@@ -135,7 +135,7 @@ func mirrorFallback(t *testing.T, rate string, readyWithin time.Duration, distur
 func TestFollower_RebootstrapsWhenMirrorDiverges(t *testing.T) {
 	l, lurl, snapDir := startMirrorLeader(t, 1200)
 	log, logs := observedLogger(t)
-	f := startFollowerLog(t, log, t.TempDir(), snapDir, l.NATSURL(), "--catchup-rate", "200")
+	f := startFollowerLog(t, log, t.TempDir(), snapDir, l.NATSURL(), "--catchup-rate", "200", "--catchup-pacing", "fixed")
 	furl := base(f.HTTPAddr())
 	eventually(t, 10*time.Second, func() string {
 		if logs.FilterMessage(msgMirrorCatchUp).Len() == 0 {
