@@ -624,7 +624,7 @@ func ParseFollower(args []string, getenv func(string) string, stderr io.Writer) 
 	fs.StringVar(&c.ID, "id", "", "unique follower id shown by the leader; default derived from host name and data dir")
 	readyLag := fs.Int64("ready-lag", DefaultReadyLag, "the follower is ready when it is at most this many log entries behind")
 	fs.Float64Var(&c.CatchUpRate, "catchup-rate", DefaultCatchUpRate, "log entries per second (at least 100) a follower reads while catching up, at least twice the log's growth; 0 = unpaced")
-	fs.StringVar(&c.CatchUpPacing, "catchup-pacing", CatchUpPacingAdaptive, "how catch-up is paced while the leader takes writes: adaptive (faster while the leader's write latency stays low, slower when it rises; --catchup-rate is the starting rate) or fixed (--catchup-rate)")
+	fs.StringVar(&c.CatchUpPacing, "catchup-pacing", CatchUpPacingFixed, "how catch-up is paced while the leader takes writes: fixed (--catchup-rate) or adaptive (faster while the leader's write latency stays low, slower when it rises; --catchup-rate is the starting rate)")
 	p.check(func() error {
 		switch c.CatchUpPacing {
 		case CatchUpPacingAdaptive, CatchUpPacingFixed:

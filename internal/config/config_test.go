@@ -85,7 +85,7 @@ func TestParseFollower_Duties(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Failover != FailoverManual || c.LeaseTTL != 10*time.Second || c.SnapshotKeep != 3 || c.SyncTimeout != 5*time.Second ||
-		c.IdempotencyTTL != DefaultIdempotencyTTL || c.CatchUpPacing != CatchUpPacingAdaptive {
+		c.IdempotencyTTL != DefaultIdempotencyTTL || c.CatchUpPacing != CatchUpPacingFixed {
 		t.Fatalf("defaults: %+v", c)
 	}
 	c, err = ParseFollower([]string{"--failover", "auto", "--lease-ttl", "4s", "--sync-followers", "2",

@@ -411,7 +411,7 @@ func (f *Follower) readLog(ctx context.Context, fs *followState, mirror bool) er
 	start := db.Applied() + 1
 	var opts []journal.SubscribeOption
 	if p := newCatchUpPacer(f.cfg.CatchUpRate, f.cfg.ReadyLag); p != nil {
-		if f.cfg.CatchUpPacing != config.CatchUpPacingFixed {
+		if f.cfg.CatchUpPacing == config.CatchUpPacingAdaptive {
 			lp := &leaderPressure{}
 			stop, err := f.jc.SubscribePressure(func(r journal.Pressure) { lp.observe(r, time.Now()) })
 			if err != nil {

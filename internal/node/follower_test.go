@@ -470,7 +470,7 @@ func trickle(t *testing.T, lurl string, every time.Duration) (stop func()) {
 	return stop
 }
 
-// TestFollower_CatchUpAdaptive checks that the default --catchup-pacing adaptive is wired to the leader's pressure
+// TestFollower_CatchUpAdaptive checks that --catchup-pacing adaptive is wired to the leader's pressure
 // reports: while the leader takes a trickle of writes at a steady latency, a follower catching up from --catchup-rate
 // 200 raises its rate (replikv_catchup_rate) above it, and ends ready with the leader's digest.
 func TestFollower_CatchUpAdaptive(t *testing.T) {
@@ -479,7 +479,7 @@ func TestFollower_CatchUpAdaptive(t *testing.T) {
 	waitState(t, lurl, stateReady, 20*time.Second)
 	putMany(t, lurl, "k", 3000)
 	stopTrickle := trickle(t, lurl, 20*time.Millisecond)
-	f := startFollower(t, t.TempDir(), t.TempDir(), l.NATSURL(), "--catchup-rate", "200")
+	f := startFollower(t, t.TempDir(), t.TempDir(), l.NATSURL(), "--catchup-rate", "200", "--catchup-pacing", "adaptive")
 	furl := base(f.HTTPAddr())
 	var peak float64
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {

@@ -290,7 +290,7 @@ func (l *Leader) follow(ctx context.Context, advertise string) *journal.Lease {
 	l.stopPipeline() // a fenced pipeline of the last term must not apply anything while the follower does
 	f := newFollowerRole(config.Follower{Common: l.cfg.Common, Duties: l.cfg.Duties, ID: l.id,
 		Failover: config.FailoverAuto, ReadyLag: config.DefaultReadyLag, CatchUpRate: config.DefaultCatchUpRate,
-		CatchUpPacing: config.CatchUpPacingAdaptive},
+		CatchUpPacing: config.CatchUpPacingFixed},
 		l.baseLog, l.metrics, l.local, l.jc, advertise)
 	l.state.set(stateStarting, nil)
 	l.follower.Store(f)
