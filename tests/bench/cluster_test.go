@@ -152,8 +152,9 @@ type follower struct {
 }
 
 // launchFollower starts a follower with empty storage; it does not wait for anything. A non-empty wrap is a command
-// prefix that execs the follower (taskset, nice: the pid stays the follower's).
-func (c *cluster) launchFollower(b *testing.B, name string, wrap []string) *follower {
+// prefix that execs the follower (taskset, nice: the pid stays the follower's); args are extra follower flags, before
+// -bench.followerargs.
+func (c *cluster) launchFollower(b *testing.B, name string, wrap []string, args ...string) *follower {
 	b.Helper()
 	dir := filepath.Join(c.dir, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -167,6 +168,7 @@ func (c *cluster) launchFollower(b *testing.B, name string, wrap []string) *foll
 		"--snapshots", "file://"+c.snapDir,
 		"--stream", stream,
 		"--id", name)
+	argv = append(argv, args...)
 	argv = append(argv, strings.Fields(*flagFollowerArgs)...)
 	p := startProc(b, dir, name, argv[0], argv[1:]...)
 	return &follower{b: b, proc: p, dir: dir, data: data}

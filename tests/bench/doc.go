@@ -21,6 +21,9 @@
 //     draining the same log entries, unpaced, instead of followers;
 //   - BenchmarkOnboarding/LeaderP99/Snapshot: the leader's write p99 while it takes and uploads a snapshot, against
 //     its idle p99, and apart from it the p99 during retention and log compaction;
+//   - BenchmarkCatchUpPacing: the follower's --catchup-pacing policies, adaptive against fixed, with three followers
+//     onboarding at once next to a leader at half its maximum ingest: the leader's write p99 against idle and the
+//     followers' time to ready, each the median of the rounds (A/B in alternating order, in one run);
 //   - BenchmarkLeader_StoreStalls: the leader's write stalls on one CPU while its store flushes and compacts, at
 //     GOMAXPROCS=1 against the binaries' default of two processors;
 //   - BenchmarkFollower_RestoreRSS: the follower process's peak RSS while restoring a snapshot of at least 1 GB and

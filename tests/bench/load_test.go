@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/replikv/replikv/internal/testutil/httpload"
@@ -47,6 +48,8 @@ type pacedLoad struct {
 	writers []writer
 	samples [][]sample // one slice per worker, owned by it until stop
 	errs    []error    // the first error of each worker
+	// late is, per worker, whether it sent its latest write after the write's scheduled time (see onSchedule).
+	late []atomic.Bool
 }
 
 // startLiveLoad dials -bench.livewriters writers with dial and starts the live write load over them: liveRate
@@ -71,7 +74,8 @@ func startLiveLoad(ctx context.Context, dial func(context.Context) (writer, erro
 // with random values of valueSize bytes, the workers' schedules staggered evenly.
 func startPacedLoad(ctx context.Context, ws []writer, perSecond float64, prefix string, valueSize int) *pacedLoad {
 	ctx, cancel := context.WithCancel(ctx)
-	p := &pacedLoad{cancel: cancel, writers: ws, samples: make([][]sample, len(ws)), errs: make([]error, len(ws))}
+	p := &pacedLoad{cancel: cancel, writers: ws, samples: make([][]sample, len(ws)), errs: make([]error, len(ws)),
+		late: make([]atomic.Bool, len(ws))}
 	interval := time.Duration(float64(time.Second) / perSecond)
 	begin := time.Now()
 	for w := range ws {
@@ -82,7 +86,9 @@ func startPacedLoad(ctx context.Context, ws []writer, perSecond float64, prefix 
 			defer timer.Stop()
 			var prevEnd time.Time
 			for i := 0; ; i++ {
-				if d := time.Until(next); d > 0 {
+				d := time.Until(next)
+				p.late[w].Store(d <= 0)
+				if d > 0 {
 					timer.Reset(d)
 					select {
 					case <-ctx.Done():
@@ -108,6 +114,17 @@ func startPacedLoad(ctx context.Context, ws []writer, perSecond float64, prefix 
 		})
 	}
 	return p
+}
+
+// onSchedule reports whether every worker sent its latest write at the write's scheduled time, not after it: false
+// while the server is still working off writes that a stall held up.
+func (p *pacedLoad) onSchedule() bool {
+	for i := range p.late {
+		if p.late[i].Load() {
+			return false
+		}
+	}
+	return true
 }
 
 // stop ends the load, waits for the workers, closes the writers, and returns every sample in schedule order and the
