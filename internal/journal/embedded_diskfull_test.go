@@ -48,7 +48,9 @@ func TestEmbedded_RecoversFromFullDisk(t *testing.T) {
 	var acked uint64
 	var failed error
 	for i := 0; i < 100 && failed == nil; i++ {
-		seq, err := publish(acked, 2*time.Second)
+		// A full disk stops the stream, so its publishes time out. A slow write on a busy machine (seconds, seen in
+		// CI) must not pass for that: the timeout is well above one.
+		seq, err := publish(acked, 10*time.Second)
 		if err != nil {
 			failed = err
 			break
