@@ -209,16 +209,19 @@ func (sc *scenario) converge(t *testing.T, timeout time.Duration) {
 // sequence the leader's listing was taken at. Call it with the load stopped.
 func (sc *scenario) verifyLeader(t *testing.T) uint64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	d, err := sc.c.digest(ctx, sc.leaderURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	items, err := sc.c.list(ctx, sc.leaderURL(), loadPrefix, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// A leader answers reads only while its lease is renewed: after a NATS node was killed, the lease bucket's own
+	// stream may still be electing a leader (seconds after the log's stream is healthy), and reads answer 503 or 504
+	// meanwhile. Ask again until they are answered.
+	var d digest
+	var items map[string]item
+	poll(t, time.Minute, "the leader's digest and keys", func(ctx context.Context) error {
+		var err error
+		if d, err = sc.c.digest(ctx, sc.leaderURL()); err != nil {
+			return err
+		}
+		items, err = sc.c.list(ctx, sc.leaderURL(), loadPrefix, nil)
+		return err
+	})
 	if err := sc.led.verify(items); err != nil {
 		t.Fatalf("leader: %v", err)
 	}
